@@ -1,0 +1,23 @@
+"""Shared pytest configuration.
+
+Tests that need the real `promtool`/`prometheus` binaries skip with a reason when they are
+missing on a developer machine, and fail in CI (CI=true), where `.ci/run` installs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def require_binary(name: str) -> str:
+    """Return the path of a required binary; fail in CI, skip elsewhere, when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: install the Debian package 'prometheus' (make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
