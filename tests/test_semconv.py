@@ -23,7 +23,9 @@ def test_metric_and_label_names_are_valid_prometheus_names() -> None:
 
 def test_server_histogram_uses_the_stable_otel_names() -> None:
     assert semconv.HTTP_SERVER_DURATION == "http_server_request_duration_seconds"
-    assert semconv.SERVER_LABELS == ("http_request_method", "http_route", "http_response_status_code")
+    assert semconv.SERVER_LABELS == (
+        "http_request_method", "http_route", "http_response_status_code",
+    )
     assert semconv.CLIENT_LABELS == (
         "http_request_method", "server_address", "http_response_status_code", "error_type",
     )
