@@ -144,6 +144,7 @@ class Supervisor:
 
     def __init__(self) -> None:
         self._children: list[Child] = []
+        self._history: list[Child] = []
         self._lock = threading.Lock()
         atexit.register(self.stop_all)
 
@@ -161,11 +162,17 @@ class Supervisor:
         child = Child(name, list(argv), full_env, log_path, cwd)
         with self._lock:
             self._children.append(child)
+            self._history.append(child)
         return child.start()
 
     def children(self) -> list[Child]:
         with self._lock:
             return list(self._children)
+
+    def survivors(self) -> list[Child]:
+        """Every child ever spawned here that is still running (empty after stop_all())."""
+        with self._lock:
+            return [c for c in self._history if c.alive()]
 
     def forget(self, child: Child) -> None:
         with self._lock:

@@ -81,7 +81,7 @@ class ExampleSystem:
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(REPO_ROOT),
             "OBSKIT_LOG_FORMAT": "json",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "OBSKIT_SPAN_EXPORT_INTERVAL": "0.2",
             "OTEL_SERVICE_NAME": name,
         }
         if self.otlp_endpoint is not None:
