@@ -64,7 +64,7 @@ def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: st
         extra = {k: v for k, v in rec.items() if k not in _LOG_FIELDS and k != "service"}
         extras = " ".join(f"{k}={v}" for k, v in sorted(extra.items()) if k != "logger")
         say(
-            f"  {service:<8} {str(rec.get('level', '')):<7} {str(rec.get('event', ''))[:28]:<28}"
+            f"  {service:<8} {rec.get('level', '')!s:<7} {str(rec.get('event', ''))[:28]:<28}"
             f" trace_id={str(rec.get('trace_id', '-'))[:32]} {extras}"[: _WIDTH + 40]
         )
     return len(lines)
