@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Iterable, Sequence
@@ -49,9 +50,6 @@ def fmt_number(value: float | None, unit: str = "", digits: int = 2) -> str:
 
 
 # -- logs and traces ------------------------------------------------------------------------
-_LOG_FIELDS = ("timestamp", "level", "event", "correlation_id", "trace_id", "span_id")
-
-
 def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: str) -> int:
     """Print the log lines of every service that carry correlation_id; return how many."""
     lines: list[tuple[str, str, dict[str, Any]]] = []
@@ -60,13 +58,26 @@ def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: st
             if rec.get(semconv.LOG_CORRELATION_ID) == correlation_id:
                 lines.append((str(rec.get(semconv.LOG_TIMESTAMP, "")), service, rec))
     lines.sort(key=lambda t: t[0])
-    for _, service, rec in lines:
-        extra = {k: v for k, v in rec.items() if k not in _LOG_FIELDS and k != "service"}
-        extras = " ".join(f"{k}={v}" for k, v in sorted(extra.items()) if k != "logger")
-        say(
-            f"  {service:<8} {rec.get('level', '')!s:<7} {str(rec.get('event', ''))[:28]:<28}"
-            f" trace_id={str(rec.get('trace_id', '-'))[:32]} {extras}"[: _WIDTH + 40]
+    rows = []
+    for ts, service, rec in lines:
+        event = str(rec.get(semconv.LOG_EVENT, ""))
+        if rec.get(semconv.LOG_LOGGER) == "obskit.access":
+            event = f"{rec.get('method')} {rec.get('route')} -> {rec.get('status')}"
+        rows.append(
+            (
+                ts[11:23],
+                service,
+                str(rec.get(semconv.LOG_LOGGER, ""))[:14],
+                event[:38],
+                str(rec.get(semconv.LOG_TRACE_ID, "-")),
+                str(rec.get(semconv.LOG_SPAN_ID, "-")),
+            )
         )
+    if rows:
+        table(("time", "service", "logger", "event", "trace_id", "span_id"), rows)
+        say()
+        say("  one of them as written to the log (JSON, one line per event):")
+        say("  " + json.dumps(lines[-1][2], separators=(",", ":")))
     return len(lines)
 
 
@@ -117,6 +128,8 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
             route,
         )
         for (r,), value in sorted(rate.items()):
+            if value == 0:
+                continue
             err = errors.get((r,), 0.0)
             rows.append(
                 (

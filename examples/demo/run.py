@@ -180,7 +180,10 @@ class Demo:
             for r in recs
             if r.get("correlation_id") == correlation_id and r.get("trace_id")
         }
-        say(f"  -> {n} lines, correlation_id={correlation_id}, trace_id(s): {sorted(trace_ids)}")
+        say(
+            f"  -> {n} lines from {len([r for r in records.values() if r])} services share "
+            f"correlation_id={correlation_id} and trace_id={', '.join(sorted(trace_ids)) or '-'}"
+        )
         section("5. The same request's trace, as received over OTLP/HTTP")
         spans = [s for s in self.receiver.spans() if s.trace_id in trace_ids]
         if spans:
@@ -197,8 +200,9 @@ class Demo:
 
     def prometheus_report(self) -> None:
         assert self.prom is not None
-        section("6. RED per route, as Prometheus computes it (last 1m)")
-        report.red(self.prom, SERVICES, "1m")
+        window = f"{max(10, int(self.args.burst))}s"
+        section(f"6. RED per route during the failure burst (over the last {window})")
+        report.red(self.prom, SERVICES, window)
         section("7. SLOs, from the generated recording rules")
         slo_report(self.prom)
         section("8. Alerts (Prometheus /api/v1/alerts)")

@@ -6,7 +6,8 @@ Both example services expose it as ``POST /admin/faults`` with a JSON body
 Initial values come from ``EXAMPLE_ERROR_RATE`` and ``EXAMPLE_LATENCY_MS``.
 
 Errors are injected deterministically, not at random: with error_rate r, exactly
-floor(n * r) of n matching requests fail (an accumulator crosses 1), so the error ratio
+floor(n * r) of n requests to each matching route fail (a per-route accumulator crosses 1),
+so the error ratio
 the recording rules report can be compared with the injected one tightly.
 """
 
@@ -37,7 +38,7 @@ class Faults:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     routes: frozenset[str] = frozenset()
-    _acc: float = 0.0
+    _acc: dict[str, float] = field(default_factory=dict)
     _seen: int = 0
     _failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -69,7 +70,7 @@ class Faults:
             if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
                 raise FaultSettingsError("routes must be a list of route templates")
             if rate != self.error_rate:
-                self._acc = 0.0
+                self._acc.clear()
             self.error_rate, self.latency_ms, self.routes = rate, latency, frozenset(routes)
         return self.snapshot()
 
@@ -79,11 +80,12 @@ class Faults:
             if self.routes and route not in self.routes:
                 return Decision(False, 0.0)
             self._seen += 1
-            self._acc += self.error_rate
-            fail = self._acc >= 1.0 - 1e-9
+            acc = self._acc.get(route, 0.0) + self.error_rate
+            fail = acc >= 1.0 - 1e-9
             if fail:
-                self._acc -= 1.0
+                acc -= 1.0
                 self._failed += 1
+            self._acc[route] = acc
             return Decision(fail, self.latency_ms / 1000.0)
 
     def snapshot(self) -> dict[str, Any]:
