@@ -7,8 +7,7 @@ Initial values come from ``EXAMPLE_ERROR_RATE`` and ``EXAMPLE_LATENCY_MS``.
 
 Errors are injected deterministically, not at random: with error_rate r, exactly
 floor(n * r) of n requests to each matching route fail (a per-route accumulator crosses 1),
-so the error ratio
-the recording rules report can be compared with the injected one tightly.
+so the error ratio the recording rules report can be compared with the injected one tightly.
 """
 
 from __future__ import annotations
