@@ -31,7 +31,12 @@ class Obskit:
     """Handle returned by `obskit.init()`: the live configuration and its parts."""
 
     def __init__(
-        self, config: Config, *, registry: Any = None, tracer_provider: Any = None
+        self,
+        config: Config,
+        *,
+        registry: Any = None,
+        tracer_provider: Any = None,
+        span_exporter: Any = None,
     ) -> None:
         from obskit import logs  # noqa: PLC0415
 
@@ -50,7 +55,7 @@ class Obskit:
         if config.traces_enabled:
             from obskit import tracing  # noqa: PLC0415
 
-            self.tracing = tracing.Tracing(config, tracer_provider)
+            self.tracing = tracing.Tracing(config, tracer_provider, span_exporter)
             tracing.install_log_hook()
         self.metrics: Any = None
         if config.metrics_enabled:
@@ -177,6 +182,7 @@ def init(
     environment: str | None = None,
     registry: Any = None,
     tracer_provider: Any = None,
+    span_exporter: Any = None,
     environ: Any = None,
     **settings: Any,
 ) -> Obskit:
@@ -195,7 +201,9 @@ def init(
             return _handle
         overrides = dict(settings, service=service, version=version, environment=environment)
         config = Config.resolve(overrides, os.environ if environ is None else environ)
-        handle = Obskit(config, registry=registry, tracer_provider=tracer_provider)
+        handle = Obskit(
+            config, registry=registry, tracer_provider=tracer_provider, span_exporter=span_exporter
+        )
         try:
             if app is not None:
                 handle.app = handle.instrument(app)

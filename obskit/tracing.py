@@ -245,7 +245,9 @@ class SpanPipe(SpanProcessor):
 class Tracing:
     """The tracer obskit uses, its provider and (when obskit built it) its pipe."""
 
-    def __init__(self, config: Config, tracer_provider: Any = None) -> None:
+    def __init__(
+        self, config: Config, tracer_provider: Any = None, span_exporter: Any = None
+    ) -> None:
         self.pipe: SpanPipe | None = None
         self._filters: list[tuple[logging.Logger, logging.Filter]] = []
         self.owned = tracer_provider is None
@@ -256,7 +258,7 @@ class Tracing:
                 shutdown_on_exit=False,
             )
             self.pipe = SpanPipe(
-                build_exporter(config),
+                span_exporter if span_exporter is not None else build_exporter(config),
                 max_queue=config.span_queue_size,
                 batch_size=config.span_batch_size,
                 interval=config.span_export_interval,

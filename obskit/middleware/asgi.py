@@ -180,7 +180,8 @@ class ObskitASGI:
                 message["headers"] = [*message.get("headers", ()), id_header]
             elif kind == "http.response.body" and not message.get("more_body", False):
                 await send(message)
-                if not state[1]:
+                if not state[1] and state[0] < 500:
+                    # 5xx: finish when the app returns, to record the exception it raises
                     finish(None)
                 return
             await send(message)

@@ -118,7 +118,7 @@ class ObskitWSGI:
                 span = None
         ctx = correlation.RequestContext(cid, trace_id, span_id)
         token = correlation.bind(ctx)
-        state: list[Any] = [0, False]
+        state: list[Any] = [0, False, None]  # status, finished, route
         scope = {"scheme": environ.get("wsgi.url_scheme", "http")}
 
         def finish(error: BaseException | None) -> None:
@@ -128,7 +128,7 @@ class ObskitWSGI:
             try:
                 status = state[0] or 500
                 duration = perf_counter() - start
-                route = self._route(environ)
+                route = state[2] or self._route(environ)
                 ctx.route = route
                 method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
                 if span is not None:
@@ -162,6 +162,8 @@ class ObskitWSGI:
             except ValueError:
                 state[0] = 500
             headers.append((semconv.REQUEST_ID_HEADER, cid))
+            # Flask clears environ["werkzeug.request"] when the app returns: read the route now
+            state[2] = self._route(environ)
             return start_response(status, headers, exc_info)
 
         try:
