@@ -146,3 +146,88 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
 def file_list(out: Path) -> None:
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         say(f"  {path}")
+
+
+def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
+    """Error ratios and burn rates per SLO and window, from the generated recording rules."""
+    from obskit.manifest import load  # noqa: PLC0415 - the generator's model, for thresholds
+    from obskit.model import BURN_RATE_ROWS  # noqa: PLC0415
+
+    burn = prom.query(
+        "obskit_slo:error_ratio / on (service, slo) group_left () (1 - obskit_slo:objective)"
+    )
+    burns = {(s.labels["service"], s.labels["slo"], s.labels["window"]): s.value for s in burn}
+    ratios = {
+        (s.labels["service"], s.labels["slo"], s.labels["window"]): s.value
+        for s in prom.query("obskit_slo:error_ratio")
+    }
+    budget = {
+        (s.labels["service"], s.labels["slo"]): s.value
+        for s in prom.query("obskit_slo:error_budget_remaining")
+    }
+    page = BURN_RATE_ROWS[0]
+    rows = []
+    for path in manifests:
+        for service in load(path):
+            for slo in service.slos:
+                key = (service.name, slo.name)
+                rows.append(
+                    (
+                        service.name,
+                        slo.name,
+                        f"{slo.objective}% / {slo.window}",
+                        fmt_ratio(ratios.get((*key, "5m"))),
+                        fmt_ratio(ratios.get((*key, "1h"))),
+                        fmt_number(burns.get((*key, "5m")), "x", 1),
+                        fmt_number(burns.get((*key, "1h")), "x", 1),
+                        f"{float(slo.factor(page)):g}x",
+                        fmt_ratio(budget.get(key)),
+                    )
+                )
+    table(
+        (
+            "service",
+            "slo",
+            "objective",
+            "errors 5m",
+            "errors 1h",
+            "burn 5m",
+            "burn 1h",
+            "page at",
+            "budget left",
+        ),
+        rows,
+    )
+    say(
+        "\n  burn rate = error ratio / (1 - objective). The page alert needs the 1h AND the 5m"
+        "\n  burn above 'page at' (or the 6h AND the 30m burn above 6x). With under a minute of"
+        "\n  data every window holds the same minute: the long windows average the 5-minute rates"
+        "\n  recorded so far (healthy ones included), and the SLO window's budget looks spent."
+    )
+
+
+def alerts(active: list[dict[str, Any]], for_note: str = "") -> None:
+    if not active:
+        say("  none pending or firing")
+        return
+
+    def key(a: dict[str, Any]) -> tuple[str, str, str]:
+        labels = a["labels"]
+        return (labels.get("service", ""), labels.get("slo", ""), labels["alertname"])
+
+    rows = []
+    for a in sorted(active, key=key):
+        labels = a["labels"]
+        rows.append(
+            (
+                a["state"].upper(),
+                labels["alertname"],
+                labels.get("service", "-"),
+                labels.get("slo", "-"),
+                labels.get("severity", "-"),
+                str(a.get("activeAt", ""))[11:19],
+            )
+        )
+    table(("state", "alert", "service", "slo", "severity", "active since"), rows)
+    if for_note:
+        say(for_note)

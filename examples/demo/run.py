@@ -9,7 +9,6 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 from examples.demo import report
 from examples.demo.report import say, section
@@ -33,8 +32,8 @@ class DemoTimeout(Exception):
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
-    parser.add_argument("--healthy", type=float, default=20.0, help="seconds of healthy traffic")
-    parser.add_argument("--burst", type=float, default=25.0, help="seconds of failure burst")
+    parser.add_argument("--healthy", type=float, default=15.0, help="seconds of healthy traffic")
+    parser.add_argument("--burst", type=float, default=30.0, help="seconds of failure burst")
     parser.add_argument("--rps", type=float, default=20.0, help="requests per second")
     parser.add_argument("--deadline", type=int, default=150, help="give up after N seconds")
     return parser.parse_args(argv)
@@ -89,6 +88,7 @@ class Demo:
         system = self.start()
         driver = TrafficDriver(system.url, rps=self.args.rps).start()
         try:
+            section("3. Traffic")
             correlation_id = self.traced_order(driver)
             self.drive(system, driver)
         finally:
@@ -105,7 +105,7 @@ class Demo:
         if self.logs.exists():
             shutil.rmtree(self.logs)
         argv = generated.generate(self.generated)
-        shown = [Path(a).name if a.endswith("obskit") else a for a in argv]
+        shown = ["obskit", *argv[argv.index("generate") :]]
         say(f"  $ {' '.join(_relative(a) for a in shown)}")
         report.file_list(self.generated)
 
@@ -134,13 +134,12 @@ class Demo:
         call = Call("shop", "POST", "/orders", "/orders", {"product_id": "teapot", "quantity": 2})
         resp = driver.send(call, headers={"X-Request-ID": correlation_id})
         say(
-            f"\n{self.elapsed()} sent POST /orders with X-Request-ID: {correlation_id}"
+            f"{self.elapsed()} sent POST /orders with X-Request-ID: {correlation_id}"
             f" -> {resp.status_code}, echoed X-Request-ID: {resp.headers.get('x-request-id')}"
         )
         return correlation_id
 
     def drive(self, system: ExampleSystem, driver: TrafficDriver) -> None:
-        section("3. Traffic")
         say(f"{self.elapsed()} healthy traffic at {self.args.rps:.0f} req/s on every route")
         if self.prom is not None:
             say(f"{self.elapsed()} waiting for Prometheus's first scrape (up to ~15s)...")
@@ -203,10 +202,14 @@ class Demo:
         window = f"{max(10, int(self.args.burst))}s"
         section(f"6. RED per route during the failure burst (over the last {window})")
         report.red(self.prom, SERVICES, window)
-        section("7. SLOs, from the generated recording rules")
-        slo_report(self.prom)
-        section("8. Alerts (Prometheus /api/v1/alerts)")
-        alert_report(self.prom.alerts())
+        section("7. SLOs: error ratios and burn rates from the generated recording rules")
+        report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
+        section("8. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
+        report.alerts(
+            self.prom.alerts(),
+            "\n  PENDING = the condition holds but not yet for the rule's `for:` (2m for a page,\n"
+            "  15m for a ticket); the demo stops before that. Firing alerts go to Alertmanager.",
+        )
 
     def grafana(self) -> None:
         section("9. Use the generated files")
@@ -225,33 +228,6 @@ class Demo:
     with job_name = its service name), check them with `promtool check rules` and
     `promtool test rules <service>/rules.test.yaml`."""
         )
-
-
-def slo_report(prom: Prometheus) -> None:
-    report.say("  (filled in once the generator's recording rules are merged)")
-    del prom
-
-
-def alert_report(alerts: list[dict[str, Any]]) -> None:
-    if not alerts:
-        say("  none pending or firing")
-        return
-    rows = []
-    for a in sorted(
-        alerts, key=lambda a: (a["labels"].get("service", ""), a["labels"]["alertname"])
-    ):
-        labels = a["labels"]
-        rows.append(
-            (
-                a["state"].upper(),
-                labels["alertname"],
-                labels.get("service", "-"),
-                labels.get("slo", "-"),
-                labels.get("severity", "-"),
-                str(a.get("activeAt", ""))[11:19],
-            )
-        )
-    report.table(("state", "alert", "service", "slo", "severity", "since"), rows)
 
 
 def _relative(path: str) -> str:

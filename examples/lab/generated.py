@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,13 @@ def obskit_command() -> list[str]:
 def generate(out: Path, manifests: tuple[Path, ...] = EXAMPLE_MANIFESTS) -> list[str]:
     """`obskit generate <manifests> --out <out>`; returns the argv; raises with its output."""
     argv = [*obskit_command(), "generate", *map(str, manifests), "--out", str(out)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, check=False, env=env, cwd=REPO_ROOT
+    )
     if proc.returncode != 0:
         raise RuntimeError(
             f"obskit generate failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
