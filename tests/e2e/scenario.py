@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Lab:
     prom: Prometheus
     driver: TrafficDriver
     supervisor: Supervisor
+    started: float  # time.monotonic() when traffic started
 
 
 @contextlib.contextmanager
@@ -57,10 +59,11 @@ def running_lab() -> Iterator[Lab]:
         ).start()
         system.set_faults(FAULTY_SERVICE, error_rate=INJECTED_ERROR_RATE, routes=[FAULTY_ROUTE])
         driver = TrafficDriver(system.url, rps=TRAFFIC_RPS).start()
+        started = time.monotonic()
         targets = [Target(name, system.services[name].address) for name in SERVICES]
         prom = Prometheus(targets, generated.rule_files(out), supervisor=supervisor).start()
         prom.wait_for_targets(timeout=45)
-        yield Lab(out, receiver, system, prom, driver, supervisor)
+        yield Lab(out, receiver, system, prom, driver, supervisor, started)
     finally:
         if driver is not None:
             driver.stop()

