@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.alarm(args.deadline)
     supervisor = Supervisor()
     receiver = OTLPReceiver()
+    demo = Demo(args, supervisor, receiver)
     try:
-        return Demo(args, supervisor, receiver).run()
+        return demo.run()
     except KeyboardInterrupt:
         say("\ninterrupted: stopping every process the demo started...")
         return 130
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         signal.alarm(0)
+        if demo.prom is not None:
+            demo.prom.stop()
         supervisor.stop_all()
         receiver.stop()
         left = [f"{c.name} (pid {c.pid})" for c in supervisor.survivors()]
@@ -102,8 +105,8 @@ class Demo:
         section("1. Generate dashboards and SLO rules from the manifests")
         if self.generated.exists():
             shutil.rmtree(self.generated)
-        if self.logs.exists():
-            shutil.rmtree(self.logs)
+        for old in (self.logs, self.out / "prometheus"):
+            shutil.rmtree(old, ignore_errors=True)
         argv = generated.generate(self.generated)
         shown = ["obskit", *argv[argv.index("generate") :]]
         say(f"  $ {' '.join(_relative(a) for a in shown)}")
@@ -124,7 +127,10 @@ class Demo:
             return system
         targets = [Target(name, system.services[name].address) for name in SERVICES]
         self.prom = Prometheus(
-            targets, generated.rule_files(self.generated), supervisor=self.supervisor
+            targets,
+            generated.rule_files(self.generated),
+            supervisor=self.supervisor,
+            workdir=self.out / "prometheus",
         ).start()
         say(f"  Prometheus          {self.prom.url}  (scrape + rule evaluation every 1s)")
         return system
@@ -215,6 +221,9 @@ class Demo:
         section("9. Use the generated files")
         for service in SERVICES:
             say(f"  {service}: {_relative(str(self.generated / service))}/")
+        if self.prom is not None:
+            config = self.prom.workdir / "prometheus.yml"
+            say(f"  the Prometheus configuration the demo used: {_relative(str(config))}")
         say(
             """
   Grafana: Dashboards -> New -> Import -> "Upload dashboard JSON file" ->

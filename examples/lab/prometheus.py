@@ -129,10 +129,12 @@ class Prometheus:
 
     def start(self, timeout: float = 30.0, attempts: int = 3) -> Prometheus:
         """Start and wait until /-/ready; retries with another port if the port was taken."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "prometheus.yml"
         config = render_config(self.targets, self.rule_files, self.interval)
         config_path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is valid YAML
         data_dir = self.workdir / "data"
+        shutil.rmtree(data_dir, ignore_errors=True)  # a fresh TSDB every start
         data_dir.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _ in range(attempts):
@@ -161,13 +163,18 @@ class Prometheus:
         raise PrometheusError(f"Prometheus did not become ready:\n{last_error}")
 
     def stop(self) -> None:
-        """Terminate Prometheus and remove its directory (idempotent)."""
+        """Terminate Prometheus and remove its data (idempotent).
+
+        A temporary workdir goes entirely; a workdir passed in keeps prometheus.yml and the log.
+        """
         if self._child is not None:
             self._child.stop()
             self._supervisor.forget(self._child)
             self._child = None
-        if self._own_workdir and self.workdir.exists():
+        if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
 
     def __enter__(self) -> Prometheus:
         return self.start()
