@@ -61,6 +61,7 @@ class Config:
     otlp_protocol: Protocol = "http/protobuf"
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
     otlp_timeout: float = 10.0
+    otlp_compression: str = "none"
     sampler: str = "parentbased_always_on"
     sampler_arg: float = 1.0
     span_queue_size: int = 8192
@@ -151,6 +152,12 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         "OBSKIT_OTLP_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
+    )
+    take(
+        "otlp_compression",
+        "OBSKIT_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
     )
     take("sampler", "OBSKIT_SAMPLER", "OTEL_TRACES_SAMPLER")
     take("sampler_arg", "OBSKIT_SAMPLER_ARG", "OTEL_TRACES_SAMPLER_ARG")
@@ -370,6 +377,7 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
     "otlp_protocol": _choice("http/protobuf", "grpc"),
     "otlp_headers": _mapping,
     "otlp_timeout": _positive_float,
+    "otlp_compression": _choice("none", "gzip"),
     "sampler": _choice(*SAMPLERS),
     "sampler_arg": _ratio,
     "span_queue_size": _positive_int,

@@ -110,12 +110,13 @@ def build_exporter(config: Config) -> SpanExporter:
         return GrpcExporter(
             endpoint=config.otlp_endpoint, headers=headers, timeout=config.otlp_timeout
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,
-    )
+    from obskit.otlp import OTLPHttpExporter  # noqa: PLC0415
 
-    return OTLPSpanExporter(
-        endpoint=config.otlp_endpoint, headers=headers, timeout=config.otlp_timeout
+    return OTLPHttpExporter(
+        config.otlp_endpoint,
+        headers=headers,
+        timeout=config.otlp_timeout,
+        compression=config.otlp_compression,
     )
 
 
@@ -388,7 +389,11 @@ class SpanPipe(SpanProcessor):
         else:
             self.failed_batches += 1
             self.dropped_export += len(batch)
-            self._report(f"span export failed; {len(batch)} spans dropped")
+            reason = getattr(self.exporter, "last_error", None)
+            self._report(
+                f"span export failed ({reason or 'exporter returned FAILURE'}); "
+                f"{len(batch)} spans dropped"
+            )
 
     def _report(self, message: str) -> None:
         now = time.monotonic()
