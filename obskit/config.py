@@ -75,6 +75,7 @@ class Config:
     metrics_host: str = "0.0.0.0"
     buckets: tuple[float, ...] = semconv.DEFAULT_BUCKETS
     exemplars: bool = True
+    request_hook: Any = None  # callable(span, RequestInfo) at the end of each request (not env)
     # shared
     excluded_paths: tuple[str, ...] = semconv.DEFAULT_EXCLUDED_PATHS
     instrument_clients: bool = True
@@ -132,7 +133,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
                 return
 
     for f in dataclasses.fields(Config):
-        if f.name not in ("log_stream", "resource_attributes"):
+        if f.name not in ("log_stream", "resource_attributes", "request_hook"):
             take(f.name, "OBSKIT_" + f.name.upper())
     take("service", "OBSKIT_SERVICE", "OTEL_SERVICE_NAME")
     take(
@@ -402,5 +403,7 @@ def _check(config: Config) -> None:
         raise ConfigError("service: expected a non-empty service name")
     if not config.request_id_headers:
         raise ConfigError("request_id_headers: expected at least one header name")
+    if config.request_hook is not None and not callable(config.request_hook):
+        raise ConfigError("request_hook: expected a callable(span, info)")
     if config.span_batch_size > config.span_queue_size:
         raise ConfigError("span_batch_size: expected a value <= span_queue_size")

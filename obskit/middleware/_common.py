@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from obskit import semconv
+from obskit import _errors, semconv
 from obskit.tracing import (
     ServerSpan,
     Status,
@@ -14,6 +15,9 @@ from obskit.tracing import (
     baggage_context,
     parse_traceparent,
 )
+
+if TYPE_CHECKING:
+    from obskit._state import Obskit
 
 _UNMATCHED = semconv.UNMATCHED_ROUTE
 _ERROR = Status(StatusCode.ERROR)
@@ -74,3 +78,52 @@ def end_span(  # noqa: PLR0917 - hot path: positional on purpose
         elif method == semconv.OTHER_METHOD:
             span.update_name("HTTP")
     span.end()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a `request_hook` receives (with the server span) when a request finishes."""
+
+    method: str
+    route: str
+    path: str
+    status: int
+    duration_s: float
+    correlation_id: str
+    error: BaseException | None
+
+
+def record_request(  # noqa: PLR0917 - hot path: positional on purpose
+    rt: Obskit,
+    span: Any,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    duration: float,
+    cid: str,
+    trace_id: str | None,
+    span_id: str | None,
+    sampled: bool,
+    error: BaseException | None,
+    scheme: str,
+) -> None:
+    """Everything recorded when a server request finishes: span, histogram, access log."""
+    method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+    hook = rt.config.request_hook
+    if hook is not None:
+        try:
+            hook(span, RequestInfo(method, route, path, status, duration, cid, error))
+        except Exception as exc:  # noqa: BLE001 - a user hook never fails the request
+            _errors.record("request_hook", exc)
+    if span is not None:
+        end_span(span, method_label, route, path, status, cid, error, scheme)
+    metrics = rt.metrics
+    if metrics is not None:
+        observe = metrics.server.get((method_label, route, str(status)))
+        if sampled and metrics.exemplars:
+            observe(duration, {"trace_id": trace_id})
+        else:
+            observe(duration)
+    if rt.logs.access_log:
+        rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
-from obskit.middleware._common import begin_span, end_span
+from obskit.middleware._common import begin_span, record_request
 from obskit.tracing import detach
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class ObskitASGI:
         self.rt = runtime
         config = runtime.config
         self.excluded = frozenset(config.excluded_paths)
+        if runtime.bridge is not None:
+            # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
+            runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
         self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
@@ -149,27 +152,10 @@ class ObskitASGI:
                 duration = perf_counter() - start
                 route = routes.template(scope, root_path)
                 ctx.route = route
-                method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
-                if span is not None:
-                    end_span(
-                        span,
-                        method_label,
-                        route,
-                        path,
-                        status,
-                        cid,
-                        error,
-                        scope.get("scheme", "http"),
-                    )
-                metrics = rt.metrics
-                if metrics is not None:
-                    observe = metrics.server.get((method_label, route, str(status)))
-                    if sampled and metrics.exemplars:
-                        observe(duration, {"trace_id": trace_id})
-                    else:
-                        observe(duration)
-                if rt.logs.access_log:
-                    rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+                record_request(
+                    rt, span, method, route, path, status, duration, cid, trace_id, span_id,
+                    sampled, error, scope.get("scheme", "http"),
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 
