@@ -253,9 +253,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
         data = _to_data(loader, node, (), lines, duplicates)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        mark_line = mark.line + 1 if mark is not None else None
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise ManifestError([Problem(file, line, f"invalid YAML: {reason}")]) from None
+        raise ManifestError([Problem(file, mark_line, f"invalid YAML: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise ManifestError([Problem(file, None, f"invalid YAML: {exc}")]) from None
     finally:

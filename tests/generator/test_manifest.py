@@ -118,7 +118,12 @@ def test_unknown_top_level_key_suggests_too() -> None:
         ("objective: 99.9", "objective: 99.9\n    window: 30 days", 5, "cannot parse duration"),
         ("objective: 99.9", "objective: 99.9\n    window: 1d", 5, "between 3d and 365d"),
         ("service: checkout", "service: Checkout", 1, "should match pattern"),
-        ("availability: {}", "availability: {}\n      latency: {threshold: 0.25}", 5, "exactly one"),
+        (
+            "availability: {}",
+            "availability: {}\n      latency: {threshold: 0.25}",
+            5,
+            "exactly one",
+        ),
         ("- name: availability", "- name: 7", 3, "valid string"),
     ],
 )
@@ -145,7 +150,10 @@ def test_latency_threshold_that_is_not_a_bucket_lists_the_buckets() -> None:
 
 
 def test_declared_custom_buckets_make_their_bounds_valid_thresholds() -> None:
-    text = MINIMAL.replace("availability: {}", "latency: {threshold: 0.3}") + "buckets: [0.1, 0.3, 1]\n"
+    text = (
+        MINIMAL.replace("availability: {}", "latency: {threshold: 0.3}")
+        + "buckets: [0.1, 0.3, 1]\n"
+    )
     assert service_of(text).slos[0].threshold == 0.3
 
 
@@ -190,7 +198,7 @@ def test_empty_files_and_invalid_yaml_are_one_problem_with_a_line(
 
 
 def test_a_missing_file_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="nope.yaml: no such file"):
+    with pytest.raises(ManifestError, match=r"nope\.yaml: no such file"):
         load(tmp_path / "nope.yaml")
 
 
@@ -217,9 +225,32 @@ def test_json_schema_describes_both_file_shapes() -> None:
 
 # --- property: whatever the input, the loader succeeds or reports file:line problems ---
 
-KEYS = ["service", "team", "selector", "slos", "alerting", "dependencies", "buckets", "links",
-        "name", "objective", "window", "sli", "availability", "latency", "threshold", "routes",
-        "page", "ticket", "labels", "for", "services", "runbook_url", "windw", "x"]
+KEYS = [
+    "service",
+    "team",
+    "selector",
+    "slos",
+    "alerting",
+    "dependencies",
+    "buckets",
+    "links",
+    "name",
+    "objective",
+    "window",
+    "sli",
+    "availability",
+    "latency",
+    "threshold",
+    "routes",
+    "page",
+    "ticket",
+    "labels",
+    "for",
+    "services",
+    "runbook_url",
+    "windw",
+    "x",
+]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
