@@ -239,7 +239,12 @@ def _to_data(
 def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
     """Compose one YAML document into data and a line map; raise ManifestError on bad YAML."""
     lines = _Lines()
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
+        raise ManifestError([Problem(file, line, message)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -248,9 +253,9 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
         data = _to_data(loader, node, (), lines, duplicates)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        mark_line = mark.line + 1 if mark is not None else None
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise ManifestError([Problem(file, line, f"invalid YAML: {reason}")]) from None
+        raise ManifestError([Problem(file, mark_line, f"invalid YAML: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise ManifestError([Problem(file, None, f"invalid YAML: {exc}")]) from None
     finally:
@@ -342,7 +347,7 @@ def _validate(data: Any, lines: _Lines, file: str) -> list[tuple[ServiceSpec, Pa
         problems = [
             Problem(file, lines.line(tuple(e["loc"])), _message(e, root)) for e in exc.errors()
         ]
-        raise ManifestError(problems) from None
+        raise ManifestError(sorted(problems, key=lambda p: p.line or 0)) from None
     if isinstance(spec, ServicesFile):
         return [(s, ("services", i)) for i, s in enumerate(spec.services)]
     assert isinstance(spec, ServiceSpec)
@@ -475,7 +480,7 @@ def loads(text: str, file: str = "<string>") -> list[Service]:
         seen.setdefault(service.name, lines.line((*base, "service")))
         services.append(service)
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError(sorted(problems, key=lambda p: p.line or 0))
     return services
 
 
