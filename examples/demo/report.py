@@ -145,7 +145,11 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
 
 def file_list(out: Path) -> None:
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
-        say(f"  {path}")
+        try:
+            shown = path.relative_to(Path.cwd())
+        except ValueError:
+            shown = path
+        say(f"  {shown}")
 
 
 def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
