@@ -161,7 +161,11 @@ def test_restarting_a_service_does_not_trip_an_alert(lab: Lab) -> None:
         time.sleep(0.5)
     ratios = lab.prom.query(f'obskit_slo:error_ratio{{service="{HEALTHY_SERVICE}"}}')
     assert ratios, "no error ratio recorded for the restarted service"
-    assert {s.labels["slo"]: s.value for s in ratios if s.value > 0.01} == {}
+    # A reset mistaken for traffic would show up as a negative or inflated ratio. shop serves
+    # no 5xx at all; a slow request (latency SLO) is possible on a busy machine, a ratio < 0 not.
+    assert all(0 <= s.value <= 1 for s in ratios), [(s.labels, s.value) for s in ratios]
+    availability = [s.value for s in ratios if s.labels["slo"] == "availability"]
+    assert availability and set(availability) == {0.0}
 
 
 def test_healthy_traffic_raises_no_slo_alert(lab: Lab) -> None:
