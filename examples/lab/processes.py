@@ -118,6 +118,15 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def kill(self) -> None:
+        """SIGKILL the child's process group now (a crash, not a shutdown) and reap it."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        self.stop()
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, wait, then SIGKILL the child's whole process group. Idempotent."""
         proc = self.process

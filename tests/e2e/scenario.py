@@ -6,6 +6,7 @@ order: shop stays healthy; payments fails a constant share of GET /refunds/{refu
 first request on (FAULTY_ROUTE, INJECTED_ERROR_RATE), so every recorded error ratio of payments,
 whatever its window, converges on one known value, and its availability SLO burns fast enough to
 page. POST /charge (what shop calls) is never faulted, so shop sees no error at all.
+The OTLP receiver runs as its own process so a test can kill it like a crashed collector.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from examples.lab import generated
-from examples.lab.otlp_receiver import OTLPReceiver
 from examples.lab.processes import Supervisor
 from examples.lab.prometheus import Prometheus, Target
+from examples.lab.receiver_process import ReceiverProcess
 from examples.lab.system import SERVICES, ExampleSystem
 from examples.lab.traffic import TrafficDriver
 
@@ -35,7 +36,7 @@ TRAFFIC_RPS = 25.0
 @dataclass
 class Lab:
     out: Path
-    receiver: OTLPReceiver
+    receiver: ReceiverProcess
     system: ExampleSystem
     prom: Prometheus
     driver: TrafficDriver
@@ -48,7 +49,7 @@ def running_lab() -> Iterator[Lab]:
     """Start the lab (generate, services with the scenario's faults, traffic, Prometheus)."""
     workdir = Path(tempfile.mkdtemp(prefix="obskit-e2e-"))
     supervisor = Supervisor()
-    receiver = OTLPReceiver().start()
+    receiver = ReceiverProcess(supervisor, workdir / "otlp-receiver.log").start()
     driver: TrafficDriver | None = None
     prom: Prometheus | None = None
     try:
@@ -70,6 +71,5 @@ def running_lab() -> Iterator[Lab]:
         if prom is not None:
             prom.stop()
         supervisor.stop_all()
-        with contextlib.suppress(OSError):
-            receiver.stop()
+        receiver.stop()
         shutil.rmtree(workdir, ignore_errors=True)
