@@ -1,4 +1,4 @@
-"""The session-wide e2e lab (see scenario.py for what runs and why)."""
+"""The e2e lab, shared by the tests of a module and stopped after it (see scenario.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.conftest import require_binary
 from tests.e2e.scenario import Lab, running_lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     require_binary("prometheus")
     with running_lab() as started:

@@ -1,6 +1,6 @@
 """The e2e scenario: shop -> payments, an OTLP receiver and a real Prometheus, shared by all.
 
-The lab is built once per session (startup dominates: Prometheus 2.42 applies new targets only
+The lab is built once per test module (startup dominates: Prometheus 2.42 applies new targets only
 every ~5 s). Its scenario is fixed for the whole session so the tests do not depend on their
 order: shop stays healthy; payments fails a constant share of GET /refunds/{refund_id} from the
 first request on (FAULTY_ROUTE, INJECTED_ERROR_RATE), so every recorded error ratio of payments,
