@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
 from examples.demo import report
 from examples.demo.report import say, section
 from examples.lab import generated
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("\ninterrupted: stopping every process the demo started...")
         return 130
-    except (DemoTimeout, PrometheusError, RuntimeError, TimeoutError) as exc:
+    except (DemoTimeout, PrometheusError, RuntimeError, OSError, httpx.HTTPError) as exc:
         say(f"\ndemo failed: {exc}")
         return 1
     finally:
@@ -96,8 +98,6 @@ class Demo:
             self.drive(system, driver)
         finally:
             driver.stop()
-            system.set_faults("shop", error_rate=0, routes=[])
-            system.set_faults("payments", latency_ms=0, routes=[])
         self.report(system, driver, correlation_id)
         return 0
 
