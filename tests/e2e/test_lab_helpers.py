@@ -109,3 +109,10 @@ def test_prometheus_config_scrapes_each_service_as_its_own_job_every_second(
     assert config["rule_files"] == [str(rules.resolve())]
     jobs = {c["job_name"]: c["static_configs"][0]["targets"] for c in config["scrape_configs"]}
     assert jobs == {"payments": ["127.0.0.1:2"], "shop": ["127.0.0.1:1"]}
+
+
+@pytest.mark.parametrize("service", ["shop", "payments"])
+def test_each_example_service_is_instrumented_with_exactly_one_init_line(service: str) -> None:
+    source = (Path(__file__).resolve().parents[2] / "examples" / service / "app.py").read_text()
+    assert source.count("obskit.init(") == 1
+    assert "opentelemetry" not in source and "prometheus_client" not in source
