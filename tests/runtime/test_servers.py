@@ -106,7 +106,7 @@ def test_fastapi_metrics_endpoint_serves_exposition_and_is_not_itself_observed(r
 
 def test_fastapi_unhandled_exception_is_a_500_with_request_id_error_span_and_metric(receiver):
     app = fastapi_app()
-    stream, registry = _init(app, receiver)
+    _stream, registry = _init(app, receiver)
     with serve_asgi(app) as url:
         response = httpx.get(f"{url}/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
