@@ -153,9 +153,20 @@ class ObskitASGI:
                 route = routes.template(scope, root_path)
                 ctx.route = route
                 record_request(
-                    rt, span, method, route, path, status, duration, cid, trace_id, span_id,
-                    sampled, error, scope.get("scheme", "http"),
-                )  # fmt: skip
+                    rt,
+                    span,
+                    method,
+                    route,
+                    path,
+                    status,
+                    duration,
+                    cid,
+                    trace_id,
+                    span_id,
+                    sampled,
+                    error,
+                    scope.get("scheme", "http"),
+                )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 

@@ -125,9 +125,20 @@ class ObskitWSGI:
                 route = state[2] or self._route(environ)
                 ctx.route = route
                 record_request(
-                    rt, span, method, route, path, status, duration, cid, trace_id, span_id,
-                    sampled, error, scheme,
-                )  # fmt: skip
+                    rt,
+                    span,
+                    method,
+                    route,
+                    path,
+                    status,
+                    duration,
+                    cid,
+                    trace_id,
+                    span_id,
+                    sampled,
+                    error,
+                    scheme,
+                )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 

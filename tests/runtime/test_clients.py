@@ -74,12 +74,22 @@ def test_outbound_call_carries_ids_and_records_span_and_histogram(echo, client):
         assert headers["x-request-id"] == cid
         version, trace_hex, span_hex, flags = headers["traceparent"].split("-")
         assert (version, trace_hex, span_hex) == (
-            "00", f"{get.context.trace_id:032x}", f"{get.context.span_id:016x}")  # fmt: skip
+            "00",
+            f"{get.context.trace_id:032x}",
+            f"{get.context.span_id:016x}",
+        )
         assert int(flags, 16) & 0x01  # sampled
         assert get.attributes["server.address"] == f"127.0.0.1:{port}"
-        assert cap.sample(CLIENT_COUNT, http_request_method="GET",
-                          server_address=f"127.0.0.1:{port}", http_response_status_code="200",
-                          error_type="") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                CLIENT_COUNT,
+                http_request_method="GET",
+                server_address=f"127.0.0.1:{port}",
+                http_response_status_code="200",
+                error_type="",
+            )
+            == 1
+        )
 
 
 def test_a_call_without_response_records_the_exception_class_as_error_type():
@@ -88,20 +98,42 @@ def test_a_call_without_response_records_the_exception_class_as_error_type():
             httpx.get("http://127.0.0.1:9/")
         with pytest.raises(requests.ConnectionError):
             requests.get("http://127.0.0.1:9/", timeout=5)
-        assert cap.sample(CLIENT_COUNT, http_request_method="GET", server_address="127.0.0.1:9",
-                          http_response_status_code="", error_type="ConnectError") == 1  # fmt: skip
-        assert cap.sample(CLIENT_COUNT, http_request_method="GET", server_address="127.0.0.1:9",
-                          http_response_status_code="",
-                          error_type="ConnectionError") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                CLIENT_COUNT,
+                http_request_method="GET",
+                server_address="127.0.0.1:9",
+                http_response_status_code="",
+                error_type="ConnectError",
+            )
+            == 1
+        )
+        assert (
+            cap.sample(
+                CLIENT_COUNT,
+                http_request_method="GET",
+                server_address="127.0.0.1:9",
+                http_response_status_code="",
+                error_type="ConnectionError",
+            )
+            == 1
+        )
 
 
 def test_error_status_is_recorded_with_empty_error_type(echo):
     with capture(instrument_clients=True) as cap:
         assert httpx.get(f"{echo}/fail").status_code == 503
         port = echo.rsplit(":", 1)[1]
-        assert cap.sample(CLIENT_COUNT, http_request_method="GET",
-                          server_address=f"127.0.0.1:{port}", http_response_status_code="503",
-                          error_type="") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                CLIENT_COUNT,
+                http_request_method="GET",
+                server_address=f"127.0.0.1:{port}",
+                http_response_status_code="503",
+                error_type="",
+            )
+            == 1
+        )
         [span] = cap.spans()
         assert span.status.status_code.name == "ERROR"
 

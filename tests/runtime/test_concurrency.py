@@ -21,10 +21,18 @@ pytestmark = pytest.mark.integration
 
 def _init(app):
     stream = io.BytesIO()
-    obskit.init(app, service="conc", log_stream=stream, log_format="json",
-                registry=CollectorRegistry(), traces_enabled=True,
-                otlp_endpoint="http://127.0.0.1:9/v1/traces", instrument_clients=False,
-                capture_stdlib_logs=False, environ={})  # fmt: skip
+    obskit.init(
+        app,
+        service="conc",
+        log_stream=stream,
+        log_format="json",
+        registry=CollectorRegistry(),
+        traces_enabled=True,
+        otlp_endpoint="http://127.0.0.1:9/v1/traces",
+        instrument_clients=False,
+        capture_stdlib_logs=False,
+        environ={},
+    )
     return stream
 
 
@@ -60,8 +68,12 @@ def test_concurrent_asgi_requests_never_see_each_others_ids():
 
     async def drive(url):
         async with httpx.AsyncClient(base_url=url) as client:
-            calls = [client.get(f"/{'slow' if n % 2 else 'thread'}/{n}",
-                                headers={"X-Request-ID": f"id-{n}"}) for n in range(60)]  # fmt: skip
+            calls = [
+                client.get(
+                    f"/{'slow' if n % 2 else 'thread'}/{n}", headers={"X-Request-ID": f"id-{n}"}
+                )
+                for n in range(60)
+            ]
             return await asyncio.gather(*calls)
 
     with serve_asgi(app) as url:

@@ -17,10 +17,20 @@ SERIES = "http_server_request_duration_seconds_count"
 
 
 async def _request(app, path: str, headers=(), method: str = "GET"):
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode("utf-8", "replace"),
-             "root_path": "", "query_string": b"", "headers": [(b"host", b"t"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "replace"),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     sent: list[dict] = []
 
     async def receive():
@@ -125,11 +135,19 @@ def test_ten_thousand_random_paths_add_only_a_handful_of_series():
         asyncio.run(scan())
         families = list(cap.registry.collect())
         server = next(f for f in families if f.name == "http_server_request_duration_seconds")
-        label_sets = {tuple(sorted(s.labels.items())) for s in server.samples
-                      if s.name.endswith("_count")}  # fmt: skip
+        label_sets = {
+            tuple(sorted(s.labels.items())) for s in server.samples if s.name.endswith("_count")
+        }
         assert len(label_sets) <= 5
-        assert cap.sample(SERIES, http_request_method="GET", http_route="__unmatched__",
-                          http_response_status_code="404") is not None  # fmt: skip
+        assert (
+            cap.sample(
+                SERIES,
+                http_request_method="GET",
+                http_route="__unmatched__",
+                http_response_status_code="404",
+            )
+            is not None
+        )
 
 
 def test_unknown_http_methods_share_one_label_value():
@@ -153,5 +171,12 @@ def test_health_and_metrics_endpoints_are_excluded_from_metrics_traces_and_acces
             asyncio.run(_request(app, path))
         assert cap.spans() == []
         assert cap.logs(logger="obskit.access") == []
-        assert cap.sample(SERIES, http_request_method="GET", http_route="/health",
-                          http_response_status_code="200") is None  # fmt: skip
+        assert (
+            cap.sample(
+                SERIES,
+                http_request_method="GET",
+                http_route="/health",
+                http_response_status_code="200",
+            )
+            is None
+        )

@@ -18,8 +18,12 @@ def test_decorated_function_records_success_metric_and_a_span():
             return amount * 2
 
         assert charge(21) == 42
-        assert cap.sample("obskit_operation_duration_seconds_count",
-                          operation="charge", outcome="success") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                "obskit_operation_duration_seconds_count", operation="charge", outcome="success"
+            )
+            == 1
+        )
         [span] = cap.spans()
         assert span.name == "charge"
         assert cap.logs() == []
@@ -29,8 +33,12 @@ def test_failing_block_records_error_outcome_error_span_and_one_error_log_then_r
     with capture() as cap:
         with pytest.raises(ValueError, match="declined"), obskit.observe("charge"):
             raise ValueError("declined")
-        assert cap.sample("obskit_operation_duration_seconds_count",
-                          operation="charge", outcome="error") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                "obskit_operation_duration_seconds_count", operation="charge", outcome="error"
+            )
+            == 1
+        )
         [span] = cap.spans()
         assert span.status.status_code.name == "ERROR"
         assert span.attributes["error.type"] == "ValueError"
@@ -53,8 +61,14 @@ def test_async_decorator_and_async_context_manager():
         names = {s.name: s for s in cap.spans()}
         assert names["inner"].parent.span_id == names["fetch"].context.span_id
         for operation in ("fetch", "inner"):
-            assert cap.sample("obskit_operation_duration_seconds_count",
-                              operation=operation, outcome="success") == 1  # fmt: skip
+            assert (
+                cap.sample(
+                    "obskit_operation_duration_seconds_count",
+                    operation=operation,
+                    outcome="success",
+                )
+                == 1
+            )
 
 
 def test_outside_a_request_observe_binds_one_correlation_id_for_its_logs():

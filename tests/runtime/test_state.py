@@ -22,10 +22,20 @@ from .apps import fastapi_app
 
 def _call(app, path: str, headers=()):
     """Call an ASGI app in-process; return (status, headers dict)."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
-             "query_string": b"", "headers": [(b"host", b"t"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}  # fmt: skip
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     sent: list[dict] = []
 
     async def receive():
@@ -75,8 +85,15 @@ def test_users_tracer_provider_is_used_when_passed():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     app = fastapi_app()
-    obskit.init(app, service="s", tracer_provider=provider, log_stream=io.BytesIO(),
-                registry=CollectorRegistry(), environ={}, instrument_clients=False)  # fmt: skip
+    obskit.init(
+        app,
+        service="s",
+        tracer_provider=provider,
+        log_stream=io.BytesIO(),
+        registry=CollectorRegistry(),
+        environ={},
+        instrument_clients=False,
+    )
     status, _ = _call(app, "/orders/3")
     assert status == 200
     assert [s.name for s in exporter.get_finished_spans()] == ["GET /orders/{order_id}"]
@@ -113,9 +130,15 @@ def test_request_hook_sees_each_request_and_its_errors_never_reach_the_request()
         [span] = cap.spans()
         assert span.attributes["tenant"] == "acme"
         assert cap.sample("obskit_instrumentation_errors_total") == 1
-        assert cap.sample("http_server_request_duration_seconds_count",
-                          http_request_method="GET", http_route="/orders/{order_id}",
-                          http_response_status_code="200") == 1  # fmt: skip
+        assert (
+            cap.sample(
+                "http_server_request_duration_seconds_count",
+                http_request_method="GET",
+                http_route="/orders/{order_id}",
+                http_response_status_code="200",
+            )
+            == 1
+        )
 
 
 def test_handlers_can_annotate_the_server_span_through_the_otel_api():
@@ -141,13 +164,22 @@ def test_handlers_can_annotate_the_server_span_through_the_otel_api():
 def test_reset_undoes_init_and_allows_a_fresh_init():
     registry = CollectorRegistry()
     obskit.init(None, service="one", registry=registry, log_stream=io.BytesIO(), environ={})
-    assert registry.get_sample_value("obskit_build_info", {"version": obskit.__version__,
-                                                           "service": "one"}) == 1  # fmt: skip
+    assert (
+        registry.get_sample_value(
+            "obskit_build_info", {"version": obskit.__version__, "service": "one"}
+        )
+        == 1
+    )
     obskit.reset()
-    assert registry.get_sample_value("obskit_build_info", {"version": obskit.__version__,
-                                                           "service": "one"}) is None  # fmt: skip
-    handle = obskit.init(None, service="two", registry=registry, log_stream=io.BytesIO(),
-                         environ={})  # fmt: skip
+    assert (
+        registry.get_sample_value(
+            "obskit_build_info", {"version": obskit.__version__, "service": "one"}
+        )
+        is None
+    )
+    handle = obskit.init(
+        None, service="two", registry=registry, log_stream=io.BytesIO(), environ={}
+    )
     assert handle.config.service == "two"
 
 
