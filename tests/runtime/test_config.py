@@ -21,7 +21,9 @@ def test_standard_otel_variables_are_honoured():
     config = Config.from_env(
         {
             "OTEL_SERVICE_NAME": "checkout",
-            "OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2,deployment.environment.name=prod,team=pay",
+            "OTEL_RESOURCE_ATTRIBUTES": (
+                "service.version=1.2,deployment.environment.name=prod,team=pay"
+            ),
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
             "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def,x=1",
             "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",

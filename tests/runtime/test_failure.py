@@ -1,4 +1,4 @@
-"""Collector down, refusing, erroring or hanging: requests unaffected, losses counted, bounded shutdown."""
+"""Collector down, erroring or hanging: requests unaffected, losses counted, shutdown bounded."""
 
 from __future__ import annotations
 
