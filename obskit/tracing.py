@@ -295,6 +295,7 @@ class SpanPipe(SpanProcessor):
         self._error_interval = error_interval
         self._last_error = -1e18
         self._wake = threading.Event()
+        self._export_lock = threading.Lock()
         self._stopping = False
         self._finished = itertools.count()
         self._dropped_full = itertools.count()
@@ -370,11 +371,19 @@ class SpanPipe(SpanProcessor):
         self._drain(None)
 
     def _drain(self, deadline: float | None) -> None:
+        """Export queued batches, one exporter call at a time (the exporter is not shared)."""
         queue = self._queue
         while queue:
-            take = min(len(queue), self._batch)
-            batch = [queue.popleft() for _ in range(take)]
-            self._export(batch)
+            wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._export_lock.acquire(timeout=wait):
+                return
+            try:
+                take = min(len(queue), self._batch)
+                batch = [queue.popleft() for _ in range(take)]
+                if batch:
+                    self._export(batch)
+            finally:
+                self._export_lock.release()
             if deadline is not None and time.monotonic() > deadline:
                 return
 
