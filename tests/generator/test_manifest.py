@@ -323,3 +323,13 @@ def test_random_text_loads_or_fails_only_with_file_line_messages(text: str) -> N
         loads(text, "m.yaml")
     except ManifestError as exc:
         assert all(LINE_MESSAGE.match(str(p).split("\n")[0]) for p in exc.problems)
+
+
+def test_the_readme_manifest_example_is_valid() -> None:
+    from tests.generator.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The manifest", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    [service] = loads(block, "README.md")
+    assert service.grafana_url and service.logs and service.traces and len(service.slos) == 2
