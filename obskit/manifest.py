@@ -13,6 +13,7 @@ Directory rule: in a directory, the manifests are the files named `obskit.yaml`,
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +43,7 @@ from obskit.model import (
     SLIKind,
     format_le,
 )
+from obskit.selectors import example_labels
 
 MANIFEST_NAMES: Final = ("obskit.yaml", "obskit.yml")
 MANIFEST_SUFFIXES: Final = (".obskit.yaml", ".obskit.yml")
@@ -365,6 +367,10 @@ def _check_selector(selector: str) -> str | None:
         return f"selector is not valid PromQL label matchers: {exc}"
     if not isinstance(node, promql_parser.VectorSelector) or node.name:
         return 'selector must be label matchers only, e.g. job="checkout"'
+    try:
+        example_labels(selector)
+    except (ValueError, re.error) as exc:
+        return f"selector: {exc}"
     return None
 
 

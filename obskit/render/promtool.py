@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-import promql_parser
-
 from obskit import semconv
 from obskit.model import (
     ABSENT_FOR,
@@ -54,6 +52,7 @@ from obskit.render.prometheus import (
     rows_of,
 )
 from obskit.render.templates import Templates
+from obskit.selectors import equality_labels, example_labels
 
 RATE: Final = 1_000_000
 """Requests per minute in the burn phase; integer counts keep every sample exact."""
@@ -99,14 +98,8 @@ def _values(increments: list[tuple[int, int]]) -> str:
 
 
 def selector_labels(service: Service) -> dict[str, str]:
-    """Equality matchers of the service selector: the labels the test series must carry."""
-    node = promql_parser.parse("{" + service.selector + "}")
-    assert isinstance(node, promql_parser.VectorSelector)
-    labels: dict[str, str] = {}
-    for matcher in node.matchers.matchers:
-        if str(matcher.op).endswith("Equal") and "Not" not in str(matcher.op):
-            labels[matcher.name] = matcher.value
-    return labels
+    """Labels the synthetic series carry so that the service selector matches them."""
+    return example_labels(service.selector)
 
 
 def _route(slo: SLO) -> str:
@@ -312,7 +305,7 @@ def _healthy_test(service: Service) -> dict[str, Any]:
     names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     return {
         "name": (
-            f"{service.name}: healthy traffic ({format_decimal(ratio * 100)}% bad) "
+            f"{service.name}: healthy traffic ({float(ratio * 100):.3g}% bad) "
             "raises no alert for 3 days"
         ),
         "interval": str(SCRAPE_INTERVAL),
@@ -374,7 +367,7 @@ def _reset_test(service: Service) -> dict[str, Any]:
 
 def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
     wait = ABSENT_FOR.seconds // 60 + 2 * EVAL_INTERVAL.seconds // 60
-    labels = {**selector_labels(service), **absent_labels(service)}
+    labels = {**equality_labels(service.selector), **absent_labels(service)}
     return {
         "name": f"{service.name}: no request series at all raises {ALERT_ABSENT}",
         "interval": str(SCRAPE_INTERVAL),

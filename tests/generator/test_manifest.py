@@ -333,3 +333,8 @@ def test_the_readme_manifest_example_is_valid() -> None:
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     [service] = loads(block, "README.md")
     assert service.grafana_url and service.logs and service.traces and len(service.slos) == 2
+
+
+def test_a_selector_regex_without_a_literal_value_is_rejected() -> None:
+    problem = one_problem(MINIMAL + "selector: 'job=~\"[a-z]+\"'\n")
+    assert problem.line == 7 and "cannot derive a sample value" in problem.message

@@ -117,3 +117,18 @@ def test_unit_tests_expect_every_slo_that_shares_the_burning_series(tmp_path: Pa
     (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
     result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> None:
+    """selector `env=~"prod|staging"`: the synthetic series carry env="prod" and the tests pass."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    text = MINIMAL + 'selector: \'job="checkout", env=~"prod|staging", canary!="true"\'\n'
+    files = render_service(service_of(text), Templates())
+    assert 'env="prod"' in files["rules.test.yaml"] and "canary" not in files["rules.test.yaml"]
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
