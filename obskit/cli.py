@@ -61,12 +61,22 @@ def _load(paths: list[Path]) -> list[object]:
 @app.command()
 def validate(paths: PathsArg) -> None:
     """Check manifests; print one line per problem (file:line) and exit 2 if any."""
-    from obskit.model import Service
+    from obskit.model import BURN_RATE_ROWS, Service, format_decimal
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
+        for slo in service.slos:
+            for row in BURN_RATE_ROWS:
+                if not slo.can_fire(row):
+                    typer.echo(
+                        f"note: {service.source}: {service.name}/{slo.name}: the "
+                        f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity}"
+                        f" row would need an error ratio above 100% at "
+                        f"{format_decimal(slo.objective)}%; it is left out",
+                        err=True,
+                    )
 
 
 @app.command()

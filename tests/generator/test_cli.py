@@ -52,6 +52,16 @@ def test_validate_reports_each_problem_with_file_line_and_exits_2(tmp_path: Path
     assert "Traceback" not in err
 
 
+def test_validate_notes_burn_rate_rows_that_cannot_fire(manifest: Path) -> None:
+    manifest.write_text(MINIMAL.replace("99.9", "90"))
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK
+    assert err.strip() == (
+        f"note: {manifest}: checkout/availability: the 14.4x 1h/5m page row would need an "
+        "error ratio above 100% at 90%; it is left out"
+    )
+
+
 def test_validate_of_a_directory_without_manifests_is_invalid(tmp_path: Path) -> None:
     code, _, err = invoke("validate", tmp_path)
     assert code == EXIT_INVALID and "no manifest here" in err
