@@ -11,7 +11,9 @@ Longer windows still see phase A's heavy healthy traffic, so their ratio (a rati
 counts) stays far below their thresholds; faster rows need more than 1.5x. The alert must also
 be silent at the end of phase A. Further groups assert: silence under healthy traffic whose error
 ratio is half of the smallest threshold (over 3 days), no ratio series at all on zero traffic, no
-alert across a counter reset, and the telemetry-absent alert when the series vanish.
+alert across a counter reset, none for a service that is up but never called, and the
+telemetry-absent alert when `obskit_build_info` vanishes. Every group but the last carries the
+build-info series of a running service.
 
 Counts are integers (1e6 requests a minute in phase B) so every sample is exact; assertions are
 on alerts and on `count(...)` results, never on formatted floats.
@@ -369,7 +371,7 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
     wait = ABSENT_FOR.seconds // 60 + 2 * EVAL_INTERVAL.seconds // 60
     labels = {**equality_labels(service.selector), **absent_labels(service)}
     return {
-        "name": f"{service.name}: no request series at all raises {ALERT_ABSENT}",
+        "name": f"{service.name}: no obskit series at all raises {ALERT_ABSENT}",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": [],
         "alert_rule_test": [
@@ -387,6 +389,34 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
     }
 
 
+def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[str, Any]:
+    """Add the always-present `obskit_build_info` series: the service is up and scraped."""
+    series = {
+        "series": semconv.BUILD_INFO + _labels(example_labels(service.selector)),
+        "values": f"1+0x{minutes_}",
+    }
+    return {**test, "input_series": [*test["input_series"], series]}
+
+
+def _idle_test(service: Service) -> dict[str, Any]:
+    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
+    return {
+        "name": f"{service.name}: up but never called (no request series) raises no alert",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [],
+        "alert_rule_test": _silent(names, ["30m", "1h"]),
+    }
+
+
+def _last_minute(test: dict[str, Any]) -> int:
+    units = {"m": 1, "h": 60, "d": 1440}
+    return max(
+        int(check["eval_time"][:-1]) * units[check["eval_time"][-1]]
+        for key in ("alert_rule_test", "promql_expr_test")
+        for check in test.get(key, [])
+    )
+
+
 def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[str, Any]:
     """The rules.test.yaml document of one service, as data."""
     tests: list[dict[str, Any]] = []
@@ -398,7 +428,9 @@ def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[
                     tests.append(test)
     tests.append(_healthy_test(service))
     tests.append(_zero_traffic_test(service))
+    tests.append(_idle_test(service))
     tests.append(_reset_test(service))
+    tests = [_build_info(service, t, _last_minute(t)) for t in tests]
     tests.append(_absent_test(service, templates))
     return {
         "rule_files": [rules_file],
