@@ -135,7 +135,10 @@ def generate(
             raise typer.Exit(EXIT_DRIFT)
         typer.echo(f"up to date: {out} ({len(services)} service(s))")
         return
-    written = output.write(out, files)
+    try:
+        written = output.write(out, files)
+    except OSError as exc:
+        _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -102,6 +102,13 @@ def test_generate_writes_nothing_when_any_manifest_is_invalid(
     assert not out.exists()
 
 
+def test_an_unwritable_output_is_a_clear_error(tmp_path: Path, manifest: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file, not a directory\n")
+    code, _, err = invoke("generate", manifest, "--out", blocker)
+    assert code == EXIT_INVALID and "cannot write" in err and "Traceback" not in err
+
+
 def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(
     tmp_path: Path, manifest: Path
 ) -> None:
