@@ -50,6 +50,7 @@ MANIFEST_SUFFIXES: Final = (".obskit.yaml", ".obskit.yml")
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]*$"
 LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+URL_PATTERN: Final = r"^https?://\S+$"
 MAX_BUCKET: Final = 1e6
 
 Path_ = tuple[str | int, ...]
@@ -166,8 +167,8 @@ class ServiceSpec(_Spec):
     selector: str | None = Field(
         default=None, description='PromQL label matchers; default job="<service>".'
     )
-    runbook_url: str | None = None
-    grafana_url: str | None = Field(
+    runbook_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = None
+    grafana_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = Field(
         default=None, description="Grafana base URL; alerts then link the dashboard."
     )
     slos: list[SLOSpec] = Field(default_factory=list)

@@ -276,7 +276,7 @@ def _burn_test(
 
 def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Decimal]:
     smallest = min(
-        (s.factor(r) * s.budget for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(1)
+        (s.factor(r) * s.budget for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(0)
     )
     ratio = smallest / 2
     return [Phase(total.seconds // 60, RATE, ratio)], ratio

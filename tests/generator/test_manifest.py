@@ -125,6 +125,7 @@ def test_unknown_top_level_key_suggests_too() -> None:
             "exactly one",
         ),
         ("- name: availability", "- name: 7", 3, "valid string"),
+        ("service: checkout", "service: checkout\nrunbook_url: runbooks/x", 2, "https?://"),
     ],
 )
 def test_wrong_values_are_reported_at_their_line(
