@@ -61,12 +61,22 @@ def _load(paths: list[Path]) -> list[object]:
 @app.command()
 def validate(paths: PathsArg) -> None:
     """Check manifests; print one line per problem (file:line) and exit 2 if any."""
-    from obskit.model import Service
+    from obskit.model import BURN_RATE_ROWS, Service, format_decimal
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
+        for slo in service.slos:
+            for row in BURN_RATE_ROWS:
+                if not slo.can_fire(row):
+                    typer.echo(
+                        f"note: {service.source}: {service.name}/{slo.name}: the "
+                        f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity}"
+                        f" row would need an error ratio above 100% at "
+                        f"{format_decimal(slo.objective)}%; it is left out",
+                        err=True,
+                    )
 
 
 @app.command()
@@ -125,7 +135,10 @@ def generate(
             raise typer.Exit(EXIT_DRIFT)
         typer.echo(f"up to date: {out} ({len(services)} service(s))")
         return
-    written = output.write(out, files)
+    try:
+        written = output.write(out, files)
+    except OSError as exc:
+        _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -13,6 +13,7 @@ Directory rule: in a directory, the manifests are the files named `obskit.yaml`,
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,12 +43,14 @@ from obskit.model import (
     SLIKind,
     format_le,
 )
+from obskit.selectors import example_labels
 
 MANIFEST_NAMES: Final = ("obskit.yaml", "obskit.yml")
 MANIFEST_SUFFIXES: Final = (".obskit.yaml", ".obskit.yml")
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]*$"
 LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+URL_PATTERN: Final = r"^https?://\S+$"
 MAX_BUCKET: Final = 1e6
 
 Path_ = tuple[str | int, ...]
@@ -164,8 +167,8 @@ class ServiceSpec(_Spec):
     selector: str | None = Field(
         default=None, description='PromQL label matchers; default job="<service>".'
     )
-    runbook_url: str | None = None
-    grafana_url: str | None = Field(
+    runbook_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = None
+    grafana_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = Field(
         default=None, description="Grafana base URL; alerts then link the dashboard."
     )
     slos: list[SLOSpec] = Field(default_factory=list)
@@ -365,6 +368,10 @@ def _check_selector(selector: str) -> str | None:
         return f"selector is not valid PromQL label matchers: {exc}"
     if not isinstance(node, promql_parser.VectorSelector) or node.name:
         return 'selector must be label matchers only, e.g. job="checkout"'
+    try:
+        example_labels(selector)
+    except (ValueError, re.error) as exc:
+        return f"selector: {exc}"
     return None
 
 

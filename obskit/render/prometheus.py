@@ -14,13 +14,14 @@ Per SLO, one group evaluated in order:
 4. Page and ticket alerts: rows of `model.BURN_RATE_ROWS` OR-ed, each row requiring both its
    long and short window above `factor * (1 - objective)`.
 
-One more group holds the telemetry-absent alert of the service.
+One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from obskit import semconv
 from obskit.model import (
     ABSENT_FOR,
     ALERT_ABSENT,
@@ -167,7 +168,7 @@ def absent_annotations(templates: Templates, service: Service) -> dict[str, str]
     data = templates.render_yaml_mapping(
         name,
         service=service.name,
-        metric=promql.SERVER_COUNT,
+        metric=semconv.BUILD_INFO,
         duration=str(ABSENT_FOR),
         runbook_url=service.runbook_url,
         dashboard_url=service.dashboard_url,
@@ -184,7 +185,9 @@ def absent_labels(service: Service) -> dict[str, str]:
 
 
 def absent_expr(service: Service) -> str:
-    return f"absent({promql.SERVER_COUNT}{{{service.selector}}})"
+    """The runtime exports `obskit_build_info` on every scrape, idle or busy: its absence means
+    the service is down, unscraped, or lost its telemetry, never just that nobody called it."""
+    return f"absent({semconv.BUILD_INFO}{{{service.selector}}})"
 
 
 def rule_groups(service: Service, templates: Templates) -> dict[str, Any]:

@@ -11,7 +11,9 @@ Longer windows still see phase A's heavy healthy traffic, so their ratio (a rati
 counts) stays far below their thresholds; faster rows need more than 1.5x. The alert must also
 be silent at the end of phase A. Further groups assert: silence under healthy traffic whose error
 ratio is half of the smallest threshold (over 3 days), no ratio series at all on zero traffic, no
-alert across a counter reset, and the telemetry-absent alert when the series vanish.
+alert across a counter reset, none for a service that is up but never called, and the
+telemetry-absent alert when `obskit_build_info` vanishes. Every group but the last carries the
+build-info series of a running service.
 
 Counts are integers (1e6 requests a minute in phase B) so every sample is exact; assertions are
 on alerts and on `count(...)` results, never on formatted floats.
@@ -22,8 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
-
-import promql_parser
 
 from obskit import semconv
 from obskit.model import (
@@ -54,6 +54,7 @@ from obskit.render.prometheus import (
     rows_of,
 )
 from obskit.render.templates import Templates
+from obskit.selectors import equality_labels, example_labels
 
 RATE: Final = 1_000_000
 """Requests per minute in the burn phase; integer counts keep every sample exact."""
@@ -99,14 +100,8 @@ def _values(increments: list[tuple[int, int]]) -> str:
 
 
 def selector_labels(service: Service) -> dict[str, str]:
-    """Equality matchers of the service selector: the labels the test series must carry."""
-    node = promql_parser.parse("{" + service.selector + "}")
-    assert isinstance(node, promql_parser.VectorSelector)
-    labels: dict[str, str] = {}
-    for matcher in node.matchers.matchers:
-        if str(matcher.op).endswith("Equal") and "Not" not in str(matcher.op):
-            labels[matcher.name] = matcher.value
-    return labels
+    """Labels the synthetic series carry so that the service selector matches them."""
+    return example_labels(service.selector)
 
 
 def _route(slo: SLO) -> str:
@@ -131,9 +126,7 @@ def _series(
         semconv.LABEL_ROUTE: route,
     }
 
-    def bad(phase: Phase) -> int:
-        return int((phase.rate * phase.bad).to_integral_value())
-
+    bad = _bad_count
     ok = [(p.minutes, p.rate - (bad(p) if errors else 0)) for p in phases]
     failed = [(p.minutes, bad(p) if errors else 0) for p in phases]
     out = [
@@ -183,9 +176,56 @@ def _alert(service: Service, slo: SLO, templates: Templates, severity: Severity)
     }
 
 
+def _bad_count(phase: Phase) -> int:
+    return int((phase.rate * phase.bad).to_integral_value())
+
+
+def _window_ratio(phases: list[Phase], end: int, window: Duration) -> Decimal | None:
+    """Error ratio over (end - window, end] minutes of a phased history, as summed counts."""
+    start = end - window.seconds // 60
+    errors = total = 0
+    t = 0
+    for phase in phases:
+        overlap = min(t + phase.minutes, end) - max(t, start)
+        if overlap > 0:
+            total += phase.rate * overlap
+            errors += _bad_count(phase) * overlap
+        t += phase.minutes
+    return Decimal(errors) / Decimal(total) if total else None
+
+
+def _fires_at(slo: SLO, severity: Severity, phases: list[Phase], at: int) -> bool:
+    for row in rows_of(slo, severity):
+        limit = slo.factor(row) * slo.budget
+        ratios = [_window_ratio(phases, at, w) for w in (row.long, row.short)]
+        if all(r is not None and r > limit for r in ratios):
+            return True
+    return False
+
+
+def _expected_firing(
+    service: Service, slo: SLO, severity: Severity, phases: list[Phase], end: int
+) -> bool | None:
+    """Whether `slo` fires at `end` by the numbers; None when too close to call."""
+    step = EVAL_INTERVAL.seconds // 60
+    since = end - service.policy(severity).for_.seconds // 60 - 2 * step - 5
+    now, before = _fires_at(slo, severity, phases, end), _fires_at(slo, severity, phases, since)
+    return now if now == before else None
+
+
+def _shares_series(slo: SLO, other: SLO, route: str) -> bool:
+    """`other` counts the same bad requests as `slo` in a scenario on `route`."""
+    return (
+        other.kind == slo.kind
+        and other.threshold == slo.threshold
+        and (not other.routes or route in other.routes)
+    )
+
+
 def _burn_test(
     service: Service, slo: SLO, row: BurnRateRow, templates: Templates
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
+    """The row's scenario, or None when another SLO on the same series is too close to call."""
     policy = service.policy(row.severity)
     healthy = min(row.long, hours(6)).seconds // 60
     step = EVAL_INTERVAL.seconds // 60
@@ -197,6 +237,16 @@ def _burn_test(
     phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
     alertname = ALERT_NAMES[row.severity]
     route = _route(slo)
+    end = healthy + burn
+    firing = [slo]
+    for other in service.slos:
+        if other is slo or not _shares_series(slo, other, route):
+            continue
+        expected = _expected_firing(service, other, row.severity, phases, end)
+        if expected is None:
+            return None
+        if expected:
+            firing.append(other)
     return {
         "name": (
             f"{service.name}/{slo.name}: {row.severity} row {row.long}/{row.short} fires at "
@@ -213,9 +263,12 @@ def _burn_test(
         "alert_rule_test": [
             {"eval_time": f"{healthy}m", "alertname": alertname, "exp_alerts": []},
             {
-                "eval_time": f"{healthy + burn}m",
+                "eval_time": f"{end}m",
                 "alertname": alertname,
-                "exp_alerts": [_alert(service, slo, templates, row.severity)],
+                "exp_alerts": [
+                    _alert(service, s, templates, row.severity)
+                    for s in sorted(firing, key=lambda s: s.name)
+                ],
             },
         ],
     }
@@ -223,7 +276,7 @@ def _burn_test(
 
 def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Decimal]:
     smallest = min(
-        (s.factor(r) * s.budget for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(1)
+        (s.factor(r) * s.budget for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(0)
     )
     ratio = smallest / 2
     return [Phase(total.seconds // 60, RATE, ratio)], ratio
@@ -254,7 +307,7 @@ def _healthy_test(service: Service) -> dict[str, Any]:
     names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     return {
         "name": (
-            f"{service.name}: healthy traffic ({format_decimal(ratio * 100)}% bad) "
+            f"{service.name}: healthy traffic ({float(ratio * 100):.3g}% bad) "
             "raises no alert for 3 days"
         ),
         "interval": str(SCRAPE_INTERVAL),
@@ -316,9 +369,9 @@ def _reset_test(service: Service) -> dict[str, Any]:
 
 def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
     wait = ABSENT_FOR.seconds // 60 + 2 * EVAL_INTERVAL.seconds // 60
-    labels = {**selector_labels(service), **absent_labels(service)}
+    labels = {**equality_labels(service.selector), **absent_labels(service)}
     return {
-        "name": f"{service.name}: no request series at all raises {ALERT_ABSENT}",
+        "name": f"{service.name}: no obskit series at all raises {ALERT_ABSENT}",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": [],
         "alert_rule_test": [
@@ -336,16 +389,48 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
     }
 
 
+def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[str, Any]:
+    """Add the always-present `obskit_build_info` series: the service is up and scraped."""
+    series = {
+        "series": semconv.BUILD_INFO + _labels(example_labels(service.selector)),
+        "values": f"1+0x{minutes_}",
+    }
+    return {**test, "input_series": [*test["input_series"], series]}
+
+
+def _idle_test(service: Service) -> dict[str, Any]:
+    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
+    return {
+        "name": f"{service.name}: up but never called (no request series) raises no alert",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [],
+        "alert_rule_test": _silent(names, ["30m", "1h"]),
+    }
+
+
+def _last_minute(test: dict[str, Any]) -> int:
+    units = {"m": 1, "h": 60, "d": 1440}
+    return max(
+        int(check["eval_time"][:-1]) * units[check["eval_time"][-1]]
+        for key in ("alert_rule_test", "promql_expr_test")
+        for check in test.get(key, [])
+    )
+
+
 def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[str, Any]:
     """The rules.test.yaml document of one service, as data."""
     tests: list[dict[str, Any]] = []
     for slo in service.slos:
         for severity in SEVERITIES:
             for row in rows_of(slo, severity):
-                tests.append(_burn_test(service, slo, row, templates))
+                test = _burn_test(service, slo, row, templates)
+                if test is not None:
+                    tests.append(test)
     tests.append(_healthy_test(service))
     tests.append(_zero_traffic_test(service))
+    tests.append(_idle_test(service))
     tests.append(_reset_test(service))
+    tests = [_build_info(service, t, _last_minute(t)) for t in tests]
     tests.append(_absent_test(service, templates))
     return {
         "rule_files": [rules_file],

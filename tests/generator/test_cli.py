@@ -52,6 +52,16 @@ def test_validate_reports_each_problem_with_file_line_and_exits_2(tmp_path: Path
     assert "Traceback" not in err
 
 
+def test_validate_notes_burn_rate_rows_that_cannot_fire(manifest: Path) -> None:
+    manifest.write_text(MINIMAL.replace("99.9", "90"))
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK
+    assert err.strip() == (
+        f"note: {manifest}: checkout/availability: the 14.4x 1h/5m page row would need an "
+        "error ratio above 100% at 90%; it is left out"
+    )
+
+
 def test_validate_of_a_directory_without_manifests_is_invalid(tmp_path: Path) -> None:
     code, _, err = invoke("validate", tmp_path)
     assert code == EXIT_INVALID and "no manifest here" in err
@@ -90,6 +100,13 @@ def test_generate_writes_nothing_when_any_manifest_is_invalid(
     code, _, err = invoke("generate", manifest, bad.parent, "--out", out)
     assert code == EXIT_INVALID and f"{bad}:2:" in err
     assert not out.exists()
+
+
+def test_an_unwritable_output_is_a_clear_error(tmp_path: Path, manifest: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file, not a directory\n")
+    code, _, err = invoke("generate", manifest, "--out", blocker)
+    assert code == EXIT_INVALID and "cannot write" in err and "Traceback" not in err
 
 
 def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(

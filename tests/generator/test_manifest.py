@@ -125,6 +125,7 @@ def test_unknown_top_level_key_suggests_too() -> None:
             "exactly one",
         ),
         ("- name: availability", "- name: 7", 3, "valid string"),
+        ("service: checkout", "service: checkout\nrunbook_url: runbooks/x", 2, "https?://"),
     ],
 )
 def test_wrong_values_are_reported_at_their_line(
@@ -323,3 +324,18 @@ def test_random_text_loads_or_fails_only_with_file_line_messages(text: str) -> N
         loads(text, "m.yaml")
     except ManifestError as exc:
         assert all(LINE_MESSAGE.match(str(p).split("\n")[0]) for p in exc.problems)
+
+
+def test_the_readme_manifest_example_is_valid() -> None:
+    from tests.generator.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The manifest", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    [service] = loads(block, "README.md")
+    assert service.grafana_url and service.logs and service.traces and len(service.slos) == 2
+
+
+def test_a_selector_regex_without_a_literal_value_is_rejected() -> None:
+    problem = one_problem(MINIMAL + "selector: 'job=~\"[a-z]+\"'\n")
+    assert problem.line == 7 and "cannot derive a sample value" in problem.message

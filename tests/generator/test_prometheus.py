@@ -96,7 +96,7 @@ def test_one_absent_alert_per_service_on_its_request_series() -> None:
         service_of(MINIMAL + "  - name: b\n    objective: 99\n    sli: {availability: {}}\n")
     )
     [absent] = by_alert(rules, ALERT_ABSENT)
-    assert absent["expr"] == 'absent(http_server_request_duration_seconds_count{job="checkout"})'
+    assert absent["expr"] == 'absent(obskit_build_info{job="checkout"})'
     assert absent["for"] == "10m" and absent["labels"]["service"] == "checkout"
 
 

@@ -26,7 +26,7 @@ RUNTIME_METRICS = {
         semconv.OPERATION_DURATION,
     )
     for suffix in (semconv.BUCKET, semconv.COUNT, semconv.SUM)
-}
+} | {semconv.BUILD_INFO}
 RUNTIME_LABELS = {*semconv.SERVER_LABELS, *semconv.CLIENT_LABELS, *semconv.OPERATION_LABELS}
 
 

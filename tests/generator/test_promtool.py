@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import yaml
 
 from obskit.render import output
 from tests.conftest import require_binary
@@ -83,3 +84,51 @@ def test_generated_unit_tests_fail_when_zero_traffic_divides_by_zero(tmp_path: P
     result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
     assert result.returncode != 0
     assert "exp: nil" in result.stderr and "NaN" in result.stderr
+
+
+OVERLAPPING = """\
+service: multi
+slos:
+  - name: everything
+    objective: 99.9
+    sli: {availability: {}}
+  - name: orders
+    objective: 99
+    sli: {availability: {}}
+    routes: ["/orders/{order_id}"]
+"""
+
+
+def test_unit_tests_expect_every_slo_that_shares_the_burning_series(tmp_path: Path) -> None:
+    """A burn on /orders/{order_id} also burns the all-routes SLO; the tests expect both."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    files = render_service(service_of(OVERLAPPING), Templates())
+    tests = yaml.safe_load(files["rules.test.yaml"])["tests"]
+    expected = [
+        {a["exp_labels"]["slo"] for a in t["alert_rule_test"][1]["exp_alerts"]}
+        for t in tests
+        if "fires at" in t["name"]
+    ]
+    assert {"everything", "orders"} in expected and len(expected) == 8
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> None:
+    """selector `env=~"prod|staging"`: the synthetic series carry env="prod" and the tests pass."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    text = MINIMAL + 'selector: \'job="checkout", env=~"prod|staging", canary!="true"\'\n'
+    files = render_service(service_of(text), Templates())
+    assert 'env="prod"' in files["rules.test.yaml"] and "canary" not in files["rules.test.yaml"]
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -19,17 +19,20 @@ def _lines(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-def test_chain_shares_one_correlation_id_and_one_trace_with_parent_child_links(
-    receiver, tmp_path
-):
+def test_chain_shares_one_correlation_id_and_one_trace_with_parent_child_links(receiver, tmp_path):
     """A -> B: both services log one correlation_id and trace_id; B's span is A's child."""
     front_log, back_log = tmp_path / "front.log", tmp_path / "back.log"
     common = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OBSKIT_LOG_FORMAT": "json"}
-    with spawn("tests.runtime.chain_service",
-               {**common, "CHAIN_ROLE": "back", "CHAIN_LOG": str(back_log)}) as back_url, \
-         spawn("tests.runtime.chain_service",
-               {**common, "CHAIN_ROLE": "front", "CHAIN_LOG": str(front_log),
-                "CHAIN_NEXT": back_url}) as front_url:  # fmt: skip
+    with (
+        spawn(
+            "tests.runtime.chain_service",
+            {**common, "CHAIN_ROLE": "back", "CHAIN_LOG": str(back_log)},
+        ) as back_url,
+        spawn(
+            "tests.runtime.chain_service",
+            {**common, "CHAIN_ROLE": "front", "CHAIN_LOG": str(front_log), "CHAIN_NEXT": back_url},
+        ) as front_url,
+    ):
         response = httpx.get(
             f"{front_url}/checkout/c1",
             headers={"X-Request-ID": "chain-1", "baggage": "tenant=acme"},

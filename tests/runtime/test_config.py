@@ -18,15 +18,19 @@ def test_defaults_without_environment():
 
 
 def test_standard_otel_variables_are_honoured():
-    config = Config.from_env({
-        "OTEL_SERVICE_NAME": "checkout",
-        "OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2,deployment.environment.name=prod,team=pay",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
-        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def,x=1",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
-        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-        "OTEL_TRACES_SAMPLER_ARG": "0.25",
-    })  # fmt: skip
+    config = Config.from_env(
+        {
+            "OTEL_SERVICE_NAME": "checkout",
+            "OTEL_RESOURCE_ATTRIBUTES": (
+                "service.version=1.2,deployment.environment.name=prod,team=pay"
+            ),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "api-key=abc%20def,x=1",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        }
+    )
     assert config.service == "checkout"
     assert config.version == "1.2"
     assert config.environment == "prod"
@@ -48,8 +52,11 @@ def test_otel_sdk_disabled_turns_traces_off():
 
 
 def test_arguments_win_over_environment_which_wins_over_defaults():
-    environ = {"OBSKIT_SERVICE": "from-env", "OBSKIT_LOG_FORMAT": "console",
-               "OBSKIT_METRICS_PORT": "9464"}  # fmt: skip
+    environ = {
+        "OBSKIT_SERVICE": "from-env",
+        "OBSKIT_LOG_FORMAT": "console",
+        "OBSKIT_METRICS_PORT": "9464",
+    }
     config = Config.resolve({"service": "from-arg"}, environ)
     assert config.service == "from-arg"
     assert config.log_format == "console"
@@ -58,13 +65,15 @@ def test_arguments_win_over_environment_which_wins_over_defaults():
 
 
 def test_obskit_variables_cover_lists_and_numbers():
-    config = Config.from_env({
-        "OBSKIT_EXCLUDED_PATHS": "/ping, /status",
-        "OBSKIT_BUCKETS": "0.1,0.5,1",
-        "OBSKIT_REQUEST_ID_HEADERS": "X-Trace-Tag",
-        "OBSKIT_REDACT_KEYS": "ssn,Credit-Card",
-        "OBSKIT_INSTRUMENT_CLIENTS": "false",
-    })  # fmt: skip
+    config = Config.from_env(
+        {
+            "OBSKIT_EXCLUDED_PATHS": "/ping, /status",
+            "OBSKIT_BUCKETS": "0.1,0.5,1",
+            "OBSKIT_REQUEST_ID_HEADERS": "X-Trace-Tag",
+            "OBSKIT_REDACT_KEYS": "ssn,Credit-Card",
+            "OBSKIT_INSTRUMENT_CLIENTS": "false",
+        }
+    )
     assert config.excluded_paths == ("/ping", "/status")
     assert config.buckets == (0.1, 0.5, 1.0)
     assert config.request_id_headers == ("X-Trace-Tag",)

@@ -15,8 +15,15 @@ from obskit import logs
 def _init(**settings):
     stream = io.BytesIO()
     settings = {"log_format": "json", "capture_stdlib_logs": False, **settings}
-    obskit.init(None, service="svc", log_stream=stream, traces_enabled=False,
-                metrics_enabled=False, environ={}, **settings)  # fmt: skip
+    obskit.init(
+        None,
+        service="svc",
+        log_stream=stream,
+        traces_enabled=False,
+        metrics_enabled=False,
+        environ={},
+        **settings,
+    )
     return stream
 
 
@@ -43,8 +50,16 @@ def test_unserializable_values_are_rendered_never_raised():
     cycle.append(cycle)
     stream = _init()
     log = obskit.get_logger("app")
-    log.info("odd values", obj=object(), broken=Broken(), big=2**80, cycle=cycle,
-             raw=b"\xff\x00", s={1, 2}, nested={"deep": Broken()})  # fmt: skip
+    log.info(
+        "odd values",
+        obj=object(),
+        broken=Broken(),
+        big=2**80,
+        cycle=cycle,
+        raw=b"\xff\x00",
+        s={1, 2},
+        nested={"deep": Broken()},
+    )
     [line] = _lines(stream)
     assert line["broken"] == "<unrepresentable Broken>"
     assert line["big"] == str(2**80)
@@ -54,9 +69,14 @@ def test_unserializable_values_are_rendered_never_raised():
 
 def test_secret_looking_keys_are_redacted_including_one_level_down():
     stream = _init()
-    obskit.get_logger("app").info("login", password="hunter2", Authorization="Bearer x",
-                                  api_key="k", headers={"Cookie": "c", "accept": "json"},
-                                  user="ann")  # fmt: skip
+    obskit.get_logger("app").info(
+        "login",
+        password="hunter2",
+        Authorization="Bearer x",
+        api_key="k",
+        headers={"Cookie": "c", "accept": "json"},
+        user="ann",
+    )
     [line] = _lines(stream)
     assert line["password"] == line["Authorization"] == line["api_key"] == "[REDACTED]"
     assert line["headers"] == {"Cookie": "[REDACTED]", "accept": "json"}
@@ -107,8 +127,15 @@ def test_auto_format_is_json_when_not_a_tty():
 
 def test_text_streams_are_supported():
     text = io.StringIO()
-    obskit.init(None, service="svc", log_stream=text, log_format="json",
-                traces_enabled=False, metrics_enabled=False, environ={})  # fmt: skip
+    obskit.init(
+        None,
+        service="svc",
+        log_stream=text,
+        log_format="json",
+        traces_enabled=False,
+        metrics_enabled=False,
+        environ={},
+    )
     obskit.get_logger().info("to text")
     assert orjson.loads(text.getvalue())["event"] == "to text"
 
@@ -180,3 +207,11 @@ def test_uvicorn_loggers_are_routed_through_obskit_and_its_access_log_silenced()
 def test_timestamp_is_iso8601_utc_with_milliseconds():
     stamp = logs.timestamp()
     assert len(stamp) == len("2026-01-01T00:00:00.000Z") and stamp.endswith("Z")
+
+
+def test_a_logger_created_before_init_follows_the_settings_given_to_init():
+    early = obskit.get_logger("early")  # module-level loggers exist before init()
+    stream = _init(log_level="debug")
+    early.debug("now visible")
+    [line] = _lines(stream)
+    assert line["event"] == "now visible" and line["service"] == "svc"
