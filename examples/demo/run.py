@@ -211,10 +211,19 @@ class Demo:
         section("7. SLOs: error ratios and burn rates from the generated recording rules")
         report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
         section("8. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
+        waits = sorted(
+            {
+                f"{rule['name']} {int(rule.get('duration', 0)) // 60}m"
+                for group in self.prom.rule_groups()
+                for rule in group["rules"]
+                if rule.get("type") == "alerting" and "BurnRate" in rule["name"]
+            }
+        )
         report.alerts(
             self.prom.alerts(),
-            "\n  PENDING = the condition holds but not yet for the rule's `for:` (2m for a page,\n"
-            "  15m for a ticket); the demo stops before that. Firing alerts go to Alertmanager.",
+            "\n  PENDING = the condition holds, but not yet for the rule's `for:` ("
+            + ", ".join(waits)
+            + ");\n  the demo stops before that. A FIRING alert would go to Alertmanager.",
         )
 
     def grafana(self) -> None:
