@@ -28,7 +28,10 @@ def say(text: str = "") -> None:
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]], indent: str = "  ") -> None:
     rows = [list(map(str, r)) for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    if not rows:
+        say(indent + "(no data)")
+        return
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     say(indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     say(indent + "  ".join("-" * w for w in widths))
     for r in rows:

@@ -151,14 +151,16 @@ class Demo:
             say(f"{self.elapsed()} waiting for Prometheus's first scrape (up to ~15s)...")
             self.prom.wait_for_targets(timeout=40)
             say(f"{self.elapsed()} Prometheus scrapes both services")
-        self._sleep_until(self.args.healthy, driver)
+        # Healthy traffic for --healthy seconds, and at least a few scrapes of it.
+        self._sleep_until(max(self.args.healthy, time.monotonic() - self.started + 3), driver)
+        burst_start = time.monotonic() - self.started
         system.set_faults("shop", **BURST_SHOP)
         system.set_faults("payments", **BURST_PAYMENTS)
         say(
             f"{self.elapsed()} failure burst: shop fails 40% of /orders and /orders/{{order_id}}, "
             "payments answers /charge 300 ms late"
         )
-        self._sleep_until(self.args.healthy + self.args.burst, driver)
+        self._sleep_until(burst_start + self.args.burst, driver)
         say(f"{self.elapsed()} traffic stopped")
 
     def _sleep_until(self, offset: float, driver: TrafficDriver) -> None:
