@@ -89,31 +89,7 @@ class ObskitASGI:
                 return
             await self.app(scope, receive, send)
             return
-        await self._observed(scope, receive, send, path)
-
-    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
-        accept = None
-        for key, value in scope["headers"]:
-            if key == b"accept":
-                accept = value.decode("latin-1")
-        metrics = self.rt.metrics
-        assert metrics is not None
-        body, content_type = exposition(metrics.registry, accept)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type.encode("latin-1")),
-                    (b"content-length", str(len(body)).encode("latin-1")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _observed(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         start = perf_counter()
-        rt = self.rt
         id_headers = self.id_headers
         raw_id = traceparent = tracestate = baggage = None
         for key, value in scope["headers"]:
@@ -206,3 +182,23 @@ class ObskitASGI:
             if otel_token is not None:
                 detach(otel_token)
             correlation.unbind(token)
+
+    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
+        accept = None
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accept = value.decode("latin-1")
+        metrics = self.rt.metrics
+        assert metrics is not None
+        body, content_type = exposition(metrics.registry, accept)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -15,7 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from obskit import correlation
-from obskit.config import Config
+from obskit.config import SAMPLERS, Config
 from obskit.logs import LogPipeline
 from obskit.otlp import Encoder
 
@@ -81,3 +81,26 @@ def test_encoder_matches_the_stock_encoder_for_any_attributes(attrs, name, trace
     )
     ours = ExportTraceServiceRequest.FromString(Encoder().request([span]))
     assert ours == encode_spans([span])
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(SAMPLERS),
+    st.floats(min_value=0, max_value=1),
+    st.integers(min_value=1, max_value=2**128 - 1),
+    st.one_of(st.none(), st.booleans()),
+)
+def test_fast_sampler_decides_like_the_sdk_sampler(name, ratio, trace_id, parent_sampled):
+    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+
+    from obskit._span import fast_sampler
+    from obskit.tracing import build_sampler
+
+    config = Config(sampler=name, sampler_arg=ratio)
+    parent = None
+    context = None
+    if parent_sampled is not None:
+        parent = SpanContext(trace_id, 7, True, TraceFlags(1 if parent_sampled else 0))
+        context = set_span_in_context(NonRecordingSpan(parent))
+    sdk = build_sampler(config).should_sample(context, trace_id, "x").decision.is_sampled()
+    assert fast_sampler(config)(parent, trace_id) == sdk
