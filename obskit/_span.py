@@ -35,13 +35,15 @@ def fast_sampler(config: Config) -> Any:
     """
     name = config.sampler
     bound = round(config.sampler_arg * (_TRACE_ID_LIMIT + 1))
+    root: Any
+    if name.endswith("always_on"):
+        root = _always
+    elif name.endswith("always_off"):
+        root = _never
+    else:
 
-    def root(trace_id: int) -> bool:
-        if name.endswith("always_on"):
-            return True
-        if name.endswith("always_off"):
-            return False
-        return trace_id & _TRACE_ID_LIMIT < bound
+        def root(trace_id: int) -> bool:
+            return trace_id & _TRACE_ID_LIMIT < bound
 
     if not name.startswith("parentbased_"):
         return lambda parent, trace_id: root(trace_id)
@@ -49,9 +51,17 @@ def fast_sampler(config: Config) -> Any:
     def parent_based(parent: SpanContext | None, trace_id: int) -> bool:
         if parent is not None:
             return bool(parent.trace_flags & 0x01)
-        return root(trace_id)
+        return bool(root(trace_id))
 
     return parent_based
+
+
+def _always(trace_id: int) -> bool:
+    return True
+
+
+def _never(trace_id: int) -> bool:
+    return False
 
 
 def _valid_attribute(value: Any) -> bool:
