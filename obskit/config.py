@@ -133,7 +133,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
                 return
 
     for f in dataclasses.fields(Config):
-        if f.name not in ("log_stream", "resource_attributes", "request_hook"):
+        if f.name not in ("log_stream", "request_hook"):
             take(f.name, "OBSKIT_" + f.name.upper())
     take("service", "OBSKIT_SERVICE", "OTEL_SERVICE_NAME")
     take(

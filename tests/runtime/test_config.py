@@ -114,3 +114,12 @@ def test_from_env_is_pure_and_config_is_frozen():
     assert Config.from_env(environ) == first
     with pytest.raises(AttributeError):
         first.service = "b"  # type: ignore[misc]
+
+
+def test_obskit_resource_attributes_win_over_otel_ones():
+    config = Config.from_env(
+        {"OBSKIT_RESOURCE_ATTRIBUTES": "team=a,service.version=9",
+         "OTEL_RESOURCE_ATTRIBUTES": "team=b,zone=z"}  # fmt: skip
+    )
+    assert config.resource_attributes == {"team": "a", "zone": "z", "service.version": "9"}
+    assert config.version == "9"
