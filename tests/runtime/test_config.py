@@ -118,8 +118,10 @@ def test_from_env_is_pure_and_config_is_frozen():
 
 def test_obskit_resource_attributes_win_over_otel_ones():
     config = Config.from_env(
-        {"OBSKIT_RESOURCE_ATTRIBUTES": "team=a,service.version=9",
-         "OTEL_RESOURCE_ATTRIBUTES": "team=b,zone=z"}  # fmt: skip
+        {
+            "OBSKIT_RESOURCE_ATTRIBUTES": "team=a,service.version=9",
+            "OTEL_RESOURCE_ATTRIBUTES": "team=b,zone=z",
+        }
     )
     assert config.resource_attributes == {"team": "a", "zone": "z", "service.version": "9"}
     assert config.version == "9"
