@@ -54,6 +54,7 @@ def test_uvicorn_cli_logs_come_out_as_obskit_json_with_one_access_line():
     access = [line for line in lines if line["logger"] == "obskit.access"]
     assert len(access) == 1 and access[0]["route"] == "/hello/{name}"
     assert not any(logger == "uvicorn.access" for logger, _ in events)
+    assert not any("color_message" in line for line in lines)  # uvicorn's ANSI copy dropped
     library = next(line for line in lines if line["logger"] == "library")
     assert library["correlation_id"] == "cli-1" and library["service"] == "cli-app"
 
