@@ -125,3 +125,8 @@ def test_obskit_resource_attributes_win_over_otel_ones():
     )
     assert config.resource_attributes == {"team": "a", "zone": "z", "service.version": "9"}
     assert config.version == "9"
+
+
+def test_signal_specific_otel_timeout_is_milliseconds_too():
+    assert Config.from_env({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1500"}).otlp_timeout == 1.5
+    assert Config.from_env({"OBSKIT_OTLP_TIMEOUT": "3"}).otlp_timeout == 3.0
