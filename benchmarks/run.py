@@ -1,0 +1,132 @@
+"""obskit benchmarks: one command, every variant interleaved in one run.
+
+    python -m benchmarks.run              # full run (~5 minutes on 2 cores)
+    python -m benchmarks.run --quick      # smoke run (well under a minute)
+
+Prints a Markdown report (machine, command, tables); `--out FILE` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import report
+from benchmarks.variants import VARIANTS, default_variants
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smoke run: few requests, short load")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
+    p.add_argument("--requests", type=int, help="requests per variant per round (default 20000)")
+    p.add_argument("--warmup", type=int, help="warm-up requests per variant (default 2000)")
+    p.add_argument(
+        "--variants",
+        help="comma-separated variants (default: all but the single peer components); "
+        f"known: {', '.join(VARIANTS)}",
+    )
+    p.add_argument("--components", action="store_true", help="also run each peer component alone")
+    p.add_argument("--no-inprocess", action="store_true", help="skip the in-process benchmark")
+    p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
+    p.add_argument("--server-duration", type=float, help="wrk seconds per variant (default 10)")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stderr)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (2 if quick else 5)
+    args.requests = args.requests or (1000 if quick else 20000)
+    args.warmup = args.warmup if args.warmup is not None else (200 if quick else 2000)
+    args.server_duration = args.server_duration or (2.0 if quick else 10.0)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    names = args.variants.split(",") if args.variants else default_variants()
+    if args.components:
+        names += [v.name for v in VARIANTS.values() if v.peer_component and v.name not in names]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        print(f"unknown variants {unknown}; known: {list(VARIANTS)}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="obskit-bench-"))
+    command = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
+    sections = [
+        "# obskit benchmark report",
+        f"- machine: {report.machine()}",
+        f"- command: `{command.strip()}`",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+    ]
+    failed = False
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.monotonic()
+    try:
+        if not args.no_inprocess:
+            from benchmarks.inprocess import run_inprocess
+
+            progress(
+                f"in-process: {len(names)} variants x {args.rounds} rounds x {args.requests} req"
+            )
+            results = run_inprocess(
+                names,
+                rounds=args.rounds,
+                requests=args.requests,
+                warmup=args.warmup,
+                workdir=workdir,
+                progress=progress,
+            )
+            failed |= any(not r.verification.get("ok") for r in results)
+            sections += [
+                "",
+                f"## In-process ASGI ({args.rounds} interleaved rounds x {args.requests} requests,"
+                f" {args.warmup} warm-up; GET /items/{{item_id}})",
+                "",
+                report.inprocess_table(results),
+            ]
+        if not args.no_server:
+            from benchmarks.server import run_server, wrk_available
+
+            server_names = [n for n in names if not VARIANTS[n].peer_component]
+            if wrk_available():
+                progress(f"server: uvicorn + wrk, {args.server_duration:g}s per variant")
+                sresults = run_server(
+                    server_names,
+                    duration=args.server_duration,
+                    connections=args.connections,
+                    workdir=workdir,
+                    progress=progress,
+                )
+                sections += [
+                    "",
+                    f"## uvicorn on 127.0.0.1 + wrk (1 worker, -t1 -c{args.connections},"
+                    f" {args.server_duration:g}s per variant after a 1s warm-up)",
+                    "",
+                    report.server_table(sresults),
+                ]
+            else:
+                sections += ["", "## uvicorn + wrk: skipped (wrk not installed)"]
+    finally:
+        if args.keep:
+            progress(f"work dir kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    sections += ["", f"_total wall time {time.monotonic() - t0:.0f} s_", ""]
+    text = "\n".join(sections)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
