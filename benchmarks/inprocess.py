@@ -57,7 +57,11 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
-        self.ready = self._read()
+        try:
+            self.ready = self._read()
+        except WorkerFailed:
+            self.close()
+            raise
 
     def _read(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -84,6 +88,9 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
         self._stderr.close()
 
 

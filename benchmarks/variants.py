@@ -80,7 +80,7 @@ def count_access_lines(path: Path, event: str) -> tuple[int, dict[str, Any] | No
     return count, (orjson.loads(last) if last else None)
 
 
-def _verify_access_log(
+def verify_access_log(
     path: Path, requests: int, event: str, fields: tuple[str, ...]
 ) -> dict[str, Any]:
     lines, last = count_access_lines(path, event)
@@ -141,7 +141,7 @@ def _build_peer(ctx: Context, *, prom: bool, corrlog: bool, otel: bool) -> Built
             out["metric_count"] = int(count or 0)
         if corrlog:
             fields = _PEER_LOG_FIELDS + (("trace_id", "span_id") if otel else ())
-            out.update(_verify_access_log(ctx.log_path, n, peer.ACCESS_EVENT, fields))
+            out.update(verify_access_log(ctx.log_path, n, peer.ACCESS_EVENT, fields))
         if otel:
             out["spans_created"] = peer.SPANS_ENDED[0]
         return out
