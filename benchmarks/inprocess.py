@@ -32,22 +32,31 @@ class WorkerFailed(RuntimeError):
 
 
 class Worker:
-    def __init__(self, variant: Variant, workdir: Path, receiver: ReceiverProcess | None) -> None:
+    def __init__(
+        self,
+        variant: Variant,
+        workdir: Path,
+        receiver: ReceiverProcess | None,
+        *,
+        endpoint: str | None = None,
+    ) -> None:
+        """`endpoint` overrides the receiver's (e.g. a closed port: collector down)."""
         self.variant = variant
         self.receiver = receiver
         self.log_path = workdir / f"{variant.name}.log"
         self.stderr_path = workdir / f"{variant.name}.stderr"
+        endpoint = endpoint or (receiver.endpoint if receiver else None)
         spec = {
             "variant": variant.name,
-            "endpoint": receiver.endpoint if receiver else None,
+            "endpoint": endpoint,
             "log_path": str(self.log_path),
         }
         env = {**os.environ, **variant.env}
         # Nothing ambient may point a variant at some other collector.
         for key in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
             env.pop(key, None)
-        if receiver is not None:
-            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        if endpoint is not None:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         self._stderr = self.stderr_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.worker", orjson.dumps(spec).decode()],

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import report
 from benchmarks.variants import VARIANTS, default_variants
@@ -36,6 +37,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
     p.add_argument("--server-duration", type=float, help="wrk seconds per variant (default 10)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    p.add_argument("--no-startup", action="store_true", help="skip import/--help timings")
+    p.add_argument("--no-memory", action="store_true", help="skip the collector-down memory run")
+    p.add_argument(
+        "--memory-variants",
+        help="variants for the collector-down memory run (default: obskit)",
+    )
+    p.add_argument(
+        "--memory-requests", type=int, help="requests with the collector down (default 100000)"
+    )
     p.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, stderr)")
     args = p.parse_args(argv)
@@ -44,6 +54,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args.requests = args.requests or (1000 if quick else 20000)
     args.warmup = args.warmup if args.warmup is not None else (200 if quick else 2000)
     args.server_duration = args.server_duration or (2.0 if quick else 10.0)
+    args.memory_requests = args.memory_requests or (5000 if quick else 100_000)
     return args
 
 
@@ -115,6 +126,19 @@ def main(argv: list[str] | None = None) -> int:
                 ]
             else:
                 sections += ["", "## uvicorn + wrk: skipped (wrk not installed)"]
+        if not args.no_memory:
+            sections += _memory(args, workdir, progress)
+        if not args.no_startup:
+            from benchmarks.startup import run_startup
+
+            progress("start-up: import obskit, obskit --help")
+            rows = run_startup(3 if args.quick else 7)
+            sections += [
+                "",
+                "## Start-up (fresh process, median)",
+                "",
+                report.kv_table("command", rows),
+            ]
     finally:
         if args.keep:
             progress(f"work dir kept: {workdir}")
@@ -126,6 +150,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text)
     return 1 if failed else 0
+
+
+def _memory(args: argparse.Namespace, workdir: Path, progress: Any) -> list[str]:
+    from benchmarks.memory import run_memory
+
+    names = (
+        args.memory_variants.split(",")
+        if args.memory_variants
+        else [n for n in ("obskit",) if n in VARIANTS]
+    )
+    if not names:
+        return ["", "## Memory with the collector down: skipped (no obskit variant)"]
+    out = [
+        "",
+        f"## Memory with the collector down ({args.memory_requests} requests, export to a"
+        " closed loopback port)",
+        "",
+        "| variant | RSS after warm-up | RSS after | max RSS | us/request first-last batch"
+        " | shutdown | self-metrics |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name in names:
+        progress(f"memory: {name}, {args.memory_requests} requests, collector down")
+        m = run_memory(
+            name,
+            requests=args.memory_requests,
+            batch=max(1000, args.memory_requests // 10),
+            warmup=args.warmup,
+            workdir=workdir,
+        )
+        selfm = ", ".join(f"{k} {v}" for k, v in m.extra.items()) or "-"
+        out.append(
+            f"| {name} | {m.rss_before_kb / 1024:.1f} MiB | {m.rss_after_kb / 1024:.1f} MiB | "
+            f"{m.rss_max_kb / 1024:.1f} MiB | {m.us_per_request[0]:.0f}-{m.us_per_request[-1]:.0f}"
+            f" | {m.shutdown_s:.2f} s | {selfm} |"
+        )
+    return out
 
 
 if __name__ == "__main__":

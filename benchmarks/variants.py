@@ -38,6 +38,8 @@ class Built:
     finish: Callable[[], None] = lambda: None
     """Flush and shut down (bounded); called once, after the last round."""
     spans_per_request: int = 0
+    selfmetrics: Callable[[], dict[str, Any]] = dict
+    """The variant's own telemetry-loss counters, if it has any."""
 
 
 @dataclass(frozen=True)

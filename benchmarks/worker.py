@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,27 @@ def main(argv: list[str]) -> int:
         reply({"error": traceback.format_exc()})
         return 1
     reply({"ready": True, "pid": os.getpid(), "rss_kb": _rss_kb()})
+    finished = False
+
+    def finish() -> None:
+        nonlocal finished
+        if not finished:
+            finished = True
+            built.finish()
 
     for raw in sys.stdin.buffer:
         cmd = orjson.loads(raw)
         try:
             if cmd["cmd"] == "run":
                 reply({"us": driver.run(int(cmd["n"])), "rss_kb": _rss_kb()})
+            elif cmd["cmd"] == "selfmetrics":
+                reply(built.selfmetrics())
+            elif cmd["cmd"] == "finish":
+                t0 = time.perf_counter()
+                finish()
+                reply({"seconds": time.perf_counter() - t0, "rss_kb": _rss_kb()})
             elif cmd["cmd"] == "verify":
-                built.finish()
+                finish()
                 result = built.verify(driver)
                 result["spans_per_request"] = built.spans_per_request
                 reply({"ok": True, "rss_kb": _rss_kb(), **result})
