@@ -7,8 +7,95 @@ The public API is re-exported here lazily: importing obskit loads nothing heavy 
 configures nothing. See README.md for every setting.
 """
 
+# ruff: noqa: PLC0415 - every import here is deliberately lazy (import obskit stays fast)
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Obskit",
+    "__version__",
+    "correlation_id",
+    "get_logger",
+    "init",
+    "observe",
+    "reset",
+    "shutdown",
+]
+
+if TYPE_CHECKING:
+    from obskit._state import Obskit
+    from obskit.config import Config, ConfigError
+    from obskit.observe import observe
+
+
+def init(
+    app: Any = None,
+    *,
+    service: str | None = None,
+    version: str | None = None,
+    environment: str | None = None,
+    **settings: Any,
+) -> Obskit:
+    """Instrument `app` (FastAPI/Starlette/Flask/ASGI/WSGI, or None) and start telemetry.
+
+    Settings: keyword arguments (Config field names), then OBSKIT_*/OTEL_* environment
+    variables, then defaults. Also accepts `registry=` (prometheus CollectorRegistry) and
+    `tracer_provider=` (use your TracerProvider instead of obskit's). A second call warns and
+    returns the same handle. For a bare ASGI/WSGI callable, serve `handle.app`.
+    """
+    from obskit import _state
+
+    return _state.init(app, service=service, version=version, environment=environment, **settings)
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Flush pending spans and stop exporting, within `timeout` seconds (also run at exit)."""
+    from obskit import _state
+
+    _state.shutdown(timeout)
+
+
+def reset() -> None:
+    """Undo init() entirely (for tests)."""
+    from obskit import _state
+
+    _state.reset()
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger writing obskit's JSON lines (with correlation and trace IDs)."""
+    from obskit import logs
+
+    return logs.get_logger(name)
+
+
+def correlation_id() -> str | None:
+    """The current request's correlation ID, or None outside a request."""
+    from obskit import correlation
+
+    return correlation.correlation_id()
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Config", "ConfigError"):
+        from obskit import config
+
+        return getattr(config, name)
+    if name == "observe":
+        from obskit.observe import observe
+
+        return observe
+    if name == "Obskit":
+        from obskit._state import Obskit
+
+        return Obskit
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("obskit.testing")
+    raise AttributeError(f"module 'obskit' has no attribute {name!r}")

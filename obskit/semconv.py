@@ -27,6 +27,12 @@ SPANS_EXPORTED: Final = "obskit_spans_exported_total"
 SPANS_DROPPED: Final = "obskit_spans_dropped_total"
 SPAN_EXPORT_FAILURES: Final = "obskit_span_export_failures_total"
 BUILD_INFO: Final = "obskit_build_info"
+SPANS_FINISHED: Final = "obskit_spans_finished_total"
+"""Sampled spans that ended: exported + dropped + still queued."""
+SPANS_QUEUED: Final = "obskit_spans_queued"
+"""Spans waiting in the bounded export queue (gauge)."""
+INSTRUMENTATION_ERRORS: Final = "obskit_instrumentation_errors_total"
+"""Errors raised inside obskit's instrumentation or a user hook (recorded, never raised)."""
 
 # --- Label names ---
 LABEL_METHOD: Final = "http_request_method"
@@ -92,6 +98,9 @@ LOG_SERVICE: Final = "service"
 LOG_CORRELATION_ID: Final = "correlation_id"
 LOG_TRACE_ID: Final = "trace_id"
 LOG_SPAN_ID: Final = "span_id"
+
+# --- Span attribute carrying the correlation ID (same name as the log field) ---
+SPAN_CORRELATION_ID: Final = "correlation_id"
 
 # --- Endpoints excluded from metrics, traces and access logs by default ---
 DEFAULT_EXCLUDED_PATHS: Final = ("/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics")

@@ -1,0 +1,241 @@
+"""The only mutable globals: the active obskit handle, created by init() and torn down by reset().
+
+Rules obskit follows here:
+- nothing happens at import; everything is created by `init()`;
+- a TracerProvider the user set globally is never replaced (obskit keeps its own provider and,
+  unless `set_global_tracer_provider=True`, does not set a global one at all);
+- stdlib logging is bridged only when the root logger has no handlers;
+- structlog's global configuration is never touched;
+- `reset()` undoes everything `init()` did (for tests).
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import logging
+import os
+import threading
+import warnings
+from typing import Any
+
+from obskit.config import Config
+
+_lock = threading.RLock()
+_handle: Obskit | None = None
+_atexit_registered = False
+_log = logging.getLogger("obskit")
+
+
+class Obskit:
+    """Handle returned by `obskit.init()`: the live configuration and its parts."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        registry: Any = None,
+        tracer_provider: Any = None,
+        span_exporter: Any = None,
+    ) -> None:
+        from obskit import logs  # noqa: PLC0415
+
+        self.config = config
+        self.active = True
+        self.app: Any = None
+        self._instrumented: list[Any] = []
+        self._metrics_server: Any = None
+        self.logs = logs.LogPipeline(config)
+        logs.activate(self.logs)
+        self.bridge: logs.StdlibBridge | None = None
+        if config.capture_stdlib_logs:
+            self.bridge = logs.StdlibBridge(config.log_level)
+            self.bridge.install()
+        self.tracing: Any = None
+        if config.traces_enabled:
+            from obskit import tracing  # noqa: PLC0415
+
+            self.tracing = tracing.Tracing(config, tracer_provider, span_exporter)
+            tracing.install_log_hook()
+        self.metrics: Any = None
+        if config.metrics_enabled:
+            from prometheus_client import REGISTRY  # noqa: PLC0415
+
+            from obskit.metrics import Metrics  # noqa: PLC0415
+
+            self.metrics = Metrics(config, registry if registry is not None else REGISTRY)
+            if self.tracing is not None:
+                self.metrics.self_metrics.pipe = self.tracing.pipe
+            if config.metrics_port is not None:
+                from obskit.metrics_server import MetricsServer  # noqa: PLC0415
+
+                self._metrics_server = MetricsServer(
+                    self.metrics.registry, config.metrics_host, config.metrics_port
+                )
+        self.clients: list[str] = []
+        if config.instrument_clients:
+            from obskit.middleware import clients  # noqa: PLC0415
+
+            self.clients = clients.instrument(self)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port the separate metrics server listens on (None when served on the app)."""
+        return None if self._metrics_server is None else int(self._metrics_server.port)
+
+    # -- apps -------------------------------------------------------------------------
+    def instrument(self, app: Any) -> Any:
+        """Instrument an app in place when possible; returns what should be served."""
+        if any(app is seen for seen in self._instrumented):
+            return app
+        self._instrumented.append(app)
+        if hasattr(app, "add_middleware") and hasattr(app, "router"):  # Starlette / FastAPI
+            _switch_off_fastapi_native_tracing(app)
+            _wrap_starlette_stack(app, self)
+            return app
+        if hasattr(app, "wsgi_app") and callable(app.wsgi_app):  # Flask
+            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
+
+            app.wsgi_app = ObskitWSGI(app.wsgi_app, self)
+            return app
+        if _is_asgi(app):
+            from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
+
+            return ObskitASGI(app, self)
+        if callable(app):
+            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
+
+            return ObskitWSGI(app, self)
+        raise TypeError(
+            f"obskit.init: cannot instrument {type(app).__name__}: "
+            "expected a FastAPI/Starlette/Flask app or an ASGI/WSGI callable"
+        )
+
+    # -- lifecycle --------------------------------------------------------------------
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and stop exporting within `timeout` seconds (default: shutdown_timeout)."""
+        bound = self.config.shutdown_timeout if timeout is None else timeout
+        if self.tracing is not None:
+            self.tracing.shutdown(bound)
+
+    def close(self) -> None:
+        """Undo everything (reset): spans flushed, patches and handlers removed."""
+        from obskit import logs  # noqa: PLC0415
+
+        self.active = False
+        self.shutdown(min(self.config.shutdown_timeout, 2.0))
+        if self.clients:
+            from obskit.middleware import clients  # noqa: PLC0415
+
+            clients.uninstrument()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.bridge is not None:
+            self.bridge.uninstall()
+        if self.tracing is not None:
+            logs.set_span_ids_hook(None)
+        logs.activate(None)
+
+
+def _is_asgi(app: Any) -> bool:
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
+
+
+def _wrap_starlette_stack(app: Any, runtime: Obskit) -> None:
+    """Put obskit outermost, around Starlette's ServerErrorMiddleware.
+
+    (`add_middleware` would sit inside it and miss the 500 response an unhandled exception
+    produces, so that response would carry no X-Request-ID.)
+    """
+    from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
+
+    build = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return ObskitASGI(build(), runtime)
+
+    app.build_middleware_stack = build_middleware_stack
+    app.middleware_stack = None  # rebuilt on the next request, with obskit outermost
+
+
+def _switch_off_fastapi_native_tracing(app: Any) -> None:
+    """FastAPI's own spans would duplicate obskit's server span: turn them off for this app."""
+    telemetry = getattr(app, "_telemetry", None)
+    if isinstance(telemetry, dict) and telemetry.get("tracing", False):
+        telemetry["tracing"] = False
+        telemetry["operation_spans"] = False
+
+
+def current() -> Obskit | None:
+    return _handle
+
+
+def init(
+    app: Any = None,
+    *,
+    service: str | None = None,
+    version: str | None = None,
+    environment: str | None = None,
+    registry: Any = None,
+    tracer_provider: Any = None,
+    span_exporter: Any = None,
+    environ: Any = None,
+    **settings: Any,
+) -> Obskit:
+    """See obskit.init."""
+    global _handle, _atexit_registered  # noqa: PLW0603
+    with _lock:
+        if _handle is not None:
+            warnings.warn(
+                "obskit.init() called again: returning the existing handle "
+                "(settings of the second call are ignored)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            if app is not None:
+                _handle.app = _handle.instrument(app)
+            return _handle
+        overrides = dict(settings, service=service, version=version, environment=environment)
+        config = Config.resolve(overrides, os.environ if environ is None else environ)
+        handle = Obskit(
+            config, registry=registry, tracer_provider=tracer_provider, span_exporter=span_exporter
+        )
+        try:
+            if app is not None:
+                handle.app = handle.instrument(app)
+        except BaseException:
+            handle.close()
+            raise
+        _handle = handle
+        if not _atexit_registered:
+            atexit.register(_at_exit)
+            _atexit_registered = True
+        return handle
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    with _lock:
+        if _handle is not None:
+            _handle.shutdown(timeout)
+
+
+def reset() -> None:
+    """Undo init() completely (tests): the next init() starts from scratch."""
+    global _handle
+    with _lock:
+        handle, _handle = _handle, None
+        if handle is not None:
+            handle.close()
+        from obskit import _errors  # noqa: PLC0415
+
+        _errors.reset()
+
+
+def _at_exit() -> None:
+    handle = _handle
+    if handle is not None:
+        handle.shutdown()

@@ -1,0 +1,488 @@
+"""Structured logs: one renderer for structlog loggers, the stdlib bridge and the access log.
+
+Every line carries timestamp (ISO-8601 UTC), level, logger, event, service and, inside a
+request, correlation_id, trace_id and span_id. JSON lines are rendered by orjson straight to
+bytes and written with one write per line. A value that cannot be serialized is rendered as
+its repr (or a placeholder), never raised. Keys that look secret are redacted.
+
+obskit never touches structlog's global configuration: `get_logger()` wraps obskit's own
+processor chain. The stdlib bridge is installed on the root logger only when the root logger
+has no handlers (nobody configured logging on purpose).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Final
+
+import orjson
+
+from obskit import semconv
+from obskit.config import Config
+from obskit.correlation import current as _current_request
+
+REDACTED: Final = "[REDACTED]"
+ACCESS_LOGGER: Final = "obskit.access"
+_LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_JSON_OPTS: Final = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error", "gunicorn", "gunicorn.error")
+_SERVER_ACCESS_LOGGERS: Final = ("uvicorn.access", "gunicorn.access")
+_RESERVED: Final = frozenset(
+    (
+        semconv.LOG_TIMESTAMP,
+        semconv.LOG_LEVEL,
+        semconv.LOG_LOGGER,
+        semconv.LOG_EVENT,
+        semconv.LOG_SERVICE,
+        semconv.LOG_CORRELATION_ID,
+        semconv.LOG_TRACE_ID,
+        semconv.LOG_SPAN_ID,
+    )
+)
+_RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+_ts_cache: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
+def timestamp() -> str:
+    """Current time as ISO-8601 UTC with milliseconds (the seconds part cached)."""
+    global _ts_cache  # noqa: PLW0603 - a tiny per-second cache, replaced atomically
+    now = time.time()
+    sec = int(now)
+    cached = _ts_cache
+    if cached[0] != sec:
+        cached = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
+        _ts_cache = cached
+    return f"{cached[1]}.{int((now - sec) * 1000):03d}Z"
+
+
+def _default(obj: Any) -> Any:
+    """orjson fallback: anything it cannot serialize becomes a string, never an error."""
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if isinstance(obj, BaseException):
+        return f"{type(obj).__name__}: {obj}"
+    try:
+        return repr(obj)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not break logging
+        return f"<unrepresentable {type(obj).__name__}>"
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """Last-resort conversion when orjson rejects a structure (huge ints, cycles)."""
+    if value is None or isinstance(value, (str, bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if depth > 8:
+        return "<too deep>"
+    if isinstance(value, Mapping):
+        return {str(k): _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub(v, depth + 1) for v in value]
+    return _default(value)
+
+
+def dumps(record: Mapping[str, Any]) -> bytes:
+    """One JSON line (with newline); never raises."""
+    try:
+        return orjson.dumps(record, default=_default, option=_JSON_OPTS)
+    except (orjson.JSONEncodeError, TypeError):
+        return orjson.dumps(_scrub(record), default=_default, option=_JSON_OPTS)
+
+
+class Sink:
+    """Writes whole lines to a text or binary stream: one write (and flush) per line."""
+
+    __slots__ = ("_lock", "_write", "is_tty")
+
+    def __init__(self, stream: Any) -> None:
+        self._lock = threading.Lock()
+        self.is_tty = bool(getattr(stream, "isatty", lambda: False)())
+        buffer = getattr(stream, "buffer", None)
+        if isinstance(stream, io.TextIOBase) and buffer is not None:
+            stream.flush()
+            self._write = self._binary_writer(buffer)
+        elif isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or _is_binary(stream):
+            self._write = self._binary_writer(stream)
+        else:
+            self._write = self._text_writer(stream)
+
+    def _binary_writer(self, stream: Any) -> Callable[[bytes], None]:
+        flush = getattr(stream, "flush", None)
+        write = stream.write
+        if flush is None:
+            return write  # type: ignore[no-any-return]
+
+        def write_line(line: bytes) -> None:
+            write(line)
+            flush()
+
+        return write_line
+
+    def _text_writer(self, stream: Any) -> Callable[[bytes], None]:
+        lock = self._lock
+        flush = getattr(stream, "flush", None)
+
+        def write_line(line: bytes) -> None:
+            text = line.decode("utf-8", "replace")
+            with lock:
+                stream.write(text)
+                if flush is not None:
+                    flush()
+
+        return write_line
+
+    def write(self, line: bytes) -> None:
+        # a closed or broken stream must never fail the caller
+        with contextlib.suppress(OSError, ValueError):
+            self._write(line)
+
+
+def _is_binary(stream: Any) -> bool:
+    mode = getattr(stream, "mode", "")
+    return isinstance(mode, str) and "b" in mode
+
+
+class LogPipeline:
+    """Renders and writes log records for one obskit configuration."""
+
+    def __init__(self, config: Config, stream: Any = None) -> None:
+        self.service = config.service
+        self.sink = Sink(stream if stream is not None else (config.log_stream or sys.stdout))
+        fmt = config.log_format
+        self.json = fmt == "json" or (fmt == "auto" and not self.sink.is_tty)
+        self.level = _LEVELS[config.log_level]
+        self.access_log = config.access_log
+        self._redact = tuple(config.redact_keys)
+        self._redact_cache: dict[str, bool] = {}
+
+    # -- redaction ---------------------------------------------------------------
+    def is_secret(self, key: str) -> bool:
+        cached = self._redact_cache.get(key)
+        if cached is None:
+            norm = key.lower().replace("-", "_")
+            cached = any(word in norm for word in self._redact)
+            if len(self._redact_cache) < 4096:
+                self._redact_cache[key] = cached
+        return cached
+
+    def redact(self, fields: MutableMapping[str, Any]) -> None:
+        """Redact secret-looking keys in place (and one level down in nested mappings)."""
+        for key, value in fields.items():
+            if self.is_secret(str(key)):
+                fields[key] = REDACTED
+            elif isinstance(value, Mapping):
+                fields[key] = {
+                    k: REDACTED if self.is_secret(str(k)) else v for k, v in value.items()
+                }
+
+    # -- records -----------------------------------------------------------------
+    def record(self, level: str, logger: str | None, event: Any) -> dict[str, Any]:
+        """The fixed head of every line, with the request's IDs when inside one."""
+        rec: dict[str, Any] = {
+            semconv.LOG_TIMESTAMP: timestamp(),
+            semconv.LOG_LEVEL: level,
+            semconv.LOG_LOGGER: logger,
+            semconv.LOG_EVENT: event,
+            semconv.LOG_SERVICE: self.service,
+        }
+        ctx = _current_request()
+        if ctx is not None:
+            rec[semconv.LOG_CORRELATION_ID] = ctx.correlation_id
+        trace_id, span_id = _current_span_ids(ctx)
+        if trace_id is not None:
+            rec[semconv.LOG_TRACE_ID] = trace_id
+            rec[semconv.LOG_SPAN_ID] = span_id
+        return rec
+
+    def write(self, rec: Mapping[str, Any]) -> None:
+        self.sink.write(dumps(rec) if self.json else _console(rec))
+
+    def emit(
+        self,
+        level: str,
+        logger: str | None,
+        event: Any,
+        fields: Mapping[str, Any] | None = None,
+        exc_info: Any = None,
+    ) -> None:
+        """Write one line if `level` passes the threshold."""
+        if _LEVELS.get(level, 20) < self.level:
+            return
+        rec = self.record(level, logger, event)
+        if fields:
+            extra = dict(fields)
+            self.redact(extra)
+            for key, value in extra.items():
+                if key not in _RESERVED:
+                    rec[key] = value
+        if exc_info:
+            rec["exception"] = exception_fields(exc_info)
+        self.write(rec)
+
+    def access(  # noqa: PLR0917 - hot path: positional on purpose
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        duration_s: float,
+        correlation_id: str,
+        trace_id: str | None,
+        span_id: str | None,
+    ) -> None:
+        """The one access-log line per request (fast path: fixed fields, no redaction)."""
+        rec: dict[str, Any] = {
+            semconv.LOG_TIMESTAMP: timestamp(),
+            semconv.LOG_LEVEL: "error" if status >= 500 else "info",
+            semconv.LOG_LOGGER: ACCESS_LOGGER,
+            semconv.LOG_EVENT: "request",
+            semconv.LOG_SERVICE: self.service,
+            semconv.LOG_CORRELATION_ID: correlation_id,
+        }
+        if trace_id is not None:
+            rec[semconv.LOG_TRACE_ID] = trace_id
+            rec[semconv.LOG_SPAN_ID] = span_id
+        rec["method"] = method
+        rec["route"] = route
+        rec["path"] = path
+        rec["status"] = status
+        rec["duration_ms"] = round(duration_s * 1000.0, 3)
+        self.sink.write(dumps(rec) if self.json else _console(rec))
+
+
+def _current_span_ids(ctx: Any) -> tuple[str | None, str | None]:
+    """trace_id/span_id of the current span; the request's own IDs when no span is current."""
+    span_ids = _span_ids_hook
+    if span_ids is not None:
+        found = span_ids()
+        if found is not None:
+            return found
+    if ctx is not None and ctx.trace_id is not None:
+        return ctx.trace_id, ctx.span_id
+    return None, None
+
+
+_span_ids_hook: Callable[[], tuple[str, str] | None] | None = None
+
+
+def set_span_ids_hook(hook: Callable[[], tuple[str, str] | None] | None) -> None:
+    """tracing.py installs a reader of the current OTel span (keeps this module OTel-free)."""
+    global _span_ids_hook  # noqa: PLW0603
+    _span_ids_hook = hook
+
+
+def exception_fields(exc_info: Any) -> dict[str, str]:
+    """An exception as structured fields: type, message, stacktrace."""
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    elif isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if not isinstance(exc_info, tuple) or exc_info[0] is None:
+        return {}
+    etype, value, tb = exc_info
+    try:
+        message = str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        message = "<unprintable>"
+    return {
+        "type": getattr(etype, "__name__", str(etype)),
+        "message": message,
+        "stacktrace": "".join(traceback.format_exception(etype, value, tb)),
+    }
+
+
+def _console(rec: Mapping[str, Any]) -> bytes:
+    """Readable one-line rendering for a terminal."""
+    head = (
+        f"{rec.get(semconv.LOG_TIMESTAMP, '')} {str(rec.get(semconv.LOG_LEVEL, '')).upper():<7} "
+        f"[{rec.get(semconv.LOG_LOGGER) or '-'}] {rec.get(semconv.LOG_EVENT)}"
+    )
+    parts = [head]
+    for key, value in rec.items():
+        if key in (
+            semconv.LOG_TIMESTAMP,
+            semconv.LOG_LEVEL,
+            semconv.LOG_LOGGER,
+            semconv.LOG_EVENT,
+            "exception",
+        ):
+            continue
+        parts.append(f"{key}={_default(value) if not isinstance(value, str) else value}")
+    line = "  ".join(parts) + "\n"
+    exc = rec.get("exception")
+    if isinstance(exc, Mapping) and exc.get("stacktrace"):
+        line += str(exc["stacktrace"])
+    return line.encode("utf-8", "replace")
+
+
+# ----------------------------------------------------------------- the active pipeline ---
+
+_active: LogPipeline | None = None
+
+
+def activate(pipeline: LogPipeline | None) -> None:
+    global _active  # noqa: PLW0603
+    _active = pipeline
+
+
+def active() -> LogPipeline:
+    """The pipeline configured by init(), or a default one (stdout) before init()."""
+    global _active  # noqa: PLW0603
+    pipeline = _active
+    if pipeline is None:
+        pipeline = _active = LogPipeline(Config())
+    return pipeline
+
+
+# ---------------------------------------------------------------------- structlog ---
+
+
+class _SinkLogger:
+    """structlog's final "logger": the rendered line is already written by the renderer."""
+
+    def _noop(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    msg = debug = info = warning = warn = error = critical = exception = fatal = log = _noop
+
+
+class _Render:
+    """structlog's last processor: hands the event to obskit's pipeline (which writes it)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        return _render(self.name, method_name, event_dict)
+
+
+def _render(logger_name: str | None, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+    pipeline = active()
+    level = str(event_dict.pop("level", None) or _METHOD_LEVEL.get(method_name, "info"))
+    name = event_dict.pop("logger", None) or logger_name
+    event = event_dict.pop("event", None)
+    exc_info = event_dict.pop("exc_info", None)
+    if method_name == "exception" and exc_info is None:
+        exc_info = True
+    exc = event_dict.pop("exception", None)
+    if exc_info is None and isinstance(exc, BaseException):
+        exc_info = exc
+    elif exc is not None:
+        event_dict["exception"] = exc
+    pipeline.emit(level, name, event, event_dict, exc_info)
+    return ""
+
+
+_METHOD_LEVEL: Final = {
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
+}
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog bound logger writing through obskit's pipeline (no global structlog setup)."""
+    import structlog  # noqa: PLC0415 - lazy: importing obskit stays fast
+
+    wrapper = structlog.make_filtering_bound_logger(active().level)
+    return structlog.wrap_logger(
+        _SinkLogger(),
+        processors=[structlog.contextvars.merge_contextvars, _Render(name)],
+        wrapper_class=wrapper,
+        context_class=dict,
+        cache_logger_on_first_use=True,
+    )
+
+
+# ------------------------------------------------------------------- stdlib bridge ---
+
+
+class StdlibHandler(logging.Handler):
+    """Routes stdlib `logging` records (uvicorn, gunicorn, libraries) through obskit."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = record.getMessage()
+        except (TypeError, ValueError):
+            event = str(record.msg)
+        extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
+        level = record.levelname.lower()
+        active().emit(
+            level if level in _LEVELS else "info", record.name, event, extra, record.exc_info
+        )
+
+
+class StdlibBridge:
+    """Installs StdlibHandler on the root logger when nobody configured logging."""
+
+    def __init__(self, level: str) -> None:
+        self.handler = StdlibHandler(level=_LEVELS[level])
+        self.installed = False
+        self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, bool]] = []
+        self._saved_root_level = logging.root.level
+
+    def install(self) -> bool:
+        root = logging.getLogger()
+        if root.handlers:
+            return False  # the user configured logging: leave it alone
+        root.addHandler(self.handler)
+        self._saved_root_level = root.level
+        root.setLevel(self.handler.level)
+        self.installed = True
+        self.reroute_servers()
+        return True
+
+    def reroute_servers(self) -> None:
+        """Send uvicorn/gunicorn logs through obskit; their access logs are obskit's now."""
+        if not self.installed:
+            return
+        for name in _SERVER_LOGGERS:
+            logger = logging.getLogger(name)
+            if logger.handlers or not logger.propagate:
+                self._save(logger)
+                logger.propagate = True
+        for name in _SERVER_ACCESS_LOGGERS:
+            logger = logging.getLogger(name)
+            if not logger.disabled:
+                self._save(logger)
+                logger.propagate = False
+                logger.disabled = True
+
+    def _save(self, logger: logging.Logger) -> None:
+        self._saved.append((logger, list(logger.handlers), logger.propagate, logger.disabled))
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+
+    def uninstall(self) -> None:
+        root = logging.getLogger()
+        if self.installed:
+            root.removeHandler(self.handler)
+            root.setLevel(self._saved_root_level)
+        for logger, handlers, propagate, disabled in reversed(self._saved):
+            for handler in handlers:
+                logger.addHandler(handler)
+            logger.propagate = propagate
+            logger.disabled = disabled
+        self._saved.clear()
+        self.installed = False

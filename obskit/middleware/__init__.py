@@ -1,0 +1,1 @@
+"""ASGI and WSGI middleware and outbound client instrumentation (imported lazily by init)."""

@@ -1,0 +1,239 @@
+"""One fused pure-ASGI middleware: correlation ID, server span, RED histogram, access log.
+
+Per request it scans the headers once, binds one context object, starts one span, and on the
+final response body records the histogram, ends the span and writes one access-log line. No
+child spans for send/receive, no BaseHTTPMiddleware. Route templates are resolved from the
+matched Starlette/FastAPI route object and cached per route object, never per raw path.
+Scopes other than "http" pass straight through.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from obskit import _errors, correlation, semconv
+from obskit.metrics import exposition
+from obskit.tracing import attach, detach, parent_context
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    from obskit._state import Obskit
+
+    Scope = MutableMapping[str, Any]
+    Message = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[Message]]
+    Send = Callable[[Message], Awaitable[None]]
+    ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_UNMATCHED = semconv.UNMATCHED_ROUTE
+
+
+class RouteCache:
+    """Route template per (route object, mount prefix); bounded."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], tuple[Any, str]] = {}
+
+    def template(self, scope: Scope, root_path: str) -> str:
+        route = scope.get("route")
+        if route is None:
+            return _UNMATCHED
+        final_root = scope.get("root_path", "")
+        prefix = final_root[len(root_path) :] if final_root != root_path else ""
+        key = (id(route), prefix)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is route:
+            return hit[1]
+        fmt = getattr(route, "path_format", None)
+        if fmt is None or hasattr(route, "routes"):
+            # a Mount/Router matched but nothing inside it did
+            return _UNMATCHED
+        template = prefix + str(fmt)
+        if len(self._cache) < 4096:
+            self._cache[key] = (route, template)
+        return template
+
+
+class ObskitASGI:
+    """Pure ASGI middleware; `runtime` is the handle returned by `obskit.init()`."""
+
+    def __init__(self, app: ASGIApp, runtime: Obskit) -> None:
+        self.app = app
+        self.rt = runtime
+        config = runtime.config
+        self.excluded = frozenset(config.excluded_paths)
+        self.metrics_path = config.metrics_path
+        self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
+        self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
+        self.routes = RouteCache()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt = self.rt
+        if scope["type"] != "http" or not rt.active:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self.excluded:
+            if self.serve_metrics and path == self.metrics_path:
+                await self._serve_metrics(scope, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        await self._observed(scope, receive, send, path)
+
+    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
+        accept = None
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accept = value.decode("latin-1")
+        metrics = self.rt.metrics
+        assert metrics is not None
+        body, content_type = exposition(metrics.registry, accept)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        start = perf_counter()
+        rt = self.rt
+        id_headers = self.id_headers
+        raw_id = traceparent = tracestate = baggage = None
+        for key, value in scope["headers"]:
+            if key in id_headers:
+                if raw_id is None:
+                    raw_id = value
+            elif key == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif key == b"tracestate":
+                tracestate = value.decode("latin-1")
+            elif key == b"baggage":
+                baggage = value.decode("latin-1")
+        cid = correlation.accept(raw_id)
+        method = scope["method"]
+        tracing = rt.tracing
+        span = otel_token = None
+        trace_id = span_id = None
+        sampled = False
+        if tracing is not None:
+            try:
+                parent = (
+                    parent_context(traceparent, tracestate, baggage)
+                    if (traceparent or baggage)
+                    else None
+                )
+                span = tracing.tracer.start_span(method, context=parent, kind=_SERVER)
+                span_context = span.get_span_context()
+                trace_id = f"{span_context.trace_id:032x}"
+                span_id = f"{span_context.span_id:016x}"
+                sampled = span.is_recording()
+                otel_token = attach(span, parent)
+            except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
+                _errors.record("server span start", exc)
+                span = None
+        ctx = correlation.RequestContext(cid, trace_id, span_id)
+        token = correlation.bind(ctx)
+        id_header = (b"x-request-id", cid.encode("ascii"))
+        state = [0, False]  # status, finished
+        routes = self.routes
+        root_path = scope.get("root_path", "")
+
+        def finish(error: BaseException | None) -> None:
+            state[1] = True
+            try:
+                status = state[0] or 500
+                duration = perf_counter() - start
+                route = routes.template(scope, root_path)
+                ctx.route = route
+                method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+                if span is not None:
+                    _end_span(span, method_label, route, path, status, cid, error, scope)
+                metrics = rt.metrics
+                if metrics is not None:
+                    observe = metrics.server.get((method_label, route, str(status)))
+                    if sampled and metrics.exemplars:
+                        observe(duration, {"trace_id": trace_id})
+                    else:
+                        observe(duration)
+                if rt.logs.access_log:
+                    rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+            except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
+                _errors.record("server request finish", exc)
+
+        async def send_wrapper(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                state[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                await send(message)
+                if not state[1] and state[0] < 500:
+                    # 5xx: finish when the app returns, to record the exception it raises
+                    finish(None)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            if not state[1]:
+                if not state[0]:
+                    state[0] = 500
+                finish(exc)
+            raise
+        else:
+            if not state[1]:
+                finish(None)
+        finally:
+            if otel_token is not None:
+                detach(otel_token)
+            correlation.unbind(token)
+
+
+_SERVER = SpanKind.SERVER
+_ERROR = Status(StatusCode.ERROR)
+
+
+def _end_span(  # noqa: PLR0917
+    span: Any,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    cid: str,
+    error: BaseException | None,
+    scope: Scope,
+) -> None:
+    if span.is_recording():
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "http.route": route,
+            "http.response.status_code": status,
+            "url.path": path,
+            "url.scheme": scope.get("scheme", "http"),
+            semconv.SPAN_CORRELATION_ID: cid,
+        }
+        if status >= 500 or error is not None:
+            attributes["error.type"] = type(error).__name__ if error is not None else str(status)
+            span.set_status(_ERROR)
+            if error is not None and isinstance(error, Exception):
+                span.record_exception(error)
+        span.set_attributes(attributes)
+        if route != _UNMATCHED:
+            span.update_name(f"{method if method != semconv.OTHER_METHOD else 'HTTP'} {route}")
+        elif method == semconv.OTHER_METHOD:
+            span.update_name("HTTP")
+    span.end()

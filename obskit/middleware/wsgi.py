@@ -1,0 +1,208 @@
+"""WSGI middleware (Flask, any WSGI app): the same telemetry as the ASGI one.
+
+The request is finished when the server closes the response iterable (after the body was
+sent). Flask/Werkzeug route templates come from the matched `url_rule`, rewritten from
+`<converter:name>` to `{name}` so both frameworks label routes the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import SpanKind
+
+from obskit import _errors, correlation, semconv
+from obskit.metrics import exposition
+from obskit.middleware.asgi import _end_span
+from obskit.tracing import attach, detach, parent_context
+
+if TYPE_CHECKING:
+    from obskit._state import Obskit
+
+    StartResponse = Callable[..., Any]
+    WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_UNMATCHED = semconv.UNMATCHED_ROUTE
+_RULE_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_SERVER = SpanKind.SERVER
+
+
+def werkzeug_template(rule: str) -> str:
+    """'/refunds/<int:refund_id>' -> '/refunds/{refund_id}'."""
+    return _RULE_PARAM.sub(r"{\1}", rule)
+
+
+class ObskitWSGI:
+    """WSGI middleware; `runtime` is the handle returned by `obskit.init()`."""
+
+    def __init__(self, app: WSGIApp, runtime: Obskit) -> None:
+        self.app = app
+        self.rt = runtime
+        config = runtime.config
+        self.excluded = frozenset(config.excluded_paths)
+        self.metrics_path = config.metrics_path
+        self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
+        self.id_keys = tuple(
+            "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
+        )
+        self._rules: dict[int, tuple[Any, str]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        rt = self.rt
+        if not rt.active:
+            return self.app(environ, start_response)
+        path = environ.get("PATH_INFO", "") or "/"
+        if path in self.excluded:
+            if self.serve_metrics and path == self.metrics_path:
+                metrics = rt.metrics
+                assert metrics is not None
+                body, ctype = exposition(metrics.registry, environ.get("HTTP_ACCEPT"))
+                start_response(
+                    "200 OK", [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+                )
+                return [body]
+            return self.app(environ, start_response)
+        return self._observed(environ, start_response, path)
+
+    def _route(self, environ: dict[str, Any]) -> str:
+        request = environ.get("werkzeug.request")
+        rule = getattr(request, "url_rule", None) if request is not None else None
+        if rule is None:
+            rule = environ.get("obskit.route")  # set by other frameworks' adapters
+            return rule if isinstance(rule, str) else _UNMATCHED
+        hit = self._rules.get(id(rule))
+        if hit is not None and hit[0] is rule:
+            return hit[1]
+        template = werkzeug_template(str(getattr(rule, "rule", "")) or _UNMATCHED)
+        if len(self._rules) < 4096:
+            self._rules[id(rule)] = (rule, template)
+        return template
+
+    def _observed(
+        self, environ: dict[str, Any], start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        start = perf_counter()
+        rt = self.rt
+        raw_id = None
+        for key in self.id_keys:
+            raw_id = environ.get(key)
+            if raw_id is not None:
+                break
+        cid = correlation.accept(raw_id.encode("latin-1") if raw_id is not None else None)
+        method = environ.get("REQUEST_METHOD", "GET")
+        tracing = rt.tracing
+        span = otel_token = None
+        trace_id = span_id = None
+        sampled = False
+        if tracing is not None:
+            try:
+                traceparent = environ.get("HTTP_TRACEPARENT")
+                baggage = environ.get("HTTP_BAGGAGE")
+                parent = (
+                    parent_context(traceparent, environ.get("HTTP_TRACESTATE"), baggage)
+                    if (traceparent or baggage)
+                    else None
+                )
+                span = tracing.tracer.start_span(method, context=parent, kind=_SERVER)
+                span_context = span.get_span_context()
+                trace_id = f"{span_context.trace_id:032x}"
+                span_id = f"{span_context.span_id:016x}"
+                sampled = span.is_recording()
+                otel_token = attach(span, parent)
+            except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
+                _errors.record("server span start", exc)
+                span = None
+        ctx = correlation.RequestContext(cid, trace_id, span_id)
+        token = correlation.bind(ctx)
+        state: list[Any] = [0, False, None]  # status, finished, route
+        scope = {"scheme": environ.get("wsgi.url_scheme", "http")}
+
+        def finish(error: BaseException | None) -> None:
+            if state[1]:
+                return
+            state[1] = True
+            try:
+                status = state[0] or 500
+                duration = perf_counter() - start
+                route = state[2] or self._route(environ)
+                ctx.route = route
+                method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+                if span is not None:
+                    _end_span(span, method_label, route, path, status, cid, error, scope)
+                metrics = rt.metrics
+                if metrics is not None:
+                    observe = metrics.server.get((method_label, route, str(status)))
+                    if sampled and metrics.exemplars:
+                        observe(duration, {"trace_id": trace_id})
+                    else:
+                        observe(duration)
+                if rt.logs.access_log:
+                    rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+            except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
+                _errors.record("server request finish", exc)
+
+        def release() -> None:
+            if otel_token is not None:
+                with contextlib.suppress(ValueError):  # closed from another context
+                    detach(otel_token)
+            try:
+                correlation.unbind(token)
+            except ValueError:
+                correlation.bind(None)
+
+        def observed_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            try:
+                state[0] = int(status[:3])
+            except ValueError:
+                state[0] = 500
+            headers.append((semconv.REQUEST_ID_HEADER, cid))
+            # Flask clears environ["werkzeug.request"] when the app returns: read the route now
+            state[2] = self._route(environ)
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.app(environ, observed_start_response)
+        except BaseException as exc:
+            state[0] = 500
+            finish(exc)
+            release()
+            raise
+        return _Body(result, finish, release)
+
+
+class _Body:
+    """Wraps the response iterable; finishing the request when the server closes it."""
+
+    __slots__ = ("_finish", "_release", "_result")
+
+    def __init__(
+        self,
+        result: Iterable[bytes],
+        finish: Callable[[BaseException | None], None],
+        release: Callable[[], None],
+    ) -> None:
+        self._result = result
+        self._finish = finish
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._result
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finish(None)
+            self._release()
