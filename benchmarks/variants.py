@@ -10,7 +10,6 @@ coordinator compares them with what the live OTLP receiver got).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +166,93 @@ def build_peer_otel(ctx: Context) -> Built:
     return _build_peer(ctx, prom=False, corrlog=False, otel=True)
 
 
+# --- obskit ---------------------------------------------------------------------------
+
+_OBSKIT_LOG_FIELDS = (
+    "timestamp",
+    "level",
+    "logger",
+    "event",
+    "service",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "method",
+    "route",
+    "status",
+)
+
+
+def build_obskit(ctx: Context) -> Built:
+    """The one line a user writes; OTLP endpoint, sampler, on/off come from the environment."""
+    import obskit
+    from obskit import semconv
+
+    app = create_app()
+    stream = ctx.log_path.open("wb")
+    handle = obskit.init(app, service=ctx.service, log_stream=stream)
+    tracing = handle.tracing
+    pipe = tracing.pipe if tracing is not None else None
+
+    def finish() -> None:
+        obskit.shutdown(timeout=10.0)
+        stream.close()
+
+    def selfmetrics() -> dict[str, Any]:
+        if pipe is None:
+            return {}
+        return {
+            "spans_finished": pipe.finished,
+            "spans_exported": pipe.exported,
+            "dropped_queue_full": pipe.dropped_queue_full,
+            "dropped_export_failed": pipe.dropped_export,
+            "dropped_shutdown": pipe.dropped_shutdown,
+            "failed_batches": pipe.failed_batches,
+        }
+
+    def verify(driver: Driver) -> dict[str, Any]:
+        from prometheus_client import REGISTRY
+
+        n = driver.requests
+        out: dict[str, Any] = {"requests": n}
+        count = REGISTRY.get_sample_value(
+            semconv.HTTP_SERVER_DURATION + semconv.COUNT,
+            {
+                semconv.LABEL_METHOD: "GET",
+                semconv.LABEL_ROUTE: ROUTE_TEMPLATE,
+                semconv.LABEL_STATUS: "200",
+            },
+        )
+        _check(count == n, f"{semconv.HTTP_SERVER_DURATION} count={count} for {n} requests")
+        out["metric_count"] = int(count or 0)
+        fields = _OBSKIT_LOG_FIELDS if tracing is not None else _OBSKIT_LOG_FIELDS[:6]
+        out.update(verify_access_log(ctx.log_path, n, "request", fields))
+        _check(
+            out["log_sample"]["route"] == ROUTE_TEMPLATE, f"access-log route: {out['log_sample']}"
+        )
+        if pipe is not None:
+            stats = selfmetrics()
+            out["selfmetrics"] = stats
+            out["spans_created"] = stats["spans_finished"]
+            if ctx.name == "obskit-sampled-out":
+                _check(stats["spans_finished"] == 0, f"sampled out, yet spans ended: {stats}")
+                out["notes"] = ["0 spans sampled"]
+            else:
+                _check(stats["spans_finished"] == n, f"{stats} for {n} requests")
+        else:
+            _check(ctx.name == "obskit-traces-off", "obskit built no tracing")
+            out["notes"] = ["traces off"]
+        return out
+
+    return Built(
+        app=app,
+        verify=verify,
+        finish=finish,
+        spans_per_request=1 if tracing is not None else 0,
+        selfmetrics=selfmetrics,
+    )
+
+
 # --- registry ------------------------------------------------------------------------
 
 VARIANTS: dict[str, Variant] = {
@@ -198,6 +284,31 @@ VARIANTS: dict[str, Variant] = {
             traces=True,
             peer_component=True,
         ),
+        Variant(
+            "obskit",
+            "obskit full (JSON access log + correlation + 1 span/request over OTLP-HTTP + RED)",
+            build_obskit,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+        ),
+        Variant(
+            "obskit-sampled-out",
+            "obskit, traces sampled out (OTEL_TRACES_SAMPLER=traceidratio, ARG=0)",
+            build_obskit,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+            env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
+        ),
+        Variant(
+            "obskit-traces-off",
+            "obskit, traces off (OBSKIT_TRACES_ENABLED=false)",
+            build_obskit,
+            needs_obskit=True,
+            access_event="request",
+            env={"OBSKIT_TRACES_ENABLED": "false"},
+        ),
     )
 }
 
@@ -215,4 +326,6 @@ def default_variants() -> list[str]:
 def _available(v: Variant) -> bool:
     if not v.needs_obskit:
         return True
-    return os.environ.get("OBSKIT_BENCH_SKIP") != "1"
+    import importlib.util
+
+    return importlib.util.find_spec("obskit._state") is not None
