@@ -108,6 +108,7 @@ class VariantResult:
     name: str
     title: str
     samples_us: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     verification: dict[str, Any] = field(default_factory=dict)
     spans_received: int | None = None
     rss_kb: list[int] = field(default_factory=list)
@@ -115,6 +116,10 @@ class VariantResult:
     @property
     def median_us(self) -> float:
         return statistics.median(self.samples_us)
+
+    @property
+    def median_cpu_us(self) -> float:
+        return statistics.median(self.cpu_us)
 
     @property
     def spans_created(self) -> int | None:
@@ -152,6 +157,7 @@ def run_inprocess(
                 w = workers[name]
                 reply = w.call(cmd="run", n=requests)
                 results[name].samples_us.append(float(reply["us"]))
+                results[name].cpu_us.append(float(reply["cpu_us"]))
                 results[name].rss_kb.append(int(reply["rss_kb"]))
                 if w.receiver is not None:
                     w.receiver.settle()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import sys
 import tempfile
@@ -36,11 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     variant = VARIANTS[args.variant]
-    for key, value in variant.env.items():
-        import os
-
-        os.environ[key] = value
+    os.environ.update(variant.env)
     receiver = ReceiverProcess() if variant.traces else None
+    if receiver is not None:
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
     workdir = Path(tempfile.mkdtemp(prefix="obskit-profile-"))
     try:
         built = variant.build(

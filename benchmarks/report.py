@@ -62,23 +62,28 @@ def inprocess_table(results: list[VariantResult], *, peer: str = "peer") -> str:
     peer_r = by_name.get(peer)
     bare_us = bare.median_us if bare else None
     peer_over = peer_r.median_us - bare_us if (peer_r and bare_us is not None) else None
+    bare_cpu = bare.median_cpu_us if bare else None
+    peer_cpu_over = peer_r.median_cpu_us - bare_cpu if (peer_r and bare_cpu is not None) else None
     rows = [
         "| variant | median us/request | min-max | overhead over bare | x peer overhead"
-        " | spans exported / created | verified |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        " | CPU us/request (overhead, x peer) | spans exported / created | verified |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         over = r.median_us - bare_us if bare_us is not None else None
-        ratio = (
-            f"{over / peer_over:.3f}x"
-            if over is not None and peer_over and r.name != "bare"
-            else "-"
-        )
-        over_s = "-" if over is None or r.name == "bare" else f"+{over:.1f} us"
+        cpu_over = r.median_cpu_us - bare_cpu if bare_cpu is not None else None
+        if r.name == "bare" or over is None or cpu_over is None:
+            over_s = ratio = "-"
+            cpu_s = f"{r.median_cpu_us:.1f}"
+        else:
+            over_s = f"{over:+.1f} us"
+            ratio = f"{over / peer_over:.3f}x" if peer_over else "-"
+            cpu_ratio = f", {cpu_over / peer_cpu_over:.3f}x" if peer_cpu_over else ""
+            cpu_s = f"{r.median_cpu_us:.1f} ({cpu_over:+.1f}{cpu_ratio})"
         rows.append(
             f"| {r.name}: {r.title} | {r.median_us:.1f} | "
             f"{min(r.samples_us):.1f}-{max(r.samples_us):.1f} | {over_s} | {ratio} | "
-            f"{_spans(r)} | {_verified(r)} |"
+            f"{cpu_s} | {_spans(r)} | {_verified(r)} |"
         )
     return "\n".join(rows)
 

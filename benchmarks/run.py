@@ -29,10 +29,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="warm-up requests per variant (default 2000)")
     p.add_argument(
         "--variants",
-        help="comma-separated variants (default: all but the single peer components); "
+        help="comma-separated variants (default: all but the optional ones); "
         f"known: {', '.join(VARIANTS)}",
     )
-    p.add_argument("--components", action="store_true", help="also run each peer component alone")
+    p.add_argument(
+        "--components",
+        action="store_true",
+        help="also run the optional variants (each peer component alone, A/B variants)",
+    )
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process benchmark")
     p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
     p.add_argument("--server-duration", type=float, help="wrk seconds per variant (default 10)")
@@ -62,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = args.variants.split(",") if args.variants else default_variants()
     if args.components:
-        names += [v.name for v in VARIANTS.values() if v.peer_component and v.name not in names]
+        names += [v.name for v in VARIANTS.values() if v.optional and v.name not in names]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         print(f"unknown variants {unknown}; known: {list(VARIANTS)}", file=sys.stderr)
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_server:
             from benchmarks.server import run_server, wrk_available
 
-            server_names = [n for n in names if not VARIANTS[n].peer_component]
+            server_names = [n for n in names if not VARIANTS[n].optional]
             if wrk_available():
                 progress(f"server: uvicorn + wrk, {args.server_duration:g}s per variant")
                 sresults = run_server(

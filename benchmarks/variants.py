@@ -48,8 +48,8 @@ class Variant:
     build: Callable[[Context], Built]
     traces: bool = False
     """Exports spans to a live receiver (the coordinator starts one for it)."""
-    peer_component: bool = False
-    """A single component of the peer stack (only run when asked for)."""
+    optional: bool = False
+    """Only run when asked for (single peer components, A/B variants)."""
     needs_obskit: bool = False
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for the worker process (e.g. OTEL_TRACES_SAMPLER)."""
@@ -185,12 +185,36 @@ _OBSKIT_LOG_FIELDS = (
 
 def build_obskit(ctx: Context) -> Built:
     """The one line a user writes; OTLP endpoint, sampler, on/off come from the environment."""
+    return _build_obskit(ctx)
+
+
+def build_obskit_stock_exporter(ctx: Context) -> Built:
+    """A/B: obskit with the SDK's stock OTLP/HTTP exporter (stock protobuf encoding)."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    assert ctx.endpoint is not None
+    exporter = OTLPSpanExporter(endpoint=ctx.endpoint.rstrip("/") + "/v1/traces")
+    return _build_obskit(ctx, span_exporter=exporter)
+
+
+def build_obskit_null_exporter(ctx: Context) -> Built:
+    """A/B: obskit with spans handed to an exporter that discards them (cost minus export)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    return _build_obskit(ctx, span_exporter=Discard())
+
+
+def _build_obskit(ctx: Context, **init_kwargs: Any) -> Built:
     import obskit
     from obskit import semconv
 
     app = create_app()
     stream = ctx.log_path.open("wb")
-    handle = obskit.init(app, service=ctx.service, log_stream=stream)
+    handle = obskit.init(app, service=ctx.service, log_stream=stream, **init_kwargs)
     tracing = handle.tracing
     pipe = tracing.pipe if tracing is not None else None
 
@@ -267,14 +291,12 @@ VARIANTS: dict[str, Variant] = {
             traces=True,
             access_event="request",
         ),
-        Variant(
-            "peer-prom", "prometheus-fastapi-instrumentator", build_peer_prom, peer_component=True
-        ),
+        Variant("peer-prom", "prometheus-fastapi-instrumentator", build_peer_prom, optional=True),
         Variant(
             "peer-corrlog",
             "asgi-correlation-id + structlog JSON access log (pure ASGI)",
             build_peer_corrlog,
-            peer_component=True,
+            optional=True,
             access_event="request",
         ),
         Variant(
@@ -282,7 +304,7 @@ VARIANTS: dict[str, Variant] = {
             "OTel FastAPIInstrumentor + BatchSpanProcessor + OTLP/HTTP",
             build_peer_otel,
             traces=True,
-            peer_component=True,
+            optional=True,
         ),
         Variant(
             "obskit",
@@ -291,6 +313,23 @@ VARIANTS: dict[str, Variant] = {
             traces=True,
             needs_obskit=True,
             access_event="request",
+        ),
+        Variant(
+            "obskit-stock-exporter",
+            "obskit full, but the SDK's stock OTLP/HTTP exporter (A/B for the direct encoder)",
+            build_obskit_stock_exporter,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+            optional=True,
+        ),
+        Variant(
+            "obskit-null-exporter",
+            "obskit full, spans discarded instead of exported (A/B: the export's share)",
+            build_obskit_null_exporter,
+            needs_obskit=True,
+            access_event="request",
+            optional=True,
         ),
         Variant(
             "obskit-sampled-out",
@@ -320,7 +359,7 @@ def access_event(name: str) -> str:
 
 
 def default_variants() -> list[str]:
-    return [v.name for v in VARIANTS.values() if not v.peer_component and _available(v)]
+    return [v.name for v in VARIANTS.values() if not v.optional and _available(v)]
 
 
 def _available(v: Variant) -> bool:

@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
         cmd = orjson.loads(raw)
         try:
             if cmd["cmd"] == "run":
-                reply({"us": driver.run(int(cmd["n"])), "rss_kb": _rss_kb()})
+                wall, cpu = driver.run_timed(int(cmd["n"]))
+                reply({"us": wall, "cpu_us": cpu, "rss_kb": _rss_kb()})
             elif cmd["cmd"] == "selfmetrics":
                 reply(built.selfmetrics())
             elif cmd["cmd"] == "finish":
