@@ -30,7 +30,7 @@ __all__ = [
 if TYPE_CHECKING:
     from obskit._state import Obskit
     from obskit.config import Config, ConfigError
-    from obskit.observe import observe
+    from obskit.operation import observe
 
 
 def init(
@@ -87,7 +87,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(config, name)
     if name == "observe":
-        from obskit.observe import observe
+        from obskit.operation import observe
 
         return observe
     if name == "Obskit":

@@ -61,6 +61,7 @@ class Config:
     otlp_protocol: Protocol = "http/protobuf"
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
     otlp_timeout: float = 10.0
+    otlp_compression: str = "none"
     sampler: str = "parentbased_always_on"
     sampler_arg: float = 1.0
     span_queue_size: int = 8192
@@ -74,6 +75,7 @@ class Config:
     metrics_host: str = "0.0.0.0"
     buckets: tuple[float, ...] = semconv.DEFAULT_BUCKETS
     exemplars: bool = True
+    request_hook: Any = None  # callable(span, RequestInfo) at the end of each request (not env)
     # shared
     excluded_paths: tuple[str, ...] = semconv.DEFAULT_EXCLUDED_PATHS
     instrument_clients: bool = True
@@ -131,7 +133,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
                 return
 
     for f in dataclasses.fields(Config):
-        if f.name not in ("log_stream", "resource_attributes"):
+        if f.name not in ("log_stream", "resource_attributes", "request_hook"):
             take(f.name, "OBSKIT_" + f.name.upper())
     take("service", "OBSKIT_SERVICE", "OTEL_SERVICE_NAME")
     take(
@@ -151,6 +153,12 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         "OBSKIT_OTLP_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
+    )
+    take(
+        "otlp_compression",
+        "OBSKIT_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
     )
     take("sampler", "OBSKIT_SAMPLER", "OTEL_TRACES_SAMPLER")
     take("sampler_arg", "OBSKIT_SAMPLER_ARG", "OTEL_TRACES_SAMPLER_ARG")
@@ -370,6 +378,7 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
     "otlp_protocol": _choice("http/protobuf", "grpc"),
     "otlp_headers": _mapping,
     "otlp_timeout": _positive_float,
+    "otlp_compression": _choice("none", "gzip"),
     "sampler": _choice(*SAMPLERS),
     "sampler_arg": _ratio,
     "span_queue_size": _positive_int,
@@ -394,5 +403,7 @@ def _check(config: Config) -> None:
         raise ConfigError("service: expected a non-empty service name")
     if not config.request_id_headers:
         raise ConfigError("request_id_headers: expected at least one header name")
+    if config.request_hook is not None and not callable(config.request_hook):
+        raise ConfigError("request_hook: expected a callable(span, info)")
     if config.span_batch_size > config.span_queue_size:
         raise ConfigError("span_batch_size: expected a value <= span_queue_size")

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from obskit import __version__, semconv
+from obskit import __version__, _errors, semconv
 from obskit.config import Config
 
 if TYPE_CHECKING:
@@ -145,7 +145,12 @@ class SelfMetrics(Collector):
                 family.add_metric([], 0.0)
             for reason in ("queue_full", "export_failed", "shutdown"):
                 dropped.add_metric([reason], 0.0)
-        yield from (finished, exported, dropped, failures, queued)
+        errors = CounterMetricFamily(
+            semconv.INSTRUMENTATION_ERRORS,
+            "Errors inside obskit's instrumentation or a user hook (recorded, never raised).",
+        )
+        errors.add_metric([], _errors.total())
+        yield from (finished, exported, dropped, failures, queued, errors)
 
 
 def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:

@@ -34,8 +34,9 @@ from obskit import _state
 class Capture:
     """What obskit emitted since it was initialised (or since `clear()`)."""
 
-    def __init__(self, handle: _state.Obskit, stream: io.BytesIO, exporter: Any,
-                 registry: CollectorRegistry) -> None:  # fmt: skip
+    def __init__(
+        self, handle: _state.Obskit, stream: io.BytesIO, exporter: Any, registry: CollectorRegistry
+    ) -> None:
         self.handle = handle
         self.stream = stream
         self.exporter = exporter
@@ -90,8 +91,9 @@ def capture(app: Any = None, **settings: Any) -> Iterator[Capture]:
     settings.setdefault("log_format", "json")
     settings.setdefault("capture_stdlib_logs", False)
     settings.setdefault("instrument_clients", False)
-    handle = _state.init(app, log_stream=stream, registry=registry, span_exporter=exporter,
-                         environ={}, **settings)  # fmt: skip
+    handle = _state.init(
+        app, log_stream=stream, registry=registry, span_exporter=exporter, environ={}, **settings
+    )
     try:
         yield Capture(handle, stream, exporter, registry)
     finally:

@@ -17,17 +17,19 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import random
 import re
 import threading
 import time
+import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -36,13 +38,25 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
-from obskit import logs
+from obskit import __version__, logs
 from obskit.config import Config
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
+
+__all__ = ["ServerSpan", "Status", "StatusCode", "Tracing"]
 
 _log = logging.getLogger("obskit")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -53,6 +67,13 @@ _EXPORTER_LOGGERS: Final = (
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
 )
 INSTRUMENTATION_NAME: Final = "obskit"
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_UNSET: Final = Status(StatusCode.UNSET)
+_SERVER: Final = SpanKind.SERVER
+_TRACE_ID_LIMIT: Final = (1 << 64) - 1
+_getrandbits = random.getrandbits
+_time_ns = time.time_ns
 
 
 def build_sampler(config: Config) -> Sampler:
@@ -89,13 +110,153 @@ def build_exporter(config: Config) -> SpanExporter:
         return GrpcExporter(
             endpoint=config.otlp_endpoint, headers=headers, timeout=config.otlp_timeout
         )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter,
+    from obskit.otlp import OTLPHttpExporter  # noqa: PLC0415
+
+    return OTLPHttpExporter(
+        config.otlp_endpoint,
+        headers=headers,
+        timeout=config.otlp_timeout,
+        compression=config.otlp_compression,
     )
 
-    return OTLPSpanExporter(
-        endpoint=config.otlp_endpoint, headers=headers, timeout=config.otlp_timeout
+
+def fast_sampler(config: Config) -> Any:
+    """The configured sampler as a plain function (parent, trace_id) -> sampled.
+
+    Same decisions as the SDK's standard samplers (used for every other span), without
+    building SamplingResult objects on the request path.
+    """
+    name = config.sampler
+    bound = round(config.sampler_arg * (_TRACE_ID_LIMIT + 1))
+
+    def root(trace_id: int) -> bool:
+        if name.endswith("always_on"):
+            return True
+        if name.endswith("always_off"):
+            return False
+        return trace_id & _TRACE_ID_LIMIT < bound
+
+    if not name.startswith("parentbased_"):
+        return lambda parent, trace_id: root(trace_id)
+
+    def parent_based(parent: SpanContext | None, trace_id: int) -> bool:
+        if parent is not None:
+            return bool(parent.trace_flags & 0x01)
+        return root(trace_id)
+
+    return parent_based
+
+
+def _valid_attribute(value: Any) -> bool:
+    if isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(isinstance(v, (str, bool, int, float)) for v in value)
+    return False
+
+
+class ServerSpan(Span):
+    """obskit's lean recording span for the one server span per request.
+
+    Implements the OpenTelemetry Span API (so `trace.get_current_span().set_attribute(...)`
+    works in handlers) and is handed to the export pipe as an SDK `ReadableSpan` when it ends.
+    Attribute values that OTLP cannot carry are dropped, never raised.
+    """
+
+    __slots__ = (
+        "_attrs",
+        "_ctx",
+        "_ended",
+        "_events",
+        "_name",
+        "_parent",
+        "_start",
+        "_status",
+        "_tracing",
     )
+
+    def __init__(
+        self, tracing: Tracing, name: str, ctx: SpanContext, parent: SpanContext | None
+    ) -> None:
+        self._tracing = tracing
+        self._name = name
+        self._ctx = ctx
+        self._parent = parent
+        self._start = _time_ns()
+        self._attrs: dict[str, Any] = {}
+        self._events: list[Event] = []
+        self._status = _UNSET
+        self._ended = False
+
+    def get_span_context(self) -> SpanContext:
+        return self._ctx
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if not self._ended and isinstance(key, str) and _valid_attribute(value):
+            self._attrs[key] = list(value) if isinstance(value, tuple) else value
+
+    def set_known(self, attributes: dict[str, Any]) -> None:
+        """obskit's own (already valid) attributes, in one update."""
+        self._attrs.update(attributes)
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
+        if not self._ended:
+            clean = {k: v for k, v in (attributes or {}).items() if _valid_attribute(v)}
+            self._events.append(Event(name, clean, timestamp or _time_ns()))
+
+    def update_name(self, name: str) -> None:
+        self._name = name
+
+    def is_recording(self) -> bool:
+        return not self._ended
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        self._status = status if isinstance(status, Status) else Status(status, description)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        attrs = {
+            "exception.type": type(exception).__name__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+        }
+        attrs.update(attributes or {})
+        self.add_event("exception", attrs, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        tracing = self._tracing
+        pipe = tracing.pipe
+        if pipe is None:
+            return
+        pipe.on_end(
+            ReadableSpan(
+                self._name,
+                self._ctx,
+                self._parent,
+                tracing.resource,
+                self._attrs,
+                self._events,
+                (),
+                _SERVER,
+                None,
+                self._status,
+                self._start,
+                end_time or _time_ns(),
+                tracing.scope,
+            )
+        )
 
 
 class _OncePerInterval(logging.Filter):
@@ -228,7 +389,11 @@ class SpanPipe(SpanProcessor):
         else:
             self.failed_batches += 1
             self.dropped_export += len(batch)
-            self._report(f"span export failed; {len(batch)} spans dropped")
+            reason = getattr(self.exporter, "last_error", None)
+            self._report(
+                f"span export failed ({reason or 'exporter returned FAILURE'}); "
+                f"{len(batch)} spans dropped"
+            )
 
     def _report(self, message: str) -> None:
         now = time.monotonic()
@@ -272,7 +437,10 @@ class Tracing:
                 self._filters.append((logger, flt))
         else:
             self.provider = tracer_provider
-        self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME)
+        self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+        self.resource = getattr(self.provider, "resource", None)
+        self.scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
+        self._sample = fast_sampler(config)
         self.global_set = False
         if config.set_global_tracer_provider and self.owned:
             current = trace.get_tracer_provider()
@@ -281,6 +449,20 @@ class Tracing:
                 self.global_set = True
             else:
                 _log.warning("obskit: a global TracerProvider is already set; leaving it alone")
+
+    def start_server_span(self, name: str, parent: SpanContext | None) -> Span:
+        """The request's server span: obskit's lean span when obskit owns the provider."""
+        if self.pipe is None:  # the user's provider: go through its tracer and processors
+            parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+            return self.tracer.start_span(name, context=parent_ctx, kind=_SERVER)
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        span_id = _getrandbits(64) or 1
+        state = parent.trace_state if parent is not None else None
+        if self._sample(parent, trace_id):
+            return ServerSpan(
+                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
+            )
+        return NonRecordingSpan(SpanContext(trace_id, span_id, False, _NOT_SAMPLED, state))
 
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:
@@ -320,20 +502,11 @@ def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext 
     )
 
 
-def parent_context(
-    traceparent: str | None, tracestate: str | None, baggage: str | None
-) -> Context | None:
-    """The OTel context an inbound request continues (None: start a new trace)."""
-    ctx: Context | None = None
-    if traceparent:
-        span_context = parse_traceparent(traceparent, tracestate)
-        if span_context is not None:
-            ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
-    if baggage:
-        from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
+def baggage_context(baggage: str) -> Context:
+    """An OTel context carrying the inbound W3C baggage."""
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
 
-        ctx = W3CBaggagePropagator().extract({"baggage": baggage}, context=ctx)
-    return ctx
+    return W3CBaggagePropagator().extract({"baggage": baggage})
 
 
 def outbound_headers() -> dict[str, str]:

@@ -12,11 +12,10 @@ from __future__ import annotations
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
-
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
-from obskit.tracing import attach, detach, parent_context
+from obskit.middleware._common import begin_span, record_request
+from obskit.tracing import detach
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -68,6 +67,9 @@ class ObskitASGI:
         self.rt = runtime
         config = runtime.config
         self.excluded = frozenset(config.excluded_paths)
+        if runtime.bridge is not None:
+            # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
+            runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
         self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
@@ -130,17 +132,9 @@ class ObskitASGI:
         sampled = False
         if tracing is not None:
             try:
-                parent = (
-                    parent_context(traceparent, tracestate, baggage)
-                    if (traceparent or baggage)
-                    else None
+                span, otel_token, trace_id, span_id, sampled = begin_span(
+                    tracing, method, traceparent, tracestate, baggage
                 )
-                span = tracing.tracer.start_span(method, context=parent, kind=_SERVER)
-                span_context = span.get_span_context()
-                trace_id = f"{span_context.trace_id:032x}"
-                span_id = f"{span_context.span_id:016x}"
-                sampled = span.is_recording()
-                otel_token = attach(span, parent)
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server span start", exc)
                 span = None
@@ -158,18 +152,21 @@ class ObskitASGI:
                 duration = perf_counter() - start
                 route = routes.template(scope, root_path)
                 ctx.route = route
-                method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
-                if span is not None:
-                    _end_span(span, method_label, route, path, status, cid, error, scope)
-                metrics = rt.metrics
-                if metrics is not None:
-                    observe = metrics.server.get((method_label, route, str(status)))
-                    if sampled and metrics.exemplars:
-                        observe(duration, {"trace_id": trace_id})
-                    else:
-                        observe(duration)
-                if rt.logs.access_log:
-                    rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+                record_request(
+                    rt,
+                    span,
+                    method,
+                    route,
+                    path,
+                    status,
+                    duration,
+                    cid,
+                    trace_id,
+                    span_id,
+                    sampled,
+                    error,
+                    scope.get("scheme", "http"),
+                )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 
@@ -201,39 +198,3 @@ class ObskitASGI:
             if otel_token is not None:
                 detach(otel_token)
             correlation.unbind(token)
-
-
-_SERVER = SpanKind.SERVER
-_ERROR = Status(StatusCode.ERROR)
-
-
-def _end_span(  # noqa: PLR0917
-    span: Any,
-    method: str,
-    route: str,
-    path: str,
-    status: int,
-    cid: str,
-    error: BaseException | None,
-    scope: Scope,
-) -> None:
-    if span.is_recording():
-        attributes: dict[str, Any] = {
-            "http.request.method": method,
-            "http.route": route,
-            "http.response.status_code": status,
-            "url.path": path,
-            "url.scheme": scope.get("scheme", "http"),
-            semconv.SPAN_CORRELATION_ID: cid,
-        }
-        if status >= 500 or error is not None:
-            attributes["error.type"] = type(error).__name__ if error is not None else str(status)
-            span.set_status(_ERROR)
-            if error is not None and isinstance(error, Exception):
-                span.record_exception(error)
-        span.set_attributes(attributes)
-        if route != _UNMATCHED:
-            span.update_name(f"{method if method != semconv.OTHER_METHOD else 'HTTP'} {route}")
-        elif method == semconv.OTHER_METHOD:
-            span.update_name("HTTP")
-    span.end()

@@ -13,12 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind
-
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
-from obskit.middleware.asgi import _end_span
-from obskit.tracing import attach, detach, parent_context
+from obskit.middleware._common import begin_span, record_request
+from obskit.tracing import detach
 
 if TYPE_CHECKING:
     from obskit._state import Obskit
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 
 _UNMATCHED = semconv.UNMATCHED_ROUTE
 _RULE_PARAM = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
-_SERVER = SpanKind.SERVER
 
 
 def werkzeug_template(rule: str) -> str:
@@ -44,6 +41,9 @@ class ObskitWSGI:
         self.rt = runtime
         config = runtime.config
         self.excluded = frozenset(config.excluded_paths)
+        if runtime.bridge is not None:
+            # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
+            runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
         self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
         self.id_keys = tuple(
@@ -100,26 +100,20 @@ class ObskitWSGI:
         sampled = False
         if tracing is not None:
             try:
-                traceparent = environ.get("HTTP_TRACEPARENT")
-                baggage = environ.get("HTTP_BAGGAGE")
-                parent = (
-                    parent_context(traceparent, environ.get("HTTP_TRACESTATE"), baggage)
-                    if (traceparent or baggage)
-                    else None
+                span, otel_token, trace_id, span_id, sampled = begin_span(
+                    tracing,
+                    method,
+                    environ.get("HTTP_TRACEPARENT"),
+                    environ.get("HTTP_TRACESTATE"),
+                    environ.get("HTTP_BAGGAGE"),
                 )
-                span = tracing.tracer.start_span(method, context=parent, kind=_SERVER)
-                span_context = span.get_span_context()
-                trace_id = f"{span_context.trace_id:032x}"
-                span_id = f"{span_context.span_id:016x}"
-                sampled = span.is_recording()
-                otel_token = attach(span, parent)
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server span start", exc)
                 span = None
         ctx = correlation.RequestContext(cid, trace_id, span_id)
         token = correlation.bind(ctx)
         state: list[Any] = [0, False, None]  # status, finished, route
-        scope = {"scheme": environ.get("wsgi.url_scheme", "http")}
+        scheme = environ.get("wsgi.url_scheme", "http")
 
         def finish(error: BaseException | None) -> None:
             if state[1]:
@@ -130,18 +124,21 @@ class ObskitWSGI:
                 duration = perf_counter() - start
                 route = state[2] or self._route(environ)
                 ctx.route = route
-                method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
-                if span is not None:
-                    _end_span(span, method_label, route, path, status, cid, error, scope)
-                metrics = rt.metrics
-                if metrics is not None:
-                    observe = metrics.server.get((method_label, route, str(status)))
-                    if sampled and metrics.exemplars:
-                        observe(duration, {"trace_id": trace_id})
-                    else:
-                        observe(duration)
-                if rt.logs.access_log:
-                    rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+                record_request(
+                    rt,
+                    span,
+                    method,
+                    route,
+                    path,
+                    status,
+                    duration,
+                    cid,
+                    trace_id,
+                    span_id,
+                    sampled,
+                    error,
+                    scheme,
+                )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 

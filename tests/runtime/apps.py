@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import BackgroundTasks
+
 import obskit
 
 
 def fastapi_app() -> Any:
-    from fastapi import BackgroundTasks, FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException
 
     app = FastAPI()
     log = obskit.get_logger("shop")

@@ -82,8 +82,11 @@ def test_fastapi_request_gives_one_server_span_on_the_wire_a_log_line_and_metric
     assert access[0]["method"] == "GET"
     assert access[0]["duration_ms"] >= 0
 
-    labels = {"http_request_method": "GET", "http_route": "/orders/{order_id}",
-              "http_response_status_code": "200"}  # fmt: skip
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/orders/{order_id}",
+        "http_response_status_code": "200",
+    }
     assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
 
 
@@ -106,7 +109,7 @@ def test_fastapi_metrics_endpoint_serves_exposition_and_is_not_itself_observed(r
 
 def test_fastapi_unhandled_exception_is_a_500_with_request_id_error_span_and_metric(receiver):
     app = fastapi_app()
-    stream, registry = _init(app, receiver)
+    _stream, registry = _init(app, receiver)
     with serve_asgi(app) as url:
         response = httpx.get(f"{url}/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
@@ -115,8 +118,11 @@ def test_fastapi_unhandled_exception_is_a_500_with_request_id_error_span_and_met
     assert span.name == "GET /boom"
     assert span.status_code == 2  # STATUS_CODE_ERROR
     assert span.attributes["error.type"] == "RuntimeError"
-    labels = {"http_request_method": "GET", "http_route": "/boom",
-              "http_response_status_code": "500"}  # fmt: skip
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/boom",
+        "http_response_status_code": "500",
+    }
     assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
 
 
@@ -141,9 +147,14 @@ def test_flask_request_under_werkzeug_gives_span_logs_metrics_with_template_rout
     assert app_line["trace_id"] == refund.trace_id
     access = [rec for rec in lines if rec["logger"] == "obskit.access"]
     assert [(rec["route"], rec["status"]) for rec in access] == [
-        ("/refunds/{refund_id}", 200), ("/boom", 500)]  # fmt: skip
+        ("/refunds/{refund_id}", 200),
+        ("/boom", 500),
+    ]
     assert 'http_route="/refunds/{refund_id}"' in text
     assert "/health" not in text
-    labels = {"http_request_method": "GET", "http_route": "/boom",
-              "http_response_status_code": "500"}  # fmt: skip
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "/boom",
+        "http_response_status_code": "500",
+    }
     assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1

@@ -1,0 +1,129 @@
+"""Span start/end shared by the ASGI and WSGI middleware (the per-request hot path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from obskit import _errors, semconv
+from obskit.tracing import (
+    ServerSpan,
+    Status,
+    StatusCode,
+    Tracing,
+    attach,
+    baggage_context,
+    parse_traceparent,
+)
+
+if TYPE_CHECKING:
+    from obskit._state import Obskit
+
+_UNMATCHED = semconv.UNMATCHED_ROUTE
+_ERROR = Status(StatusCode.ERROR)
+
+
+def begin_span(
+    tracing: Tracing,
+    method: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    baggage: str | None,
+) -> tuple[Any, Any, str, str, bool]:
+    """(span, context token, trace_id hex, span_id hex, sampled) for a new server request."""
+    parent = parse_traceparent(traceparent, tracestate) if traceparent else None
+    span = tracing.start_server_span(method, parent)
+    span_context = span.get_span_context()
+    token = attach(span, baggage_context(baggage) if baggage else None)
+    return (
+        span,
+        token,
+        f"{span_context.trace_id:032x}",
+        f"{span_context.span_id:016x}",
+        span.is_recording(),
+    )
+
+
+def end_span(  # noqa: PLR0917 - hot path: positional on purpose
+    span: Any,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    cid: str,
+    error: BaseException | None,
+    scheme: str,
+) -> None:
+    """Name the span after the route template, set the HTTP attributes, end it."""
+    if span.is_recording():
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "http.route": route,
+            "http.response.status_code": status,
+            "url.path": path,
+            "url.scheme": scheme,
+            semconv.SPAN_CORRELATION_ID: cid,
+        }
+        if status >= 500 or error is not None:
+            attributes["error.type"] = type(error).__name__ if error is not None else str(status)
+            span.set_status(_ERROR)
+            if isinstance(error, Exception):
+                span.record_exception(error)
+        if type(span) is ServerSpan:
+            span.set_known(attributes)
+        else:
+            span.set_attributes(attributes)
+        if route != _UNMATCHED:
+            span.update_name(f"{method if method != semconv.OTHER_METHOD else 'HTTP'} {route}")
+        elif method == semconv.OTHER_METHOD:
+            span.update_name("HTTP")
+    span.end()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What a `request_hook` receives (with the server span) when a request finishes."""
+
+    method: str
+    route: str
+    path: str
+    status: int
+    duration_s: float
+    correlation_id: str
+    error: BaseException | None
+
+
+def record_request(  # noqa: PLR0917 - hot path: positional on purpose
+    rt: Obskit,
+    span: Any,
+    method: str,
+    route: str,
+    path: str,
+    status: int,
+    duration: float,
+    cid: str,
+    trace_id: str | None,
+    span_id: str | None,
+    sampled: bool,
+    error: BaseException | None,
+    scheme: str,
+) -> None:
+    """Everything recorded when a server request finishes: span, histogram, access log."""
+    method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+    hook = rt.config.request_hook
+    if hook is not None:
+        try:
+            hook(span, RequestInfo(method, route, path, status, duration, cid, error))
+        except Exception as exc:  # noqa: BLE001 - a user hook never fails the request
+            _errors.record("request_hook", exc)
+    if span is not None:
+        end_span(span, method_label, route, path, status, cid, error, scheme)
+    metrics = rt.metrics
+    if metrics is not None:
+        observe = metrics.server.get((method_label, route, str(status)))
+        if sampled and metrics.exemplars:
+            observe(duration, {"trace_id": trace_id})
+        else:
+            observe(duration)
+    if rt.logs.access_log:
+        rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)

@@ -1,0 +1,137 @@
+"""Collector down, erroring or hanging: requests unaffected, losses counted, shutdown bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+import obskit
+from examples.lab.otlp_receiver import OTLPReceiver
+
+from .apps import fastapi_app
+
+pytestmark = pytest.mark.integration
+
+N = 400
+
+
+async def _drive(app, n: int) -> list[int]:
+    statuses = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/orders/1",
+        "raw_path": b"/orders/1",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    for _ in range(n):
+        await app(dict(scope), receive, send)
+    return statuses
+
+
+def _run(endpoint: str, mode: str, rx: OTLPReceiver | None) -> tuple[float, list[int], object]:
+    """Serve N requests with the collector in `mode`; return (seconds, statuses, handle)."""
+    obskit.reset()
+    app = fastapi_app()
+    handle = obskit.init(
+        app,
+        service="f",
+        log_stream=io.BytesIO(),
+        registry=CollectorRegistry(),
+        otlp_endpoint=endpoint,
+        otlp_timeout=5.0,
+        span_batch_size=64,
+        span_queue_size=256,
+        span_export_interval=0.02,
+        export_error_interval=3600,
+        instrument_clients=False,
+        capture_stdlib_logs=False,
+        environ={},
+    )
+    if rx is not None:
+        rx.set_mode(mode)  # type: ignore[arg-type]
+    asyncio.run(_drive(app, 50))  # warm up
+    start = time.perf_counter()
+    statuses = asyncio.run(_drive(app, N))
+    return time.perf_counter() - start, statuses, handle
+
+
+def test_requests_stay_fast_and_succeed_whatever_the_collector_does(caplog):
+    """Ratio against collector-up in the same test, with a generous bound (no absolute times)."""
+    with OTLPReceiver() as rx:
+        up, statuses, handle = _run(rx.traces_url, "ok", rx)
+        assert statuses == [200] * N
+        rx.wait_for_spans(N, timeout=10)
+        obskit.shutdown(2)
+
+        hang, statuses, handle = _run(rx.traces_url, "hang", rx)
+        assert statuses == [200] * N
+        pipe = handle.tracing.pipe
+        assert pipe.dropped_queue_full > 0  # bounded queue: spans beyond it are dropped, counted
+        assert pipe.queued <= 256
+        start = time.perf_counter()
+        obskit.shutdown(1.0)
+        shutdown_took = time.perf_counter() - start
+        rx.release_hung()
+
+        error, statuses, handle = _run(rx.traces_url, "error", rx)
+        assert statuses == [200] * N
+        obskit.shutdown(2)
+        assert handle.tracing.pipe.failed_batches > 0
+        assert handle.tracing.pipe.dropped_export > 0
+    down, statuses, handle = _run("http://127.0.0.1:9/v1/traces", "ok", None)  # refused
+    assert statuses == [200] * N
+    obskit.shutdown(2)
+
+    for label, took in (("hanging", hang), ("erroring", error), ("down", down)):
+        assert took < up * 3 + 0.5, f"collector {label}: {took:.3f}s vs {up:.3f}s with it up"
+    assert shutdown_took < 3.0  # bounded by the timeout, never by the hanging collector
+    failures = [r for r in caplog.records if "span export failed" in r.getMessage()]
+    assert 1 <= len(failures) <= 3  # at most once per interval per run, not once per batch
+
+
+def test_lost_spans_are_visible_on_metrics():
+    with OTLPReceiver() as rx:
+        _, _, handle = _run(rx.traces_url, "hang", rx)
+        obskit.shutdown(0.5)
+        rx.release_hung()
+        registry = handle.metrics.registry
+        dropped = sum(
+            registry.get_sample_value("obskit_spans_dropped_total", {"reason": reason}) or 0
+            for reason in ("queue_full", "export_failed", "shutdown")
+        )
+        finished = registry.get_sample_value("obskit_spans_finished_total")
+        exported = registry.get_sample_value("obskit_spans_exported_total")
+        assert finished == N + 50
+        assert dropped > 0
+        assert exported + dropped + handle.tracing.pipe.queued <= finished
+
+
+def test_export_completeness_with_a_live_collector():
+    """Spans exported / spans finished = 1 when the collector keeps up (no silent loss)."""
+    with OTLPReceiver() as rx:
+        _, _, handle = _run(rx.traces_url, "ok", rx)
+        obskit.shutdown(5)
+        pipe = handle.tracing.pipe
+        assert pipe.finished == N + 50
+        assert pipe.exported == pipe.finished
+        assert rx.span_count == pipe.finished

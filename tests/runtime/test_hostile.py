@@ -1,0 +1,182 @@
+"""Hostile input: odd request IDs, malformed traceparent, 10,000 random paths, odd methods."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import string
+
+import pytest
+
+from obskit import correlation
+from obskit.testing import capture
+
+from .apps import fastapi_app
+
+SERIES = "http_server_request_duration_seconds_count"
+
+
+async def _request(app, path: str, headers=(), method: str = "GET"):
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode("utf-8", "replace"),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"t"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], dict(start["headers"])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"a" * 129,  # over-long
+        b"abc\ndef",  # newline (log injection)
+        b"abc\r\nX-Evil: 1",  # header injection
+        b"abc\x00\x07def",  # control characters
+        "caf\u00e9-\u2603".encode(),  # non-ASCII
+        b"",  # empty
+        b"has space",
+        b"\xff\xfe",  # invalid UTF-8
+    ],
+)
+def test_unsafe_inbound_request_ids_are_replaced_by_a_fresh_one(raw):
+    app = fastapi_app()
+    with capture(app) as cap:
+        status, headers = asyncio.run(_request(app, "/orders/1", [(b"x-request-id", raw)]))
+        assert status == 200
+        echoed = headers[b"x-request-id"].decode("ascii")
+        assert echoed != raw.decode("latin-1")
+        assert correlation.is_valid(echoed) and len(echoed) == 32
+        [access] = cap.logs(logger="obskit.access")
+        assert access["correlation_id"] == echoed
+
+
+def test_a_safe_id_of_exactly_128_characters_is_kept():
+    app = fastapi_app()
+    raw = ("a1-_.:" * 30)[:128].encode()
+    with capture(app):
+        _, headers = asyncio.run(_request(app, "/orders/1", [(b"x-request-id", raw)]))
+        assert headers[b"x-request-id"] == raw
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        b"garbage",
+        b"00-00000000000000000000000000000000-0000000000000000-01",  # all-zero ids
+        b"00-zzzz4bf92f3577b34da6a3ce929d0e0e-00f067aa0ba902b7-01",
+        b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # forbidden version
+        b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        b"\xff" * 60,
+    ],
+)
+def test_malformed_traceparent_starts_a_new_trace_and_the_request_succeeds(traceparent):
+    app = fastapi_app()
+    with capture(app) as cap:
+        status, _ = asyncio.run(_request(app, "/orders/1", [(b"traceparent", traceparent)]))
+        assert status == 200
+        [span] = cap.spans()
+        assert span.parent is None
+        assert span.context.trace_id != 0
+
+
+def test_valid_traceparent_is_continued():
+    app = fastapi_app()
+    parent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with capture(app) as cap:
+        asyncio.run(_request(app, "/orders/1", [(b"traceparent", parent)]))
+        [span] = cap.spans()
+        assert f"{span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert f"{span.parent.span_id:016x}" == "00f067aa0ba902b7"
+
+
+def test_unsampled_parent_means_no_span_but_ids_still_propagate_to_logs():
+    app = fastapi_app()
+    parent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    with capture(app) as cap:
+        asyncio.run(_request(app, "/orders/1", [(b"traceparent", parent)]))
+        assert cap.spans() == []
+        [access] = cap.logs(logger="obskit.access")
+        assert access["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_ten_thousand_random_paths_add_only_a_handful_of_series():
+    app = fastapi_app()
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + "-._~%"
+
+    async def scan():
+        for _ in range(10_000):
+            path = "/" + "/".join(
+                "".join(rng.choices(alphabet, k=rng.randint(1, 12)))
+                for _ in range(rng.randint(1, 4))
+            )
+            await _request(app, path)
+
+    with capture(app) as cap:
+        asyncio.run(scan())
+        families = list(cap.registry.collect())
+        server = next(f for f in families if f.name == "http_server_request_duration_seconds")
+        label_sets = {
+            tuple(sorted(s.labels.items())) for s in server.samples if s.name.endswith("_count")
+        }
+        assert len(label_sets) <= 5
+        assert (
+            cap.sample(
+                SERIES,
+                http_request_method="GET",
+                http_route="__unmatched__",
+                http_response_status_code="404",
+            )
+            is not None
+        )
+
+
+def test_unknown_http_methods_share_one_label_value():
+    app = fastapi_app()
+    with capture(app) as cap:
+        for method in ("FOO", "BAR", "PROPFIND"):
+            asyncio.run(_request(app, "/orders/1", method=method))
+        total = sum(
+            s.value
+            for f in cap.registry.collect()
+            for s in f.samples
+            if s.name == SERIES and s.labels["http_request_method"] == "_OTHER"
+        )
+        assert total == 3
+
+
+def test_health_and_metrics_endpoints_are_excluded_from_metrics_traces_and_access_logs():
+    app = fastapi_app()
+    with capture(app) as cap:
+        for path in ("/health", "/metrics"):
+            asyncio.run(_request(app, path))
+        assert cap.spans() == []
+        assert cap.logs(logger="obskit.access") == []
+        assert (
+            cap.sample(
+                SERIES,
+                http_request_method="GET",
+                http_route="/health",
+                http_response_status_code="200",
+            )
+            is None
+        )

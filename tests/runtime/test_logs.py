@@ -1,0 +1,209 @@
+"""Logs: fixed fields, never raising on odd values, redaction, exceptions, stdlib bridge rules."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import orjson
+import structlog
+
+import obskit
+from obskit import logs
+
+
+def _init(**settings):
+    stream = io.BytesIO()
+    settings = {"log_format": "json", "capture_stdlib_logs": False, **settings}
+    obskit.init(
+        None,
+        service="svc",
+        log_stream=stream,
+        traces_enabled=False,
+        metrics_enabled=False,
+        environ={},
+        **settings,
+    )
+    return stream
+
+
+def _lines(stream):
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_every_line_has_the_fixed_fields():
+    stream = _init()
+    obskit.get_logger("app").info("hello", n=1)
+    [line] = _lines(stream)
+    assert line["event"] == "hello" and line["n"] == 1
+    assert line["level"] == "info" and line["logger"] == "app" and line["service"] == "svc"
+    assert line["timestamp"].endswith("Z") and line["timestamp"][10] == "T"
+    assert "correlation_id" not in line  # outside a request
+
+
+def test_unserializable_values_are_rendered_never_raised():
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    cycle: list = []
+    cycle.append(cycle)
+    stream = _init()
+    log = obskit.get_logger("app")
+    log.info(
+        "odd values",
+        obj=object(),
+        broken=Broken(),
+        big=2**80,
+        cycle=cycle,
+        raw=b"\xff\x00",
+        s={1, 2},
+        nested={"deep": Broken()},
+    )
+    [line] = _lines(stream)
+    assert line["broken"] == "<unrepresentable Broken>"
+    assert line["big"] == str(2**80)
+    assert "object object" in line["obj"]
+    assert line["event"] == "odd values"
+
+
+def test_secret_looking_keys_are_redacted_including_one_level_down():
+    stream = _init()
+    obskit.get_logger("app").info(
+        "login",
+        password="hunter2",
+        Authorization="Bearer x",
+        api_key="k",
+        headers={"Cookie": "c", "accept": "json"},
+        user="ann",
+    )
+    [line] = _lines(stream)
+    assert line["password"] == line["Authorization"] == line["api_key"] == "[REDACTED]"
+    assert line["headers"] == {"Cookie": "[REDACTED]", "accept": "json"}
+    assert line["user"] == "ann"
+
+
+def test_redaction_keys_are_configurable():
+    stream = _init(redact_keys="ssn")
+    obskit.get_logger().info("x", ssn="123", password="shown")
+    [line] = _lines(stream)
+    assert line["ssn"] == "[REDACTED]" and line["password"] == "shown"
+
+
+def test_exceptions_become_structured_fields():
+    stream = _init()
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        obskit.get_logger("app").exception("lookup failed")
+    [line] = _lines(stream)
+    assert line["level"] == "error"
+    assert line["exception"]["type"] == "KeyError"
+    assert "missing" in line["exception"]["message"]
+    assert "Traceback" in line["exception"]["stacktrace"]
+
+
+def test_level_threshold_filters_lower_levels():
+    stream = _init(log_level="warning")
+    log = obskit.get_logger()
+    log.info("dropped")
+    log.warning("kept")
+    assert [line["event"] for line in _lines(stream)] == ["kept"]
+
+
+def test_console_format_is_readable_text():
+    stream = _init(log_format="console")
+    obskit.get_logger("app").info("hello", order=5)
+    text = stream.getvalue().decode()
+    assert "INFO" in text and "[app] hello" in text and "order=5" in text
+    assert not text.startswith("{")
+
+
+def test_auto_format_is_json_when_not_a_tty():
+    stream = _init(log_format="auto")
+    obskit.get_logger().info("x")
+    assert stream.getvalue().startswith(b"{")
+
+
+def test_text_streams_are_supported():
+    text = io.StringIO()
+    obskit.init(
+        None,
+        service="svc",
+        log_stream=text,
+        log_format="json",
+        traces_enabled=False,
+        metrics_enabled=False,
+        environ={},
+    )
+    obskit.get_logger().info("to text")
+    assert orjson.loads(text.getvalue())["event"] == "to text"
+
+
+def test_stdlib_logging_is_bridged_when_nobody_configured_it():
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        stream = _init(capture_stdlib_logs=True)
+        logging.getLogger("library").warning("from %s", "stdlib", extra={"token": "t", "k": 1})
+        [line] = _lines(stream)
+        assert line["logger"] == "library" and line["event"] == "from stdlib"
+        assert line["level"] == "warning" and line["service"] == "svc"
+        assert line["token"] == "[REDACTED]" and line["k"] == 1
+        obskit.reset()
+        assert root.handlers == []
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
+
+
+def test_a_user_configured_root_logger_is_left_alone():
+    root = logging.getLogger()
+    mine = logging.StreamHandler(io.StringIO())
+    root.addHandler(mine)
+    try:
+        before = root.handlers[:]
+        _init(capture_stdlib_logs=True)
+        assert root.handlers == before
+    finally:
+        root.removeHandler(mine)
+
+
+def test_structlog_global_configuration_is_never_touched():
+    before = structlog.get_config()
+    _init()
+    obskit.get_logger().info("x")
+    assert structlog.get_config() == before
+
+
+def test_uvicorn_loggers_are_routed_through_obskit_and_its_access_log_silenced():
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    error_logger = logging.getLogger("uvicorn.error")
+    access_logger = logging.getLogger("uvicorn.access")
+    own = logging.StreamHandler(io.StringIO())
+    error_logger.addHandler(own)
+    error_logger.propagate = False
+    try:
+        stream = _init(capture_stdlib_logs=True)
+        error_logger.info("Started server process")
+        access_logger.info("GET / 200")
+        lines = _lines(stream)
+        assert [line["event"] for line in lines] == ["Started server process"]
+        obskit.reset()
+        assert own in error_logger.handlers and error_logger.propagate is False
+        assert access_logger.disabled is False
+    finally:
+        error_logger.removeHandler(own)
+        error_logger.propagate = True
+        for handler in saved:
+            root.addHandler(handler)
+
+
+def test_timestamp_is_iso8601_utc_with_milliseconds():
+    stamp = logs.timestamp()
+    assert len(stamp) == len("2026-01-01T00:00:00.000Z") and stamp.endswith("Z")
