@@ -12,9 +12,9 @@ has no handlers (nobody configured logging on purpose).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
+import os
 import sys
 import threading
 import time
@@ -52,19 +52,21 @@ _RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
     "taskName",
 }
 
-_ts_cache: tuple[int, str] = (0, "1970-01-01T00:00:00")
+_ts_cache: tuple[int, str, int, str] = (-1, "", -1, "")  # ms, stamp, second, prefix
 
 
 def timestamp() -> str:
-    """Current time as ISO-8601 UTC with milliseconds (the seconds part cached)."""
-    global _ts_cache  # noqa: PLW0603 - a tiny per-second cache, replaced atomically
-    now = time.time()
-    sec = int(now)
+    """Current time as ISO-8601 UTC with milliseconds (cached per millisecond)."""
+    global _ts_cache  # noqa: PLW0603 - a tiny cache, replaced atomically
+    ms = int(time.time() * 1000)
     cached = _ts_cache
-    if cached[0] != sec:
-        cached = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-        _ts_cache = cached
-    return f"{cached[1]}.{int((now - sec) * 1000):03d}Z"
+    if cached[0] == ms:
+        return cached[1]
+    sec, milli = divmod(ms, 1000)
+    prefix = cached[3] if cached[2] == sec else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    stamp = f"{prefix}.{milli:03d}Z"
+    _ts_cache = (ms, stamp, sec, prefix)
+    return stamp
 
 
 def _default(obj: Any) -> Any:
@@ -103,7 +105,12 @@ def dumps(record: Mapping[str, Any]) -> bytes:
 
 
 class Sink:
-    """Writes whole lines to a text or binary stream: one write (and flush) per line."""
+    """Writes whole lines to a text or binary stream, each line as soon as it is logged.
+
+    A stream backed by a file descriptor (stdout, a file, a pipe) gets exactly one `write(2)`
+    per line, straight to the descriptor: lines from threads and worker processes sharing it
+    never interleave, and nothing waits in a buffer. Other streams get write + flush.
+    """
 
     __slots__ = ("_lock", "_write", "is_tty")
 
@@ -111,13 +118,30 @@ class Sink:
         self._lock = threading.Lock()
         self.is_tty = bool(getattr(stream, "isatty", lambda: False)())
         buffer = getattr(stream, "buffer", None)
-        if isinstance(stream, io.TextIOBase) and buffer is not None:
+        fd = _fileno(stream)
+        if fd is not None:
+            self._write = self._fd_writer(stream, fd)
+        elif isinstance(stream, io.TextIOBase) and buffer is not None:
             stream.flush()
             self._write = self._binary_writer(buffer)
         elif isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or _is_binary(stream):
             self._write = self._binary_writer(stream)
         else:
             self._write = self._text_writer(stream)
+
+    @staticmethod
+    def _fd_writer(stream: Any, fd: int) -> Callable[[bytes], None]:
+        write = os.write
+
+        def write_line(line: bytes) -> None:
+            if stream.closed:  # never write to a descriptor number that may be reused
+                return
+            written = write(fd, line)
+            while written < len(line):
+                line = line[written:]
+                written = write(fd, line)
+
+        return write_line
 
     def _binary_writer(self, stream: Any) -> Callable[[bytes], None]:
         flush = getattr(stream, "flush", None)
@@ -145,9 +169,23 @@ class Sink:
         return write_line
 
     def write(self, line: bytes) -> None:
-        # a closed or broken stream must never fail the caller
-        with contextlib.suppress(OSError, ValueError):
+        try:  # noqa: SIM105 - cheaper than contextlib.suppress on the hot path
             self._write(line)
+        except (OSError, ValueError):
+            pass  # a closed or broken stream must never fail the caller
+
+
+def _fileno(stream: Any) -> int | None:
+    """The descriptor behind a real file/pipe/tty stream (after flushing its buffers)."""
+    try:
+        fd = int(stream.fileno())
+    except (AttributeError, OSError, ValueError, TypeError):
+        return None
+    stream.flush()
+    buffer = getattr(stream, "buffer", None)
+    if buffer is not None:
+        buffer.flush()
+    return fd
 
 
 def _is_binary(stream: Any) -> bool:

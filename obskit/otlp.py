@@ -277,6 +277,10 @@ class OTLPHttpExporter(SpanExporter):
         if conn is not None:
             conn.close()
 
+    def after_fork(self) -> None:
+        """In a forked child: drop the parent's connection without closing its socket."""
+        self._conn = None
+
     def shutdown(self) -> None:
         self._closed = True
         self._reset()

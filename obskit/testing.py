@@ -73,6 +73,9 @@ class Capture:
         self.stream.seek(0)
         self.stream.truncate()
         if self.exporter is not None:
+            tracing = self.handle.tracing
+            if tracing is not None and tracing.pipe is not None:
+                tracing.pipe.force_flush(5000)
             self.exporter.clear()
 
 

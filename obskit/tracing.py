@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import random
 import re
 import threading
@@ -295,6 +296,7 @@ class SpanPipe(SpanProcessor):
         self._error_interval = error_interval
         self._last_error = -1e18
         self._wake = threading.Event()
+        self._export_lock = threading.Lock()
         self._stopping = False
         self._finished = itertools.count()
         self._dropped_full = itertools.count()
@@ -302,8 +304,28 @@ class SpanPipe(SpanProcessor):
         self.failed_batches = 0
         self.dropped_export = 0
         self.dropped_shutdown = 0
-        self._thread = threading.Thread(target=self._run, name="obskit-span-export", daemon=True)
-        self._thread.start()
+        self._thread = self._start_thread()
+        # pre-fork servers (gunicorn --preload): threads do not survive fork(), restart ours
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="obskit-span-export", daemon=True)
+        thread.start()
+        return thread
+
+    def _after_fork(self) -> None:
+        self._queue = collections.deque()
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._finished = itertools.count()
+        self._dropped_full = itertools.count()
+        self.exported = self.failed_batches = self.dropped_export = self.dropped_shutdown = 0
+        reset = getattr(self.exporter, "after_fork", None)
+        if reset is not None:
+            reset()
+        if not self._stopping:
+            self._thread = self._start_thread()
 
     # -- counters (read at scrape time) ---------------------------------------------
     @staticmethod
@@ -370,11 +392,19 @@ class SpanPipe(SpanProcessor):
         self._drain(None)
 
     def _drain(self, deadline: float | None) -> None:
+        """Export queued batches, one exporter call at a time (the exporter is not shared)."""
         queue = self._queue
         while queue:
-            take = min(len(queue), self._batch)
-            batch = [queue.popleft() for _ in range(take)]
-            self._export(batch)
+            wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._export_lock.acquire(timeout=wait):
+                return
+            try:
+                take = min(len(queue), self._batch)
+                batch = [queue.popleft() for _ in range(take)]
+                if batch:
+                    self._export(batch)
+            finally:
+                self._export_lock.release()
             if deadline is not None and time.monotonic() > deadline:
                 return
 

@@ -174,7 +174,13 @@ class ObskitASGI:
             kind = message["type"]
             if kind == "http.response.start":
                 state[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                headers = list(message.get("headers", ()))
+                for key, _ in headers:
+                    if key.lower() == b"x-request-id":
+                        break  # the app set its own: keep it, never send two
+                else:
+                    headers.append(id_header)
+                message["headers"] = headers
             elif kind == "http.response.body" and not message.get("more_body", False):
                 await send(message)
                 if not state[1] and state[0] < 500:

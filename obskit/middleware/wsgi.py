@@ -158,7 +158,8 @@ class ObskitWSGI:
                 state[0] = int(status[:3])
             except ValueError:
                 state[0] = 500
-            headers.append((semconv.REQUEST_ID_HEADER, cid))
+            if not any(key.lower() == "x-request-id" for key, _ in headers):
+                headers.append((semconv.REQUEST_ID_HEADER, cid))
             # Flask clears environ["werkzeug.request"] when the app returns: read the route now
             state[2] = self._route(environ)
             return start_response(status, headers, exc_info)

@@ -21,3 +21,6 @@ def _reset_obskit() -> Iterator[None]:
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as rx:
         yield rx
+
+
+from obskit.testing import obskit_capture  # noqa: E402, F401 - the plugin's fixture, for tests

@@ -135,3 +135,27 @@ def test_export_completeness_with_a_live_collector():
         assert pipe.finished == N + 50
         assert pipe.exported == pipe.finished
         assert rx.span_count == pipe.finished
+
+
+def test_a_forked_worker_exports_its_own_spans():
+    """gunicorn --preload forks after init(): the child restarts the export thread."""
+    import os
+
+    with OTLPReceiver() as rx:
+        handle = obskit.init(None, service="fork", log_stream=io.BytesIO(),
+                             registry=CollectorRegistry(), otlp_endpoint=rx.traces_url,
+                             span_export_interval=0.05, capture_stdlib_logs=False,
+                             environ={})  # fmt: skip
+        pid = os.fork()
+        if pid == 0:  # child: record one span, flush, exit without running pytest's teardown
+            code = 1
+            try:
+                with obskit.observe("in-child"):
+                    pass
+                handle.shutdown(5)
+                code = 0 if handle.tracing.pipe.exported == 1 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert [s.name for s in rx.wait_for_spans(1)] == ["in-child"]

@@ -180,3 +180,34 @@ def test_health_and_metrics_endpoints_are_excluded_from_metrics_traces_and_acces
             )
             is None
         )
+
+
+def test_an_app_that_sets_its_own_request_id_header_gets_no_duplicate():
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    app = FastAPI()
+
+    @app.get("/own")
+    async def own() -> PlainTextResponse:
+        return PlainTextResponse("x", headers={"X-Request-ID": "app-chosen"})
+
+    scope_headers = [(b"x-request-id", b"inbound-1")]
+    with capture(app):
+        sent: list[dict] = []
+
+        async def run():
+            scope = {"type": "http", "method": "GET", "path": "/own", "root_path": "",
+                     "headers": scope_headers, "scheme": "http", "query_string": b""}  # fmt: skip
+
+            async def receive():
+                return {"type": "http.request", "body": b""}
+
+            async def send(message):
+                sent.append(message)
+
+            await app(scope, receive, send)
+
+        asyncio.run(run())
+        headers = [v for k, v in sent[0]["headers"] if k.lower() == b"x-request-id"]
+        assert headers == [b"app-chosen"]

@@ -1,0 +1,103 @@
+"""Starlette (with mounts and included routers), bare ASGI and WSGI callables."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from fastapi import APIRouter, FastAPI
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+import obskit
+from obskit.testing import capture
+
+from .test_hostile import _request
+
+COUNT = "http_server_request_duration_seconds_count"
+
+
+def _routes(cap) -> set[str]:
+    return {line["route"] for line in cap.logs(logger="obskit.access")}
+
+
+def test_starlette_mounts_and_fastapi_routers_report_full_templates():
+    async def hello(request):
+        return PlainTextResponse("hi")
+
+    inner = Starlette(routes=[Route("/items/{item_id}", hello)])
+    app = FastAPI()
+    router = APIRouter(prefix="/api")
+
+    @router.get("/users/{user_id}")
+    async def user(user_id: str) -> dict:
+        return {}
+
+    app.include_router(router)
+    app.mount("/sub", inner)
+    with capture(app) as cap:
+        for path in ("/api/users/1", "/sub/items/9", "/sub/nothing/here", "/api/users/2"):
+            asyncio.run(_request(app, path))
+        assert _routes(cap) == {"/api/users/{user_id}", "/sub/items/{item_id}", "__unmatched__"}
+        assert cap.sample(COUNT, http_request_method="GET", http_route="/api/users/{user_id}",
+                          http_response_status_code="200") == 2  # fmt: skip
+
+
+def test_plain_starlette_app_is_instrumented_in_place():
+    async def hello(request):
+        return PlainTextResponse("hi")
+
+    app = Starlette(routes=[Route("/hello/{name}", hello)])
+    with capture(app) as cap:
+        status, headers = asyncio.run(_request(app, "/hello/x"))
+        assert status == 200 and b"x-request-id" in headers
+        assert _routes(cap) == {"/hello/{name}"}
+
+
+def test_bare_asgi_callable_is_wrapped_and_returned_on_the_handle():
+    async def raw(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with capture(raw) as cap:
+        assert cap.app is not raw
+        status, headers = asyncio.run(_request(cap.app, "/anything"))
+        assert status == 204 and b"x-request-id" in headers
+        assert _routes(cap) == {"__unmatched__"}  # no router: no template to report
+
+
+def test_bare_wsgi_callable_is_wrapped_and_reports_a_route_set_by_the_framework():
+    def raw(environ, start_response):
+        environ["obskit.route"] = "/custom/{id}"  # how other frameworks can name the route
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    with capture(raw) as cap:
+        seen = {}
+
+        def start_response(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, dict(headers)
+
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/custom/7", "wsgi.url_scheme": "http",
+                   "HTTP_X_REQUEST_ID": "w-1", "wsgi.input": io.BytesIO()}  # fmt: skip
+        body = cap.app(environ, start_response)
+        assert b"".join(body) == b"ok"
+        body.close()
+        assert seen["headers"]["X-Request-ID"] == "w-1"
+        [line] = cap.logs(logger="obskit.access")
+        assert line["route"] == "/custom/{id}" and line["correlation_id"] == "w-1"
+
+
+def test_websocket_and_lifespan_scopes_pass_straight_through():
+    calls = []
+
+    async def raw(scope, receive, send):
+        calls.append(scope["type"])
+
+    with capture(raw) as cap:
+        for kind in ("websocket", "lifespan"):
+            asyncio.run(cap.app({"type": kind, "path": "/ws"}, None, None))
+        assert calls == ["websocket", "lifespan"]
+        assert cap.logs() == []
+    assert obskit.correlation_id() is None
