@@ -39,6 +39,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process benchmark")
     p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
+    p.add_argument(
+        "--server-variants",
+        default="bare,peer,obskit",
+        help="variants for the uvicorn + wrk run (default: bare,peer,obskit)",
+    )
     p.add_argument("--server-duration", type=float, help="wrk seconds per variant (default 10)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--no-startup", action="store_true", help="skip import/--help timings")
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_server:
             from benchmarks.server import run_server, wrk_available
 
-            server_names = [n for n in names if not VARIANTS[n].optional]
+            server_names = [n for n in args.server_variants.split(",") if n in VARIANTS]
             if wrk_available():
                 progress(f"server: uvicorn + wrk, {args.server_duration:g}s per variant")
                 sresults = run_server(

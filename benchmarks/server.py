@@ -109,22 +109,23 @@ def parse_wrk(out: str) -> dict[str, Any]:
     }
 
 
-def _metric_count(port: int, variant: str) -> float | None:
-    if variant == "bare":
-        return None
+def _scrape(port: int) -> dict[str, float]:
+    """Request count from the variant's /metrics, plus obskit's own span counters."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     from prometheus_client.parser import text_string_to_metric_families
 
-    names = ("http_requests", "http_server_request_duration_seconds")
-    total = 0.0
+    counts = ("http_requests_total", "http_server_request_duration_seconds_count")
+    out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
-        if family.name not in names:
-            continue
         for sample in family.samples:
-            if sample.name in ("http_requests_total", "http_server_request_duration_seconds_count"):
-                total += sample.value
-    return total
+            if sample.name in counts:
+                out["metric_count"] = out.get("metric_count", 0.0) + sample.value
+            elif sample.name in ("obskit_spans_finished_total", "obskit_spans_exported_total"):
+                out[sample.name.removeprefix("obskit_").removesuffix("_total")] = sample.value
+            elif sample.name == "obskit_spans_dropped_total" and sample.value:
+                out["dropped_" + sample.labels.get("reason", "?")] = sample.value
+    return out
 
 
 def run_one(name: str, *, duration: float, connections: int, workdir: Path) -> ServerResult:
@@ -181,9 +182,9 @@ def run_one(name: str, *, duration: float, connections: int, workdir: Path) -> S
         result.p99_ms = parsed["p99_ms"]
         result.non_2xx = parsed["non_2xx"]
         result.socket_errors = parsed["socket_errors"]
-        metric = _metric_count(port, name)
-        if metric is not None:
-            result.checks["metric_count"] = int(metric)
+        if name != "bare":
+            for key, value in _scrape(port).items():
+                result.checks[key] = int(value)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
