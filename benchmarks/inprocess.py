@@ -109,6 +109,8 @@ class VariantResult:
     title: str
     samples_us: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
+    threads_us: list[dict[str, float]] = field(default_factory=list)
+    """Per round: CPU microseconds per request of each thread (main, exporters...)."""
     verification: dict[str, Any] = field(default_factory=dict)
     spans_received: int | None = None
     rss_kb: list[int] = field(default_factory=list)
@@ -120,6 +122,11 @@ class VariantResult:
     @property
     def median_cpu_us(self) -> float:
         return statistics.median(self.cpu_us)
+
+    def median_thread_us(self) -> dict[str, float]:
+        """Median over rounds of each thread's CPU microseconds per request."""
+        names = {n for round_ in self.threads_us for n in round_}
+        return {n: statistics.median(r.get(n, 0.0) for r in self.threads_us) for n in sorted(names)}
 
     @property
     def spans_created(self) -> int | None:
@@ -158,6 +165,7 @@ def run_inprocess(
                 reply = w.call(cmd="run", n=requests)
                 results[name].samples_us.append(float(reply["us"]))
                 results[name].cpu_us.append(float(reply["cpu_us"]))
+                results[name].threads_us.append(dict(reply.get("threads_us", {})))
                 results[name].rss_kb.append(int(reply["rss_kb"]))
                 if w.receiver is not None:
                     w.receiver.settle()

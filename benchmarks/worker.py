@@ -27,6 +27,26 @@ def _rss_kb() -> int:
     return 0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) per live thread, by name, from /proc."""
+    import threading
+
+    out: dict[str, float] = {}
+    for thread in threading.enumerate():
+        tid = thread.native_id
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "main" if thread is threading.main_thread() else thread.name
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
 def main(argv: list[str]) -> int:
     proto = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
@@ -66,8 +86,16 @@ def main(argv: list[str]) -> int:
         cmd = orjson.loads(raw)
         try:
             if cmd["cmd"] == "run":
-                wall, cpu = driver.run_timed(int(cmd["n"]))
-                reply({"us": wall, "cpu_us": cpu, "rss_kb": _rss_kb()})
+                n = int(cmd["n"])
+                before = _thread_cpu_s()
+                wall, cpu = driver.run_timed(n)
+                after = _thread_cpu_s()
+                threads = {
+                    name: (after[name] - before.get(name, 0.0)) / n * 1e6
+                    for name in after
+                    if after[name] - before.get(name, 0.0) > 0
+                }
+                reply({"us": wall, "cpu_us": cpu, "threads_us": threads, "rss_kb": _rss_kb()})
             elif cmd["cmd"] == "selfmetrics":
                 reply(built.selfmetrics())
             elif cmd["cmd"] == "finish":
