@@ -443,7 +443,9 @@ def get_logger(name: str | None = None) -> Any:
     """A structlog bound logger writing through obskit's pipeline (no global structlog setup)."""
     import structlog  # noqa: PLC0415 - lazy: importing obskit stays fast
 
-    wrapper = structlog.make_filtering_bound_logger(active().level)
+    # no level fixed here: the active pipeline filters, so loggers created before init()
+    # follow the log_level given to init()
+    wrapper = structlog.make_filtering_bound_logger(0)
     return structlog.wrap_logger(
         _SinkLogger(),
         processors=[structlog.contextvars.merge_contextvars, _Render(name)],

@@ -14,24 +14,18 @@ interval. Counters are exposed as obskit_spans_* metrics.
 
 from __future__ import annotations
 
-import collections
-import itertools
 import logging
-import os
 import random
 import re
-import threading
 import time
-import traceback
 import uuid
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -52,12 +46,14 @@ from opentelemetry.trace import (
 )
 
 from obskit import __version__, logs
+from obskit._pipe import SpanPipe, _OncePerInterval
+from obskit._span import ServerSpan, fast_sampler
 from obskit.config import Config
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
-__all__ = ["ServerSpan", "Status", "StatusCode", "Tracing"]
+__all__ = ["ServerSpan", "SpanPipe", "Status", "StatusCode", "Tracing"]
 
 _log = logging.getLogger("obskit")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -119,322 +115,6 @@ def build_exporter(config: Config) -> SpanExporter:
         timeout=config.otlp_timeout,
         compression=config.otlp_compression,
     )
-
-
-def fast_sampler(config: Config) -> Any:
-    """The configured sampler as a plain function (parent, trace_id) -> sampled.
-
-    Same decisions as the SDK's standard samplers (used for every other span), without
-    building SamplingResult objects on the request path.
-    """
-    name = config.sampler
-    bound = round(config.sampler_arg * (_TRACE_ID_LIMIT + 1))
-
-    def root(trace_id: int) -> bool:
-        if name.endswith("always_on"):
-            return True
-        if name.endswith("always_off"):
-            return False
-        return trace_id & _TRACE_ID_LIMIT < bound
-
-    if not name.startswith("parentbased_"):
-        return lambda parent, trace_id: root(trace_id)
-
-    def parent_based(parent: SpanContext | None, trace_id: int) -> bool:
-        if parent is not None:
-            return bool(parent.trace_flags & 0x01)
-        return root(trace_id)
-
-    return parent_based
-
-
-def _valid_attribute(value: Any) -> bool:
-    if isinstance(value, (str, bool, int, float)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(isinstance(v, (str, bool, int, float)) for v in value)
-    return False
-
-
-class ServerSpan(Span):
-    """obskit's lean recording span for the one server span per request.
-
-    Implements the OpenTelemetry Span API (so `trace.get_current_span().set_attribute(...)`
-    works in handlers) and is handed to the export pipe as an SDK `ReadableSpan` when it ends.
-    Attribute values that OTLP cannot carry are dropped, never raised.
-    """
-
-    __slots__ = (
-        "_attrs",
-        "_ctx",
-        "_ended",
-        "_events",
-        "_name",
-        "_parent",
-        "_start",
-        "_status",
-        "_tracing",
-    )
-
-    def __init__(
-        self, tracing: Tracing, name: str, ctx: SpanContext, parent: SpanContext | None
-    ) -> None:
-        self._tracing = tracing
-        self._name = name
-        self._ctx = ctx
-        self._parent = parent
-        self._start = _time_ns()
-        self._attrs: dict[str, Any] = {}
-        self._events: list[Event] = []
-        self._status = _UNSET
-        self._ended = False
-
-    def get_span_context(self) -> SpanContext:
-        return self._ctx
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        if not self._ended and isinstance(key, str) and _valid_attribute(value):
-            self._attrs[key] = list(value) if isinstance(value, tuple) else value
-
-    def set_known(self, attributes: dict[str, Any]) -> None:
-        """obskit's own (already valid) attributes, in one update."""
-        self._attrs.update(attributes)
-
-    def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
-        if not self._ended:
-            clean = {k: v for k, v in (attributes or {}).items() if _valid_attribute(v)}
-            self._events.append(Event(name, clean, timestamp or _time_ns()))
-
-    def update_name(self, name: str) -> None:
-        self._name = name
-
-    def is_recording(self) -> bool:
-        return not self._ended
-
-    def set_status(self, status: Any, description: str | None = None) -> None:
-        self._status = status if isinstance(status, Status) else Status(status, description)
-
-    def record_exception(
-        self,
-        exception: BaseException,
-        attributes: Any = None,
-        timestamp: int | None = None,
-        escaped: bool = False,
-    ) -> None:
-        attrs = {
-            "exception.type": type(exception).__name__,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-        }
-        attrs.update(attributes or {})
-        self.add_event("exception", attrs, timestamp)
-
-    def end(self, end_time: int | None = None) -> None:
-        if self._ended:
-            return
-        self._ended = True
-        tracing = self._tracing
-        pipe = tracing.pipe
-        if pipe is None:
-            return
-        pipe.on_end(
-            ReadableSpan(
-                self._name,
-                self._ctx,
-                self._parent,
-                tracing.resource,
-                self._attrs,
-                self._events,
-                (),
-                _SERVER,
-                None,
-                self._status,
-                self._start,
-                end_time or _time_ns(),
-                tracing.scope,
-            )
-        )
-
-
-class _OncePerInterval(logging.Filter):
-    """Lets one record per interval through (the exporter's own error logs)."""
-
-    def __init__(self, interval: float) -> None:
-        super().__init__()
-        self.interval = interval
-        self._last = -1e18
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            return True
-        return False
-
-
-class SpanPipe(SpanProcessor):
-    """Bounded queue + one export thread; never blocks the caller, counts every loss."""
-
-    def __init__(
-        self,
-        exporter: SpanExporter,
-        *,
-        max_queue: int = 8192,
-        batch_size: int = 512,
-        interval: float = 1.0,
-        error_interval: float = 60.0,
-    ) -> None:
-        self.exporter = exporter
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
-        self._max = max_queue
-        self._batch = batch_size
-        self._interval = interval
-        self._error_interval = error_interval
-        self._last_error = -1e18
-        self._wake = threading.Event()
-        self._export_lock = threading.Lock()
-        self._stopping = False
-        self._finished = itertools.count()
-        self._dropped_full = itertools.count()
-        self.exported = 0
-        self.failed_batches = 0
-        self.dropped_export = 0
-        self.dropped_shutdown = 0
-        self._thread = self._start_thread()
-        # pre-fork servers (gunicorn --preload): threads do not survive fork(), restart ours
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
-
-    def _start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self._run, name="obskit-span-export", daemon=True)
-        thread.start()
-        return thread
-
-    def _after_fork(self) -> None:
-        self._queue = collections.deque()
-        self._wake = threading.Event()
-        self._export_lock = threading.Lock()
-        self._finished = itertools.count()
-        self._dropped_full = itertools.count()
-        self.exported = self.failed_batches = self.dropped_export = self.dropped_shutdown = 0
-        reset = getattr(self.exporter, "after_fork", None)
-        if reset is not None:
-            reset()
-        if not self._stopping:
-            self._thread = self._start_thread()
-
-    # -- counters (read at scrape time) ---------------------------------------------
-    @staticmethod
-    def _peek(counter: itertools.count[int]) -> int:
-        return int(repr(counter)[6:-1])  # count(N) -> N, without advancing it
-
-    @property
-    def finished(self) -> int:
-        """Sampled spans that ended (queued or dropped)."""
-        return self._peek(self._finished)
-
-    @property
-    def dropped_queue_full(self) -> int:
-        return self._peek(self._dropped_full)
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    # -- SpanProcessor -----------------------------------------------------------------
-    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
-        return None
-
-    def on_end(self, span: ReadableSpan) -> None:
-        next(self._finished)
-        queue = self._queue
-        if self._stopping or len(queue) >= self._max:
-            next(self._dropped_full)
-            return
-        queue.append(span)
-        if len(queue) == self._batch:
-            self._wake.set()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        deadline = time.monotonic() + timeout_millis / 1000.0
-        self._drain(deadline)
-        return not self._queue
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush what fits in `timeout` seconds, then stop; the rest counts as dropped."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        remaining = len(self._queue)
-        self._queue.clear()
-        self.dropped_shutdown += remaining
-        if not self._thread.is_alive():
-            self.exporter.shutdown()
-        else:  # an export is hanging: leave the daemon thread, never block shutdown
-            threading.Thread(target=self.exporter.shutdown, daemon=True).start()
-
-    # -- export thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        # Our own export requests (requests/httpx inside the exporter) are never instrumented.
-        otel_context.attach(
-            otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
-        )
-        while not self._stopping:
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            self._drain(None)
-        self._drain(None)
-
-    def _drain(self, deadline: float | None) -> None:
-        """Export queued batches, one exporter call at a time (the exporter is not shared)."""
-        queue = self._queue
-        while queue:
-            wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            if not self._export_lock.acquire(timeout=wait):
-                return
-            try:
-                take = min(len(queue), self._batch)
-                batch = [queue.popleft() for _ in range(take)]
-                if batch:
-                    self._export(batch)
-            finally:
-                self._export_lock.release()
-            if deadline is not None and time.monotonic() > deadline:
-                return
-
-    def _export(self, batch: Sequence[ReadableSpan]) -> None:
-        try:
-            result = self.exporter.export(batch)
-        except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the thread
-            result = SpanExportResult.FAILURE
-            self._report(f"span export raised {type(exc).__name__}: {exc}")
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(batch)
-        else:
-            self.failed_batches += 1
-            self.dropped_export += len(batch)
-            reason = getattr(self.exporter, "last_error", None)
-            self._report(
-                f"span export failed ({reason or 'exporter returned FAILURE'}); "
-                f"{len(batch)} spans dropped"
-            )
-
-    def _report(self, message: str) -> None:
-        now = time.monotonic()
-        if now - self._last_error >= self._error_interval:
-            self._last_error = now
-            _log.warning(
-                "%s (further export errors suppressed for %.0fs; see "
-                "obskit_span_export_failures_total)",
-                message,
-                self._error_interval,
-            )
 
 
 class Tracing:

@@ -21,3 +21,13 @@ def require_binary(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--update-goldens`: rewrite the generator's golden files instead of comparing them."""
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/generator/goldens from the current generator output",
+    )

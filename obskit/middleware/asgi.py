@@ -66,12 +66,14 @@ class ObskitASGI:
         self.app = app
         self.rt = runtime
         config = runtime.config
-        self.excluded = frozenset(config.excluded_paths)
         if runtime.bridge is not None:
             # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
             runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
         self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
+        # the metrics endpoint is never observed, whatever path it is served on
+        extra = (self.metrics_path,) if self.serve_metrics else ()
+        self.excluded = frozenset((*config.excluded_paths, *extra))
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
         self.routes = RouteCache()
 
@@ -89,42 +91,7 @@ class ObskitASGI:
                 return
             await self.app(scope, receive, send)
             return
-        await self._observed(scope, receive, send, path)
-
-    def _flush_on_shutdown(self, send: Send) -> Send:
-        """Flush spans when the server shuts the app down (before the process may be killed)."""
-        rt = self.rt
-
-        async def lifespan_send(message: Message) -> None:
-            if message["type"] == "lifespan.shutdown.complete" and rt.active:
-                rt.flush()
-            await send(message)
-
-        return lifespan_send
-
-    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
-        accept = None
-        for key, value in scope["headers"]:
-            if key == b"accept":
-                accept = value.decode("latin-1")
-        metrics = self.rt.metrics
-        assert metrics is not None
-        body, content_type = exposition(metrics.registry, accept)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", content_type.encode("latin-1")),
-                    (b"content-length", str(len(body)).encode("latin-1")),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _observed(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         start = perf_counter()
-        rt = self.rt
         id_headers = self.id_headers
         raw_id = traceparent = tracestate = baggage = None
         for key, value in scope["headers"]:
@@ -217,3 +184,34 @@ class ObskitASGI:
             if otel_token is not None:
                 detach(otel_token)
             correlation.unbind(token)
+
+    def _flush_on_shutdown(self, send: Send) -> Send:
+        """Flush spans when the server shuts the app down (before the process may be killed)."""
+        rt = self.rt
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete" and rt.active:
+                rt.flush()
+            await send(message)
+
+        return lifespan_send
+
+    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
+        accept = None
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accept = value.decode("latin-1")
+        metrics = self.rt.metrics
+        assert metrics is not None
+        body, content_type = exposition(metrics.registry, accept)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", content_type.encode("latin-1")),
+                    (b"content-length", str(len(body)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

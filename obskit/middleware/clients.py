@@ -50,7 +50,10 @@ class _Call:
 
     __slots__ = ("address", "method", "rt", "span", "start", "token")
 
-    def __init__(self, rt: Obskit, method: str, address: str, headers: Any) -> None:
+    def __init__(  # noqa: PLR0917
+        self, rt: Obskit, method: str, scheme: str, host: str, port: int | None, headers: Any
+    ) -> None:
+        address = server_address(scheme, host, port)
         self.rt = rt
         self.method = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
         self.address = address
@@ -62,7 +65,11 @@ class _Call:
                 self.span = tracing.tracer.start_span(
                     self.method if self.method != semconv.OTHER_METHOD else "HTTP",
                     kind=_CLIENT,
-                    attributes={"http.request.method": self.method, "server.address": address},
+                    attributes={
+                        "http.request.method": self.method,
+                        "server.address": host,
+                        "server.port": port or _DEFAULT_PORTS.get(scheme, 80),
+                    },
                 )
                 self.token = attach(self.span, None)
             cid = correlation.correlation_id()
@@ -110,9 +117,7 @@ def _httpx_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return original(self, request)
         url = request.url
-        call = _Call(
-            rt, request.method, server_address(url.scheme, url.host, url.port), request.headers
-        )
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
         try:
             response = original(self, request)
         except BaseException as exc:
@@ -130,9 +135,7 @@ def _httpx_async(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return await original(self, request)
         url = request.url
-        call = _Call(
-            rt, request.method, server_address(url.scheme, url.host, url.port), request.headers
-        )
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
         try:
             response = await original(self, request)
         except BaseException as exc:
@@ -151,10 +154,10 @@ def _requests_send(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, request, **kwargs)
         try:
             parts = urlsplit(request.url)
-            address = server_address(parts.scheme, parts.hostname or "", parts.port)
+            scheme, host, port = parts.scheme, parts.hostname or "", parts.port
         except ValueError:
-            address = ""
-        call = _Call(rt, str(request.method), address, request.headers)
+            scheme, host, port = "http", "", None
+        call = _Call(rt, str(request.method), scheme, host, port, request.headers)
         try:
             response = original(self, request, **kwargs)
         except BaseException as exc:

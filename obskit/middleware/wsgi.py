@@ -40,12 +40,14 @@ class ObskitWSGI:
         self.app = app
         self.rt = runtime
         config = runtime.config
-        self.excluded = frozenset(config.excluded_paths)
         if runtime.bridge is not None:
             # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
             runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
         self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
+        # the metrics endpoint is never observed, whatever path it is served on
+        extra = (self.metrics_path,) if self.serve_metrics else ()
+        self.excluded = frozenset((*config.excluded_paths, *extra))
         self.id_keys = tuple(
             "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
         )

@@ -207,3 +207,11 @@ def test_uvicorn_loggers_are_routed_through_obskit_and_its_access_log_silenced()
 def test_timestamp_is_iso8601_utc_with_milliseconds():
     stamp = logs.timestamp()
     assert len(stamp) == len("2026-01-01T00:00:00.000Z") and stamp.endswith("Z")
+
+
+def test_a_logger_created_before_init_follows_the_settings_given_to_init():
+    early = obskit.get_logger("early")  # module-level loggers exist before init()
+    stream = _init(log_level="debug")
+    early.debug("now visible")
+    [line] = _lines(stream)
+    assert line["event"] == "now visible" and line["service"] == "svc"

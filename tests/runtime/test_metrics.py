@@ -150,3 +150,29 @@ def test_multiprocess_mode_sums_every_workers_observations(tmp_path):
     )
     assert float(line.rsplit(" ", 1)[1]) == 12
     assert out.count("# TYPE http_server_request_duration_seconds histogram") == 1
+
+
+def test_a_custom_metrics_path_is_served_and_never_observed():
+    app = fastapi_app()
+    with capture(app, metrics_path="/prom", excluded_paths="/health") as cap:
+        _traffic(app)
+        body = _body_at(app, "/prom")
+        assert "http_server_request_duration_seconds" in body
+        assert 'http_route="/prom"' not in body
+        assert "/prom" not in {line["path"] for line in cap.logs(logger="obskit.access")}
+
+
+def _body_at(app, path: str) -> str:
+    chunks: list[bytes] = []
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "headers": [],
+             "scheme": "http"}  # fmt: skip
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(message):
+        if message["type"] == "http.response.body":
+            chunks.append(message["body"])
+
+    asyncio.run(app(scope, receive, send))
+    return b"".join(chunks).decode()

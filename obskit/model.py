@@ -1,0 +1,224 @@
+"""Frozen domain objects of the generator: services, SLOs, windows and the burn-rate table.
+
+The manifest loader builds these from validated YAML; the renderers only read them. Nothing
+here knows about YAML, jinja2 or Prometheus syntax beyond the duration notation. The burn-rate
+table is data (`BURN_RATE_ROWS`), and its thresholds follow the budget-based convention:
+
+    factor = budget_fraction * slo_window_hours / long_window_hours
+
+which gives 14.4 / 6 / 3 / 1 for a 30-day SLO and 13.44 / 5.6 / 2.8 / 0.933 for 28 days.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final, Literal
+
+Severity = Literal["page", "ticket"]
+SLIKind = Literal["availability", "latency"]
+
+_UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([mhdw])$")
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A whole number of minutes, written the way Prometheus reads it (`5m`, `6h`, `30d`)."""
+
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        """Parse `<n>m|h|d|w`; raise ValueError with the accepted forms otherwise."""
+        match = _DURATION_RE.match(text.strip())
+        if match is None:
+            raise ValueError(
+                f"cannot parse duration {text!r}: use a whole number and one unit, "
+                "m (minutes), h (hours), d (days) or w (weeks), e.g. 30d"
+            )
+        return cls(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal(self.seconds) / Decimal(3600)
+
+    def __str__(self) -> str:
+        """Canonical form: the largest of d, h, m that divides the duration (weeks as days)."""
+        for unit in ("d", "h", "m"):
+            size = _UNIT_SECONDS[unit]
+            if self.seconds % size == 0:
+                return f"{self.seconds // size}{unit}"
+        return f"{self.seconds}s"
+
+
+def minutes(n: int) -> Duration:
+    return Duration(n * 60)
+
+
+def hours(n: int) -> Duration:
+    return Duration(n * 3600)
+
+
+def days(n: int) -> Duration:
+    return Duration(n * 86400)
+
+
+@dataclass(frozen=True)
+class BurnRateRow:
+    """One row of the multi-window multi-burn-rate table (Google SRE Workbook)."""
+
+    severity: Severity
+    budget_fraction: Decimal
+    """Share of the whole error budget spent over `long` when the row starts to fire."""
+    long: Duration
+    short: Duration
+
+    def factor(self, slo_window: Duration) -> Decimal:
+        """Burn-rate threshold for an SLO over `slo_window` (14.4 for the 1h row at 30d)."""
+        return self.budget_fraction * slo_window.hours / self.long.hours
+
+
+BURN_RATE_ROWS: Final = (
+    BurnRateRow("page", Decimal("0.02"), hours(1), minutes(5)),
+    BurnRateRow("page", Decimal("0.05"), hours(6), minutes(30)),
+    BurnRateRow("ticket", Decimal("0.10"), days(1), hours(2)),
+    BurnRateRow("ticket", Decimal("0.10"), days(3), hours(6)),
+)
+"""Rows are OR-ed within a severity; a row fires when both of its windows burn too fast."""
+
+SEVERITIES: Final[tuple[Severity, ...]] = ("page", "ticket")
+
+RATIO_WINDOWS: Final = (
+    minutes(5),
+    minutes(30),
+    hours(1),
+    hours(2),
+    hours(6),
+    days(1),
+    days(3),
+)
+"""Windows of the recorded error ratios: every window any burn-rate row uses."""
+
+DASHBOARD_BURN_WINDOWS: Final = (hours(1), hours(6), days(3))
+
+DEFAULT_WINDOW: Final = days(30)
+MIN_SLO_WINDOW: Final = days(3)
+"""An SLO window shorter than the longest alert window (3d) makes the table meaningless."""
+MAX_SLO_WINDOW: Final = days(365)
+
+DEFAULT_FOR: Final[dict[Severity, Duration]] = {"page": minutes(2), "ticket": minutes(15)}
+DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
+ABSENT_FOR: Final = minutes(10)
+
+# --- Names the generator itself defines (recorded series, rule labels, alerts) ---
+REC_REQUESTS: Final = "obskit_slo:requests:rate5m"
+REC_ERRORS: Final = "obskit_slo:errors:rate5m"
+REC_ERROR_RATIO: Final = "obskit_slo:error_ratio"
+REC_OBJECTIVE: Final = "obskit_slo:objective"
+REC_BUDGET_REMAINING: Final = "obskit_slo:error_budget_remaining"
+RECORDED_NAMES: Final = frozenset(
+    {REC_REQUESTS, REC_ERRORS, REC_ERROR_RATIO, REC_OBJECTIVE, REC_BUDGET_REMAINING}
+)
+
+LABEL_SERVICE: Final = "service"
+LABEL_SLO: Final = "slo"
+LABEL_WINDOW: Final = "window"
+LABEL_SEVERITY: Final = "severity"
+LABEL_TEAM: Final = "team"
+RULE_LABELS: Final = frozenset({LABEL_SERVICE, LABEL_SLO, LABEL_WINDOW})
+
+LABEL_LE: Final = "le"
+PROMETHEUS_LABELS: Final = frozenset({LABEL_LE, "job", "instance", "__name__"})
+"""Label names Prometheus itself attaches (histogram buckets, scrape targets)."""
+
+ALERT_PAGE: Final = "ObskitSLOBurnRatePage"
+ALERT_TICKET: Final = "ObskitSLOBurnRateTicket"
+ALERT_ABSENT: Final = "ObskitTelemetryAbsent"
+ALERT_NAMES: Final[dict[Severity, str]] = {"page": ALERT_PAGE, "ticket": ALERT_TICKET}
+
+
+@dataclass(frozen=True)
+class SLO:
+    name: str
+    objective: Decimal
+    """Percent, strictly between 0 and 100 (99.9)."""
+    window: Duration
+    description: str
+    kind: SLIKind
+    threshold: float | None
+    """Latency SLIs only: seconds, a bucket boundary of the service's histogram."""
+    routes: tuple[str, ...]
+    """Only these `http_route` values; empty means every route."""
+
+    @property
+    def budget(self) -> Decimal:
+        """Allowed error ratio, 1 - objective (0.001 for 99.9)."""
+        return (Decimal(100) - self.objective) / Decimal(100)
+
+    @property
+    def windows(self) -> tuple[Duration, ...]:
+        """Every window whose error ratio is recorded: the alert windows and the SLO window."""
+        return tuple(sorted({*RATIO_WINDOWS, self.window}))
+
+    def factor(self, row: BurnRateRow) -> Decimal:
+        return row.factor(self.window)
+
+    def can_fire(self, row: BurnRateRow) -> bool:
+        """A row whose threshold needs an error ratio above 100% can never fire."""
+        return self.factor(row) * self.budget < 1
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    severity: Severity
+    labels: tuple[tuple[str, str], ...]
+    """Every label the alert carries besides service and slo, sorted (severity included)."""
+    for_: Duration
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    source: str
+    """The manifest file this service came from (for messages only, never in output)."""
+    selector: str
+    """PromQL label matchers (without braces) selecting this service's series."""
+    team: str | None
+    runbook_url: str | None
+    grafana_url: str | None
+    slos: tuple[SLO, ...]
+    policies: tuple[AlertPolicy, AlertPolicy]
+    """page, then ticket."""
+    dependencies: tuple[str, ...]
+    buckets: tuple[float, ...]
+    logs: bool
+    traces: bool
+
+    def policy(self, severity: Severity) -> AlertPolicy:
+        return self.policies[0] if severity == "page" else self.policies[1]
+
+    @property
+    def dashboard_uid(self) -> str:
+        return f"obskit-{self.name}"[:40]
+
+    @property
+    def dashboard_url(self) -> str | None:
+        if self.grafana_url is None:
+            return None
+        return f"{self.grafana_url.rstrip('/')}/d/{self.dashboard_uid}"
+
+
+def format_decimal(value: Decimal) -> str:
+    """Shortest plain decimal (no exponent) with at most 12 significant digits: 0.001, 14.4."""
+    rounded = +value.normalize() if value == 0 else round(value, 12 - value.adjusted() - 1)
+    text = format(rounded.normalize(), "f")
+    return text
+
+
+def format_le(value: float) -> str:
+    """Format a bucket bound exactly as prometheus-client writes `le` (0.25, 1.0, 10.0)."""
+    if value == float("inf"):
+        return "+Inf"
+    return repr(float(value))

@@ -1,0 +1,1 @@
+"""Renderers: model objects in, documents out (Prometheus rules, promtool tests, Grafana)."""

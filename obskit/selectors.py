@@ -1,0 +1,58 @@
+"""PromQL label-matcher lists (a manifest's `selector`), read with promql-parser.
+
+Shared by the manifest validation and the renderers, so both agree on what a selector means.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import promql_parser
+
+
+def quote(value: str) -> str:
+    return json.dumps(value)
+
+
+def _matchers(selector_text: str) -> list[promql_parser.Matcher]:
+    node = promql_parser.parse("{" + selector_text + "}")
+    if not isinstance(node, promql_parser.VectorSelector):
+        raise ValueError("not a list of label matchers")
+    return list(node.matchers.matchers)
+
+
+def equality_labels(selector_text: str) -> dict[str, str]:
+    """Labels fixed by `=` matchers (what `absent()` puts on its result)."""
+    return {
+        m.name: m.value for m in _matchers(selector_text) if m.op == promql_parser.MatchOp.Equal
+    }
+
+
+def example_labels(selector_text: str) -> dict[str, str]:
+    """Labels a synthetic series needs to match `selector_text` (for promtool unit tests).
+
+    `=` gives its value; `=~` its first alternative when that matches (nothing when the regex
+    matches the empty value); `!=` and `!~` are met by leaving the label out, except `!=""`.
+    Raises ValueError when no simple value exists.
+    """
+    labels: dict[str, str] = {}
+    for m in _matchers(selector_text):
+        if m.op == promql_parser.MatchOp.Equal:
+            labels[m.name] = m.value
+        elif m.op == promql_parser.MatchOp.Re:
+            pattern = re.compile(f"(?:{m.value})")
+            if pattern.fullmatch(""):
+                continue
+            candidate = m.value.split("|", 1)[0].strip("^$()")
+            if not pattern.fullmatch(candidate):
+                raise ValueError(
+                    f"cannot derive a sample value for {m.name}=~{quote(m.value)}: start the "
+                    'regex with a literal alternative (e.g. "prod|staging")'
+                )
+            labels[m.name] = candidate
+        elif m.op == promql_parser.MatchOp.NotEqual and m.value == "":
+            labels[m.name] = "obskit-test"
+        elif m.op == promql_parser.MatchOp.NotRe and re.fullmatch(f"(?:{m.value})", ""):
+            raise ValueError(f"cannot derive a sample value for {m.name}!~{quote(m.value)}")
+    return labels

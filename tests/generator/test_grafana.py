@@ -1,0 +1,117 @@
+"""dashboard.json: importable structure, stable ids and layout, the panels the issue lists."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from obskit.model import Service
+from obskit.render import grafana
+from obskit.render.templates import Templates
+from tests.generator.conftest import MINIMAL, service_of
+
+
+def board(service: Service) -> dict[str, Any]:
+    return grafana.dashboard(service, Templates())
+
+
+def panels(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in doc["panels"] if p["type"] != "row"]
+
+
+def test_dashboard_identity_schema_and_datasource_variable() -> None:
+    doc = board(service_of(MINIMAL))
+    assert doc["schemaVersion"] == grafana.SCHEMA_VERSION == 42
+    assert doc["uid"] == "obskit-checkout" and doc["id"] is None
+    [variable] = doc["templating"]["list"]
+    assert (variable["name"], variable["type"], variable["query"]) == (
+        "datasource",
+        "datasource",
+        "prometheus",
+    )
+    for panel in panels(doc):
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
+
+
+def test_queries_contain_no_template_variables() -> None:
+    """Every query runs verbatim against Prometheus (what the e2e suite does)."""
+    exprs = grafana.expressions(board(service_of(MINIMAL + 'dependencies: ["payments:8080"]\n')))
+    assert exprs and not any("$" in e for e in exprs)
+
+
+def test_ids_are_sequential_and_the_grid_never_overlaps() -> None:
+    text = MINIMAL + "  - name: fast\n    objective: 99\n    sli: {latency: {threshold: 0.5}}\n"
+    doc = board(service_of(text + 'dependencies: ["payments:8080"]\n'))
+    assert [p["id"] for p in doc["panels"]] == list(range(1, len(doc["panels"]) + 1))
+    cells: set[tuple[int, int]] = set()
+    for panel in doc["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24
+        mine = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
+        assert not cells & mine, panel["title"]
+        cells |= mine
+
+
+def test_rows_red_overview_per_route_one_per_slo_and_dependencies() -> None:
+    text = MINIMAL + "  - name: fast\n    objective: 99\n    sli: {latency: {threshold: 0.5}}\n"
+    doc = board(service_of(text + 'dependencies: ["payments:8080"]\n'))
+    rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
+    assert rows[:2] == ["RED overview", "Per route"]
+    assert rows[2].startswith("SLO availability: 99.9% of requests not answered 5xx")
+    assert rows[3].startswith("SLO fast: 99% of requests faster than 0.5s")
+    assert rows[4] == "Dependencies (outbound): payments:8080"
+    titles = [p["title"] for p in panels(doc)]
+    assert "All routes: latency p50, p90, p99" in titles
+    assert "availability: error budget remaining" in titles and "fast: burn rate" in titles
+
+
+def test_no_dependency_row_without_dependencies() -> None:
+    rows = [p["title"] for p in board(service_of(MINIMAL))["panels"] if p["type"] == "row"]
+    assert not any(r.startswith("Dependencies") for r in rows)
+
+
+def test_burn_rate_panel_draws_the_alert_thresholds_for_1h_6h_3d() -> None:
+    doc = board(service_of(MINIMAL))
+    [burn] = [p for p in panels(doc) if p["title"] == "availability: burn rate"]
+    assert [t["legendFormat"] for t in burn["targets"]] == [
+        "burn rate (1h)",
+        "burn rate (6h)",
+        "burn rate (3d)",
+    ]
+    steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 1.0, 3.0, 6.0, 14.4]
+    assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {"mode": "line"}
+
+
+def test_latency_panels_enable_exemplars_and_only_they_do() -> None:
+    doc = board(service_of(MINIMAL + 'dependencies: ["payments"]\n'))
+    for panel in panels(doc):
+        is_latency = panel["fieldConfig"]["defaults"]["unit"] == "s"
+        assert all(t["exemplar"] is is_latency for t in panel["targets"]), panel["title"]
+
+
+def test_error_ratio_panels_read_zero_on_a_healthy_service() -> None:
+    doc = board(service_of(MINIMAL))
+    [ratio] = [p for p in panels(doc) if p["title"] == "All routes: error ratio"]
+    assert " or 0 * sum(rate(" in ratio["targets"][0]["expr"]
+
+
+def test_loki_and_tempo_links_are_optional_datasource_variables() -> None:
+    plain = board(service_of(MINIMAL))
+    assert plain["links"] == []
+    linked = board(service_of(MINIMAL + "links: {logs: true, traces: true}\n"))
+    names = [v["name"] for v in linked["templating"]["list"]]
+    assert names == ["datasource", "loki", "tempo"]
+    urls = [link["url"] for link in linked["links"]]
+    assert urls[0].startswith("/explore?left=") and "%24%7Bloki%7D" in urls[0]
+    assert "%24%7Btempo%7D" in urls[1]
+
+
+def test_the_dashboard_is_deterministic_json() -> None:
+    first = json.dumps(board(service_of(MINIMAL)), sort_keys=True)
+    assert first == json.dumps(board(service_of(MINIMAL)), sort_keys=True)

@@ -1,0 +1,134 @@
+"""The generated rules pass `promtool check rules`, and their unit tests pass `promtool test`.
+
+These run the real promtool (Debian `prometheus` package). A deliberately broken copy of the
+rules must make the generated unit tests fail, so they are known to be able to fail.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+from obskit.render import output
+from tests.conftest import require_binary
+from tests.generator.conftest import MINIMAL, service_of
+
+pytestmark = pytest.mark.prometheus
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, check=False, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def written(
+    tmp_path_factory: pytest.TempPathFactory, example_files: dict[str, dict[str, str]]
+) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    output.write(out, example_files)
+    return out
+
+
+def test_promtool_check_rules_accepts_every_generated_rules_file(written: Path) -> None:
+    promtool = require_binary("promtool")
+    files = sorted(written.glob("*/rules.yaml")) + sorted(written.glob("*/prometheusrule.yaml"))
+    assert len(files) == 4
+    plain = [f for f in files if f.name == "rules.yaml"]
+    result = _run(promtool, "check", "rules", *plain)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_test_rules_passes_for_every_service(written: Path) -> None:
+    """Each alert row fires under its synthetic burn; healthy, idle and restarted stay silent."""
+    promtool = require_binary("promtool")
+    tests = sorted(written.glob("*/rules.test.yaml"))
+    assert [t.parent.name for t in tests] == ["payments", "shop"]
+    with ThreadPoolExecutor(len(tests)) as pool:
+        results = list(pool.map(lambda t: _run(promtool, "test", "rules", t), tests))
+    for result in results:
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_unit_tests_fail_when_an_alert_threshold_is_wrong(tmp_path: Path) -> None:
+    """Raise the page threshold tenfold: the 'page row fires' tests must now fail."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    files = render_service(service_of(MINIMAL), Templates())
+    broken = files["rules.yaml"].replace("> (14.4 * 0.001)", "> (144 * 0.001)")
+    assert broken != files["rules.yaml"]
+    (tmp_path / "rules.yaml").write_text(broken)
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode != 0
+    assert "page row 1h/5m fires" in result.stdout + result.stderr
+
+
+def test_generated_unit_tests_fail_when_zero_traffic_divides_by_zero(tmp_path: Path) -> None:
+    """Dropping the `> 0` guard makes NaN ratio series appear: the zero-traffic test catches it."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    files = render_service(service_of(MINIMAL), Templates())
+    broken = files["rules.yaml"].replace(" > 0)", ")")
+    (tmp_path / "rules.yaml").write_text(broken)
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode != 0
+    assert "exp: nil" in result.stderr and "NaN" in result.stderr
+
+
+OVERLAPPING = """\
+service: multi
+slos:
+  - name: everything
+    objective: 99.9
+    sli: {availability: {}}
+  - name: orders
+    objective: 99
+    sli: {availability: {}}
+    routes: ["/orders/{order_id}"]
+"""
+
+
+def test_unit_tests_expect_every_slo_that_shares_the_burning_series(tmp_path: Path) -> None:
+    """A burn on /orders/{order_id} also burns the all-routes SLO; the tests expect both."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    files = render_service(service_of(OVERLAPPING), Templates())
+    tests = yaml.safe_load(files["rules.test.yaml"])["tests"]
+    expected = [
+        {a["exp_labels"]["slo"] for a in t["alert_rule_test"][1]["exp_alerts"]}
+        for t in tests
+        if "fires at" in t["name"]
+    ]
+    assert {"everything", "orders"} in expected and len(expected) == 8
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> None:
+    """selector `env=~"prod|staging"`: the synthetic series carry env="prod" and the tests pass."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    text = MINIMAL + 'selector: \'job="checkout", env=~"prod|staging", canary!="true"\'\n'
+    files = render_service(service_of(text), Templates())
+    assert 'env="prod"' in files["rules.test.yaml"] and "canary" not in files["rules.test.yaml"]
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
