@@ -63,5 +63,5 @@ def test_every_default_variant_verifies_itself_and_exports_every_span(tmp_path: 
         assert len(r.samples_us) == 2
         if r.spans_created is not None:
             # 350 requests never fill a span queue: every span created reaches the receiver.
-            assert r.spans_created > 0 or r.verification.get("sampled_out"), r.name
+            assert r.spans_created > 0 or r.name == "obskit-sampled-out", r.name
             assert r.spans_received == r.spans_created, r.name
