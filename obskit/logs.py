@@ -280,8 +280,14 @@ class LogPipeline:
         correlation_id: str,
         trace_id: str | None,
         span_id: str | None,
+        error: BaseException | None = None,
     ) -> None:
-        """The one access-log line per request (fast path: fixed fields, no redaction)."""
+        """The one access-log line per request (fast path: fixed fields, no redaction).
+
+        When the request failed with an exception, the line carries it as `exception`, so the
+        traceback is logged with the request's correlation_id and trace_id (the server's own
+        traceback line is written after the request context is gone).
+        """
         rec: dict[str, Any] = {
             semconv.LOG_TIMESTAMP: timestamp(),
             semconv.LOG_LEVEL: "error" if status >= 500 else "info",
@@ -298,6 +304,8 @@ class LogPipeline:
         rec["path"] = path
         rec["status"] = status
         rec["duration_ms"] = round(duration_s * 1000.0, 3)
+        if error is not None:
+            rec["exception"] = exception_fields(error)
         self.sink.write(dumps(rec) if self.json else _console(rec))
 
 

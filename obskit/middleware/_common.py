@@ -126,4 +126,4 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
         else:
             observe(duration)
     if rt.logs.access_log:
-        rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id)
+        rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id, error)

@@ -101,3 +101,60 @@ def test_websocket_and_lifespan_scopes_pass_straight_through():
         assert calls == ["websocket", "lifespan"]
         assert cap.logs() == []
     assert obskit.correlation_id() is None
+
+
+def test_a_streamed_response_is_recorded_once_when_its_last_chunk_is_sent():
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+
+    @app.get("/stream/{n}")
+    async def stream(n: int) -> StreamingResponse:
+        async def chunks():
+            for i in range(n):
+                yield f"{i}\n".encode()
+
+        return StreamingResponse(chunks())
+
+    async def call() -> list[dict]:
+        sent: list[dict] = []
+        first = [True]
+
+        async def receive() -> dict:
+            if first[0]:
+                first[0] = False
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the client stays connected
+            return {}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/stream/5", "root_path": "",
+                 "headers": [], "scheme": "http", "query_string": b""}  # fmt: skip
+        await app(scope, receive, send)
+        return sent
+
+    with capture(app) as cap:
+        sent = asyncio.run(call())
+        assert sent[0]["status"] == 200
+        assert b"".join(m.get("body", b"") for m in sent[1:]) == b"0\n1\n2\n3\n4\n"
+        [access] = cap.logs(logger="obskit.access")
+        assert access["route"] == "/stream/{n}" and access["status"] == 200
+        assert len(cap.spans()) == 1
+        assert cap.sample(COUNT, http_request_method="GET", http_route="/stream/{n}",
+                          http_response_status_code="200") == 1  # fmt: skip
+
+
+def test_http_exceptions_keep_their_status_and_template():
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: int) -> dict:
+        return {}
+
+    with capture(app) as cap:
+        assert asyncio.run(_request(app, "/items/not-an-int"))[0] == 422
+        assert asyncio.run(_request(app, "/items/1", method="DELETE"))[0] == 405
+        statuses = {(line["route"], line["status"]) for line in cap.logs(logger="obskit.access")}
+        assert statuses == {("/items/{item_id}", 422), ("/items/{item_id}", 405)}

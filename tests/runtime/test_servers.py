@@ -124,6 +124,11 @@ def test_fastapi_unhandled_exception_is_a_500_with_request_id_error_span_and_met
         "http_response_status_code": "500",
     }
     assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
+    [access] = [rec for rec in _lines(_stream) if rec["logger"] == "obskit.access"]
+    assert access["level"] == "error" and access["correlation_id"] == "boom-1"
+    assert access["trace_id"] == span.trace_id
+    assert access["exception"]["type"] == "RuntimeError"
+    assert "kaboom" in access["exception"]["stacktrace"]
 
 
 def test_flask_request_under_werkzeug_gives_span_logs_metrics_with_template_route(receiver):

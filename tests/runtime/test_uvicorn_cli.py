@@ -1,0 +1,58 @@
+"""Run as users do (`uvicorn module:app`): every stdout line, uvicorn's included, is JSON."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import orjson
+import pytest
+
+from .servers import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_uvicorn_cli_logs_come_out_as_obskit_json_with_one_access_line():
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.runtime.uvicorn_app:app",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OBSKIT_LOG_FORMAT": "json"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/hello/ann",
+                                     headers={"X-Request-ID": "cli-1"})  # fmt: skip
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        assert response.status_code == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    lines = [orjson.loads(line) for line in out.splitlines() if line.strip()]
+    assert not err.strip(), err.decode()  # nothing escaped the bridge to stderr
+    events = [(line["logger"], line["event"]) for line in lines]
+    assert any(logger.startswith("uvicorn") and "Uvicorn running" in event
+               for logger, event in events)  # fmt: skip
+    access = [line for line in lines if line["logger"] == "obskit.access"]
+    assert len(access) == 1 and access[0]["route"] == "/hello/{name}"
+    assert not any(logger == "uvicorn.access" for logger, _ in events)
+    library = next(line for line in lines if line["logger"] == "library")
+    assert library["correlation_id"] == "cli-1" and library["service"] == "cli-app"
