@@ -37,6 +37,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also run the optional variants (each peer component alone, A/B variants)",
     )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="a directory containing another obskit package (e.g. `git archive OLD obskit`):"
+        " adds the variant obskit-baseline, measured in the same interleaved run",
+    )
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process benchmark")
     p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
     p.add_argument(
@@ -70,8 +76,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = args.variants.split(",") if args.variants else default_variants()
+    if args.baseline:
+        import os
+
+        from benchmarks.variants import BASELINE_ENV, BASELINE_VARIANT
+
+        os.environ[BASELINE_ENV] = str(args.baseline.resolve())
+        if BASELINE_VARIANT not in names:
+            names.insert(
+                names.index("obskit") + 1 if "obskit" in names else len(names), BASELINE_VARIANT
+            )
     if args.components:
-        names += [v.name for v in VARIANTS.values() if v.optional and v.name not in names]
+        names += [
+            v.name
+            for v in VARIANTS.values()
+            if v.optional and v.name not in names and v.name != "obskit-baseline"
+        ]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         print(f"unknown variants {unknown}; known: {list(VARIANTS)}", file=sys.stderr)

@@ -277,6 +277,10 @@ def _build_obskit(ctx: Context, **init_kwargs: Any) -> Built:
     )
 
 
+BASELINE_VARIANT = "obskit-baseline"
+BASELINE_ENV = "OBSKIT_BENCH_BASELINE"
+"""Directory holding another obskit package (run.py --baseline DIR), e.g. an older commit."""
+
 # --- registry ------------------------------------------------------------------------
 
 VARIANTS: dict[str, Variant] = {
@@ -313,6 +317,15 @@ VARIANTS: dict[str, Variant] = {
             traces=True,
             needs_obskit=True,
             access_event="request",
+        ),
+        Variant(
+            BASELINE_VARIANT,
+            "obskit full, from the --baseline checkout (before/after)",
+            build_obskit,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+            optional=True,
         ),
         Variant(
             "obskit-stock-exporter",

@@ -53,10 +53,14 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr
 
     from benchmarks.driver import Driver
-    from benchmarks.variants import VARIANTS, Context
+    from benchmarks.variants import BASELINE_ENV, BASELINE_VARIANT, VARIANTS, Context
 
     spec = orjson.loads(argv[0])
     variant = VARIANTS[spec["variant"]]
+    if variant.name == BASELINE_VARIANT:
+        # another obskit checkout (e.g. an older commit) measured against this one
+        sys.path.insert(0, os.environ[BASELINE_ENV])
+        sys.modules.pop("obskit", None)
     ctx = Context(
         name=variant.name,
         endpoint=spec.get("endpoint"),
