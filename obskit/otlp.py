@@ -97,10 +97,21 @@ class Encoder:
 
     def __init__(self) -> None:
         self._kv: dict[tuple[str, Any, type], bytes] = {}
+        self._keys: dict[str, bytes] = {}  # KeyValue.key field + the value's tag, per key
         self._blocks: dict[int, tuple[Any, bytes]] = {}
 
     def _attr(self, key: str, value: Any) -> bytes:
         if key in _UNCACHED_KEYS or isinstance(value, (list, tuple, dict)):
+            if type(value) is str:  # unique strings (paths, IDs): key part cached, value inline
+                head = self._keys.get(key)
+                if head is None:
+                    head = self._keys[key] = _str(0x0A, key) + b"\x12"
+                data = value.encode("utf-8", "surrogatepass")
+                n = len(data)
+                if n < 16000:
+                    av = b"\x0a" + _SMALL_VARINTS[n] + data
+                    kv = head + _SMALL_VARINTS[n + 1 + len(_SMALL_VARINTS[n])] + av
+                    return b"\x4a" + _len(kv) + kv
             return _ld(0x4A, key_value(key, value))
         cache_key = (key, value, type(value))
         hit = self._kv.get(cache_key)
@@ -147,23 +158,37 @@ class Encoder:
     def span(self, span: ReadableSpan) -> bytes:
         ctx = span.get_span_context()
         assert ctx is not None
-        parts = [
-            b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
-        ]
+        head = (
+            b"\x0a\x10"
+            + ctx.trace_id.to_bytes(16, "big")
+            + b"\x12\x08"
+            + ctx.span_id.to_bytes(8, "big")
+        )
         if ctx.trace_state:
-            parts.append(_str(0x1A, ctx.trace_state.to_header()))
+            head += _str(0x1A, ctx.trace_state.to_header())
         parent = span.parent
         flags = _HAS_IS_REMOTE
         if parent is not None:
-            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
+            head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
             if parent.is_remote:
                 flags |= _IS_REMOTE
-        parts.append(_str(0x2A, span.name))
-        parts.append(b"\x30" + _SMALL_VARINTS[span.kind.value + 1])
-        parts.append(b"\x39" + _pack_q(span.start_time or 0))
-        parts.append(b"\x41" + _pack_q(span.end_time or 0))
-        parts.append(self._attributes(0x4A, span.attributes))
+        name = span.name.encode("utf-8", "surrogatepass")
+        parts = [
+            head,
+            b"\x2a",
+            _len(name),
+            name,
+            b"\x30",
+            _SMALL_VARINTS[span.kind.value + 1],
+            b"\x39",
+            _pack_q(span.start_time or 0),
+            b"\x41",
+            _pack_q(span.end_time or 0),
+        ]
+        attributes = span.attributes
+        if attributes:
+            attr = self._attr
+            parts += [attr(k, v) for k, v in attributes.items()]
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
         for event in span.events:
