@@ -108,3 +108,19 @@ def kv_table(title: str, rows: list[tuple[str, Any]]) -> str:
     out = [f"| {title} | value |", "|---|---:|"]
     out += [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(out)
+
+
+def threads_table(results: list[VariantResult]) -> str:
+    """CPU microseconds per request by thread: what the request path pays vs export threads."""
+    rows = [
+        "| variant | main thread | export/other threads | total CPU |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in results:
+        per = r.median_thread_us()
+        if not per:
+            continue
+        main = per.pop("main", 0.0)
+        other = ", ".join(f"{name} {us:.0f}" for name, us in per.items()) or "-"
+        rows.append(f"| {r.name} | {main:.0f} | {other} | {r.median_cpu_us:.0f} |")
+    return "\n".join(rows)

@@ -132,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                 f" {args.warmup} warm-up; GET /items/{{item_id}})",
                 "",
                 report.inprocess_table(results),
+                "",
+                "CPU us per request by thread (median over rounds, per-thread CPU clocks):",
+                "",
+                report.threads_table(results),
             ]
         if not args.no_server:
             from benchmarks.server import run_server, wrk_available

@@ -9,6 +9,7 @@ stderr, so nothing the variant prints can corrupt it).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -27,23 +28,21 @@ def _rss_kb() -> int:
     return 0
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
 def _thread_cpu_s() -> dict[str, float]:
-    """CPU seconds (user + system) per live thread, by name, from /proc."""
+    """CPU seconds per live thread, by name (per-thread CPU clocks, nanosecond resolution)."""
     import threading
 
     out: dict[str, float] = {}
     for thread in threading.enumerate():
-        tid = thread.native_id
+        if thread.ident is None:
+            continue
         try:
-            with open(f"/proc/self/task/{tid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            seconds = time.clock_gettime_ns(clock) / 1e9
+        except (OSError, ProcessLookupError):
             continue
         name = "main" if thread is threading.main_thread() else thread.name
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+        out[name] = out.get(name, 0.0) + seconds
     return out
 
 
@@ -91,8 +90,9 @@ def main(argv: list[str]) -> int:
         try:
             if cmd["cmd"] == "run":
                 n = int(cmd["n"])
+                gc.collect()  # outside every clock, as run() does
                 before = _thread_cpu_s()
-                wall, cpu = driver.run_timed(n)
+                wall, cpu = driver.run_timed(n, collect=False)
                 after = _thread_cpu_s()
                 threads = {
                     name: (after[name] - before.get(name, 0.0)) / n * 1e6
