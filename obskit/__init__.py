@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "correlation_id",
     "get_logger",
+    "get_tracer",
     "init",
     "observe",
     "reset",
@@ -72,6 +73,22 @@ def get_logger(name: str | None = None) -> Any:
     from obskit import logs
 
     return logs.get_logger(name)
+
+
+def get_tracer(name: str = "app") -> Any:
+    """An OpenTelemetry tracer on obskit's provider (a no-op tracer before init or with traces off).
+
+    obskit's provider is not global by default, so `opentelemetry.trace.get_tracer()` gives
+    no-op spans unless `set_global_tracer_provider=True`; this one always records.
+    """
+    from obskit import _state
+
+    handle = _state.current()
+    if handle is None or handle.tracing is None:
+        from opentelemetry import trace
+
+        return trace.NoOpTracer()
+    return handle.tracing.provider.get_tracer(name)
 
 
 def correlation_id() -> str | None:

@@ -133,7 +133,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
                 return
 
     for f in dataclasses.fields(Config):
-        if f.name not in ("log_stream", "resource_attributes", "request_hook"):
+        if f.name not in ("log_stream", "request_hook"):
             take(f.name, "OBSKIT_" + f.name.upper())
     take("service", "OBSKIT_SERVICE", "OTEL_SERVICE_NAME")
     take(
@@ -164,7 +164,7 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     take("sampler_arg", "OBSKIT_SAMPLER_ARG", "OTEL_TRACES_SAMPLER_ARG")
     if "otlp_endpoint" not in found:
         _otlp_endpoint_from_env(environ, found)
-    if "OTEL_EXPORTER_OTLP_TIMEOUT" in found.get("otlp_timeout", ("",))[0]:
+    if found.get("otlp_timeout", ("",))[0].startswith("OTEL_"):
         var, raw = found["otlp_timeout"]  # OTel spec: milliseconds
         found["otlp_timeout"] = (var, _ms_to_seconds(var, raw))
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":

@@ -9,7 +9,9 @@ share `__unmatched__`), status codes, URL authorities and exception class names.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -33,11 +35,29 @@ def multiprocess_dir() -> str | None:
 class _Observer:
     """A histogram with a per-label-tuple cache of bound `observe` methods."""
 
-    __slots__ = ("_cache", "histogram")
+    __slots__ = ("_bounds", "_cache", "_exemplar_at", "histogram")
 
-    def __init__(self, histogram: Histogram) -> None:
+    def __init__(self, histogram: Histogram, buckets: tuple[float, ...] = ()) -> None:
         self.histogram = histogram
         self._cache: dict[tuple[str, ...], Callable[..., None]] = {}
+        self._bounds = buckets
+        self._exemplar_at: dict[tuple[tuple[str, ...], int], float] = {}
+
+    def observe_with_exemplar(self, labels: tuple[str, ...], value: float, trace_id: str) -> None:
+        """Observe; attach a trace_id exemplar at most once a second per bucket.
+
+        Prometheus keeps one exemplar per bucket, so refreshing it on every request only costs
+        time; once a second per bucket keeps every bucket's exemplar recent.
+        """
+        observe = self.get(labels)
+        key = (labels, bisect_left(self._bounds, value))
+        now = monotonic()
+        if now - self._exemplar_at.get(key, -10.0) >= 1.0:
+            if len(self._exemplar_at) < _CACHE_LIMIT:
+                self._exemplar_at[key] = now
+            observe(value, {"trace_id": trace_id})
+        else:
+            observe(value)
 
     def get(self, labels: tuple[str, ...]) -> Callable[..., None]:
         observe = self._cache.get(labels)
@@ -66,7 +86,8 @@ class Metrics:
                     buckets=buckets,
                     registry=None,
                 )
-            )
+            ),
+            tuple(buckets),
         )
         self.client = _Observer(
             self._add(

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, StatusCode
 
 _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
@@ -29,6 +30,8 @@ _pack_i = struct.Struct("<I").pack
 _CACHE_LIMIT: Final = 8192
 _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
+_KINDS: Final = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}
+_STATUS_UNSET: Final = StatusCode.UNSET
 _UNCACHED_KEYS: Final = frozenset(
     {"url.path", "url.full", "correlation_id", "exception.stacktrace", "exception.message"}
 )
@@ -50,18 +53,20 @@ def _varint(value: int) -> bytes:
 _SMALL_VARINTS: Final = tuple(_varint(i) for i in range(16384))
 
 
-def _len(data: bytes) -> bytes:
-    n = len(data)
-    return _SMALL_VARINTS[n] if n < 16384 else _varint(n)
+_TAGS: Final = tuple(bytes((t,)) for t in range(128))
 
 
 def _ld(tag: int, data: bytes) -> bytes:
-    """A length-delimited field (tag already shifted: field << 3 | 2)."""
-    return bytes((tag,)) + _len(data) + data if tag < 0x80 else _varint(tag) + _len(data) + data
+    """A length-delimited field (tag < 128, already shifted: field << 3 | 2)."""
+    n = len(data)
+    return _TAGS[tag] + (_SMALL_VARINTS[n] if n < 16384 else _varint(n)) + data
 
 
 def _str(tag: int, text: str) -> bytes:
-    return _ld(tag, text.encode("utf-8", "surrogatepass"))
+    # lone surrogates would make the whole batch invalid protobuf: replace them
+    data = text.encode("utf-8", "replace")
+    n = len(data)
+    return _TAGS[tag] + (_SMALL_VARINTS[n] if n < 16384 else _varint(n)) + data
 
 
 def any_value(value: Any) -> bytes:
@@ -89,6 +94,8 @@ def any_value(value: Any) -> bytes:
 
 
 def key_value(key: str, value: Any) -> bytes:
+    if type(value) is str:  # the common case, without the dispatch in any_value
+        return _str(0x0A, key) + _ld(0x12, _str(0x0A, value))
     return _str(0x0A, key) + _ld(0x12, any_value(value))
 
 
@@ -97,36 +104,12 @@ class Encoder:
 
     def __init__(self) -> None:
         self._kv: dict[tuple[str, Any, type], bytes] = {}
-        self._keys: dict[str, bytes] = {}  # KeyValue.key field + the value's tag, per key
         self._blocks: dict[int, tuple[Any, bytes]] = {}
-
-    def _attr(self, key: str, value: Any) -> bytes:
-        if key in _UNCACHED_KEYS or isinstance(value, (list, tuple, dict)):
-            if type(value) is str:  # unique strings (paths, IDs): key part cached, value inline
-                head = self._keys.get(key)
-                if head is None:
-                    head = self._keys[key] = _str(0x0A, key) + b"\x12"
-                data = value.encode("utf-8", "surrogatepass")
-                n = len(data)
-                if n < 16000:
-                    av = b"\x0a" + _SMALL_VARINTS[n] + data
-                    kv = head + _SMALL_VARINTS[n + 1 + len(_SMALL_VARINTS[n])] + av
-                    return b"\x4a" + _len(kv) + kv
-            return _ld(0x4A, key_value(key, value))
-        cache_key = (key, value, type(value))
-        hit = self._kv.get(cache_key)
-        if hit is None:
-            hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
-            if len(self._kv) < _CACHE_LIMIT:
-                self._kv[cache_key] = hit
-        return hit
+        self._names: dict[str, bytes] = {}
 
     def _attributes(self, tag: int, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
             return b""
-        if tag == 0x4A:
-            attr = self._attr
-            return b"".join([attr(k, v) for k, v in attributes.items()])
         return b"".join([_ld(tag, key_value(k, v)) for k, v in attributes.items()])
 
     def _block(self, obj: Any, build: Any) -> bytes:
@@ -158,37 +141,42 @@ class Encoder:
     def span(self, span: ReadableSpan) -> bytes:
         ctx = span.get_span_context()
         assert ctx is not None
-        head = (
-            b"\x0a\x10"
-            + ctx.trace_id.to_bytes(16, "big")
-            + b"\x12\x08"
-            + ctx.span_id.to_bytes(8, "big")
-        )
+        parts = [
+            b"\x0a\x10" + ctx.trace_id.to_bytes(16, "big"),
+            b"\x12\x08" + ctx.span_id.to_bytes(8, "big"),
+        ]
         if ctx.trace_state:
-            head += _str(0x1A, ctx.trace_state.to_header())
+            parts.append(_str(0x1A, ctx.trace_state.to_header()))
         parent = span.parent
         flags = _HAS_IS_REMOTE
         if parent is not None:
-            head += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+            parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
             if parent.is_remote:
                 flags |= _IS_REMOTE
-        name = span.name.encode("utf-8", "surrogatepass")
-        parts = [
-            head,
-            b"\x2a",
-            _len(name),
-            name,
-            b"\x30",
-            _SMALL_VARINTS[span.kind.value + 1],
-            b"\x39",
-            _pack_q(span.start_time or 0),
-            b"\x41",
-            _pack_q(span.end_time or 0),
-        ]
+        name = self._names.get(span.name)
+        if name is None:
+            name = _str(0x2A, span.name)
+            if len(self._names) < _CACHE_LIMIT:
+                self._names[span.name] = name
+        parts.append(name)
+        parts.append(_KINDS[span.kind])
+        parts.append(b"\x39" + _pack_q(span.start_time or 0))
+        parts.append(b"\x41" + _pack_q(span.end_time or 0))
         attributes = span.attributes
         if attributes:
-            attr = self._attr
-            parts += [attr(k, v) for k, v in attributes.items()]
+            kv_cache = self._kv
+            for key, value in attributes.items():
+                kind = type(value)
+                if key in _UNCACHED_KEYS or kind is list or kind is tuple or kind is dict:
+                    parts.append(_ld(0x4A, key_value(key, value)))
+                    continue
+                cache_key = (key, value, kind)
+                hit = kv_cache.get(cache_key)
+                if hit is None:
+                    hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
+                    if len(kv_cache) < _CACHE_LIMIT:
+                        kv_cache[cache_key] = hit
+                parts.append(hit)
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
         for event in span.events:
@@ -204,14 +192,14 @@ class Encoder:
             body += b"\x35" + _pack_i(lflags)
             parts.append(_ld(0x6A, body))
         status = span.status
-        code = status.status_code.value
-        if code or status.description:
+        if status.status_code is _STATUS_UNSET and not status.description:
+            parts.append(b"\x7a\x00")  # an empty Status, as the stock encoder writes
+        else:
+            code = status.status_code.value
             body = _str(0x12, status.description) if status.description else b""
             if code:
                 body += b"\x18" + _SMALL_VARINTS[code]
             parts.append(_ld(0x7A, body))
-        else:
-            parts.append(b"\x7a\x00")  # an empty Status, as the stock encoder writes
         parts.append(b"\x85\x01" + _pack_i(flags))  # field 16, fixed32
         return b"".join(parts)
 

@@ -120,10 +120,10 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
         end_span(span, method_label, route, path, status, cid, error, scheme)
     metrics = rt.metrics
     if metrics is not None:
-        observe = metrics.server.get((method_label, route, str(status)))
+        labels = (method_label, route, str(status))
         if sampled and metrics.exemplars:
-            observe(duration, {"trace_id": trace_id})
+            metrics.server.observe_with_exemplar(labels, duration, trace_id)
         else:
-            observe(duration)
+            metrics.server.get(labels)(duration)
     if rt.logs.access_log:
         rt.logs.access(method, route, path, status, duration, cid, trace_id, span_id, error)

@@ -114,3 +114,19 @@ def test_from_env_is_pure_and_config_is_frozen():
     assert Config.from_env(environ) == first
     with pytest.raises(AttributeError):
         first.service = "b"  # type: ignore[misc]
+
+
+def test_obskit_resource_attributes_win_over_otel_ones():
+    config = Config.from_env(
+        {
+            "OBSKIT_RESOURCE_ATTRIBUTES": "team=a,service.version=9",
+            "OTEL_RESOURCE_ATTRIBUTES": "team=b,zone=z",
+        }
+    )
+    assert config.resource_attributes == {"team": "a", "zone": "z", "service.version": "9"}
+    assert config.version == "9"
+
+
+def test_signal_specific_otel_timeout_is_milliseconds_too():
+    assert Config.from_env({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1500"}).otlp_timeout == 1.5
+    assert Config.from_env({"OBSKIT_OTLP_TIMEOUT": "3"}).otlp_timeout == 3.0

@@ -161,3 +161,49 @@ def test_a_forked_worker_exports_its_own_spans():
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert [s.name for s in rx.wait_for_spans(1)] == ["in-child"]
+
+
+def test_spans_are_flushed_at_exit_without_an_explicit_shutdown():
+    import subprocess
+    import sys
+
+    code = (
+        "import obskit\n"
+        "obskit.init(None, service='exit', span_export_interval=60)\n"
+        "with obskit.observe('last words'):\n"
+        "    pass\n"
+    )
+    with OTLPReceiver() as rx:
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "PATH": ""},
+            check=True,
+            timeout=30,
+            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+        )
+        assert [s.name for s in rx.wait_for_spans(1, timeout=5)] == ["last words"]
+
+
+def test_exit_is_bounded_when_the_collector_hangs():
+    import subprocess
+    import sys
+
+    code = (
+        "import obskit\n"
+        "obskit.init(None, service='exit', shutdown_timeout=1, otlp_timeout=30)\n"
+        "with obskit.observe('stuck'):\n"
+        "    pass\n"
+    )
+    with OTLPReceiver() as rx:
+        rx.set_mode("hang")
+        start = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": rx.endpoint, "PATH": ""},
+            check=True,
+            timeout=60,
+            cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]),
+        )
+        took = time.monotonic() - start
+        rx.release_hung()
+    assert took < 20  # the 30 s export timeout never holds the exit (shutdown_timeout=1)

@@ -186,3 +186,21 @@ def test_reset_undoes_init_and_allows_a_fresh_init():
 def test_invalid_setting_fails_init_with_a_clear_message():
     with pytest.raises(obskit.ConfigError, match="log_format"):
         obskit.init(None, service="x", log_format="yaml", environ={})
+
+
+def test_get_tracer_records_child_spans_of_the_request_span():
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/manual")
+    async def manual() -> dict:
+        with obskit.get_tracer("checkout").start_as_current_span("price lookup"):
+            pass
+        return {}
+
+    with capture(app) as cap:
+        assert _call(app, "/manual")[0] == 200
+        spans = {s.name: s for s in cap.spans()}
+        assert spans["price lookup"].parent.span_id == spans["GET /manual"].context.span_id
+    assert isinstance(obskit.get_tracer(), trace.NoOpTracer)

@@ -54,5 +54,44 @@ def test_uvicorn_cli_logs_come_out_as_obskit_json_with_one_access_line():
     access = [line for line in lines if line["logger"] == "obskit.access"]
     assert len(access) == 1 and access[0]["route"] == "/hello/{name}"
     assert not any(logger == "uvicorn.access" for logger, _ in events)
+    assert not any("color_message" in line for line in lines)  # uvicorn's ANSI copy dropped
     library = next(line for line in lines if line["logger"] == "library")
     assert library["correlation_id"] == "cli-1" and library["service"] == "cli-app"
+
+
+def test_uvicorn_workers_with_multiproc_dir_report_every_request_from_any_worker(tmp_path):
+    """Two worker processes: whichever answers the scrape reports the sum over both."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "tests.runtime.uvicorn_app:app",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        n = 40
+        for i in range(n):  # new connection each time: the kernel spreads them over workers
+            assert httpx.get(f"http://127.0.0.1:{port}/hello/{i}").status_code == 200
+        counts = set()
+        for _ in range(6):
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            line = next(
+                line
+                for line in text.splitlines()
+                if line.startswith("http_server_request_duration_seconds_count")
+                and 'http_route="/hello/{name}"' in line
+            )
+            counts.add(float(line.rsplit(" ", 1)[1]))
+        assert counts == {float(n)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
