@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         names += [
             v.name
             for v in VARIANTS.values()
-            if v.optional and v.name not in names and v.name != "obskit-baseline"
+            if v.optional and v.name not in names and not v.name.startswith("obskit-baseline")
         ]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

@@ -258,7 +258,7 @@ def _build_obskit(ctx: Context, **init_kwargs: Any) -> Built:
             stats = selfmetrics()
             out["selfmetrics"] = stats
             out["spans_created"] = stats["spans_finished"]
-            if ctx.name == "obskit-sampled-out":
+            if ctx.name.endswith("sampled-out"):
                 _check(stats["spans_finished"] == 0, f"sampled out, yet spans ended: {stats}")
                 out["notes"] = ["0 spans sampled"]
             else:
@@ -326,6 +326,16 @@ VARIANTS: dict[str, Variant] = {
             needs_obskit=True,
             access_event="request",
             optional=True,
+        ),
+        Variant(
+            BASELINE_VARIANT + "-sampled-out",
+            "obskit, traces sampled out, from the --baseline checkout",
+            build_obskit,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+            optional=True,
+            env={"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
         ),
         Variant(
             "obskit-stock-exporter",

@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
 
     spec = orjson.loads(argv[0])
     variant = VARIANTS[spec["variant"]]
-    if variant.name == BASELINE_VARIANT:
+    if variant.name.startswith(BASELINE_VARIANT):
         # another obskit checkout (e.g. an older commit) measured against this one
         sys.path.insert(0, os.environ[BASELINE_ENV])
         sys.modules.pop("obskit", None)
