@@ -197,26 +197,30 @@ def _memory(args: argparse.Namespace, workdir: Path, progress: Any) -> list[str]
         return ["", "## Memory with the collector down: skipped (no obskit variant)"]
     out = [
         "",
-        f"## Memory with the collector down ({args.memory_requests} requests, export to a"
-        " closed loopback port)",
+        f"## Memory with the collector down or hanging ({args.memory_requests} requests;"
+        " down: a loopback port that refuses, hanging: one that accepts and never answers)",
         "",
-        "| variant | RSS after warm-up | RSS after | max RSS | us/request first-last batch"
-        " | shutdown | self-metrics |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| variant | RSS after warm-up | RSS after | max RSS | RSS after each 10% (MiB)"
+        " | us/request first-last batch | shutdown | self-metrics |",
+        "|---|---:|---:|---:|---|---:|---:|---|",
     ]
-    for name in names:
-        progress(f"memory: {name}, {args.memory_requests} requests, collector down")
+    for name, hanging in [(n, h) for n in names for h in (False, True)]:
+        state = "hanging" if hanging else "down"
+        progress(f"memory: {name}, {args.memory_requests} requests, collector {state}")
         m = run_memory(
             name,
             requests=args.memory_requests,
             batch=max(1000, args.memory_requests // 10),
             warmup=args.warmup,
             workdir=workdir,
+            hanging=hanging,
         )
         selfm = ", ".join(f"{k} {v}" for k, v in m.extra.items()) or "-"
         out.append(
-            f"| {name} | {m.rss_before_kb / 1024:.1f} MiB | {m.rss_after_kb / 1024:.1f} MiB | "
-            f"{m.rss_max_kb / 1024:.1f} MiB | {m.us_per_request[0]:.0f}-{m.us_per_request[-1]:.0f}"
+            f"| {m.name} | {m.rss_before_kb / 1024:.1f} MiB | {m.rss_after_kb / 1024:.1f} MiB | "
+            f"{m.rss_max_kb / 1024:.1f} MiB | "
+            + " ".join(f"{kb / 1024:.1f}" for kb in m.rss_series_kb)
+            + f" | {m.us_per_request[0]:.0f}-{m.us_per_request[-1]:.0f}"
             f" | {m.shutdown_s:.2f} s | {selfm} |"
         )
     return out

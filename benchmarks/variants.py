@@ -219,7 +219,7 @@ def _build_obskit(ctx: Context, **init_kwargs: Any) -> Built:
     pipe = tracing.pipe if tracing is not None else None
 
     def finish() -> None:
-        obskit.shutdown(timeout=10.0)
+        obskit.shutdown()  # default bound (shutdown_timeout, 5 s)
         stream.close()
 
     def selfmetrics() -> dict[str, Any]:
