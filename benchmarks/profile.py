@@ -101,7 +101,7 @@ def _against(args: argparse.Namespace) -> str:
     rows = []
     for func, (calls, own_us) in mine["functions"].items():
         b_calls, b_us = base["functions"].get(func, (0.0, 0.0))
-        if calls - b_calls > 0.01:
+        if calls - b_calls > 0.01 or own_us - b_us > 2.0:  # new calls, or much slower ones
             rows.append((own_us - b_us, calls - b_calls, func))
     rows.sort(reverse=True)
     lines = [
