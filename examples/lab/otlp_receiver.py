@@ -25,9 +25,11 @@ GIL)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -128,6 +130,7 @@ class OTLPReceiver:
         self._changed = threading.Condition(self._lock)
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
         self._thread: threading.Thread | None = None
         self.port = port
 
@@ -157,6 +160,13 @@ class OTLPReceiver:
         if server is not None:
             server.shutdown()
             server.server_close()
+        # Cut keep-alive connections too: a stopped collector must look dead to an exporter
+        # that holds a pooled connection, not keep answering on it.
+        with self._lock:
+            connections, self._connections = self._connections, set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -245,6 +255,16 @@ class OTLPReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver._lock:
+                    receiver._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with receiver._lock:
+                    receiver._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: tests and benchmarks read stats, not access logs

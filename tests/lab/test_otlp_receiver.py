@@ -53,3 +53,18 @@ def test_error_mode_makes_the_exporter_fail_and_stop_refuses_connections() -> No
         urllib.request.urlopen(f"{rx.endpoint}/stats", timeout=2)
     exporter.shutdown()
     provider.shutdown()
+
+
+def test_stop_cuts_keep_alive_connections_so_a_stopped_collector_looks_dead() -> None:
+    """An exporter holding a pooled connection must see failures after stop(), not success."""
+    rx = OTLPReceiver().start()
+    exporter = OTLPSpanExporter(endpoint=rx.traces_url, timeout=2)
+    provider = TracerProvider()
+    with provider.get_tracer("t").start_as_current_span("s") as span:
+        pass
+    assert exporter.export([span]) == SpanExportResult.SUCCESS  # type: ignore[list-item]
+    rx.stop()
+    assert exporter.export([span]) == SpanExportResult.FAILURE  # type: ignore[list-item]
+    assert rx.span_count == 1
+    exporter.shutdown()
+    provider.shutdown()

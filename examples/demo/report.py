@@ -1,0 +1,240 @@
+"""What the demo prints: plain text sections, one idea each, readable in a terminal or a CI log."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from examples.lab.otlp_receiver import ReceivedSpan
+from examples.lab.prometheus import Prometheus
+from obskit import semconv
+
+_WIDTH = min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
+_SPAN_KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+
+def section(title: str) -> None:
+    print()
+    print(f"== {title} " + "=" * max(0, _WIDTH - len(title) - 4))
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]], indent: str = "  ") -> None:
+    rows = [list(map(str, r)) for r in rows]
+    if not rows:
+        say(indent + "(no data)")
+        return
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    say(indent + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    say(indent + "  ".join("-" * w for w in widths))
+    for r in rows:
+        say(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def fmt_ratio(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value * 100:.2f}%"
+
+
+def fmt_number(value: float | None, unit: str = "", digits: int = 2) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}{unit}"
+
+
+# -- logs and traces ------------------------------------------------------------------------
+def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: str) -> int:
+    """Print the log lines of every service that carry correlation_id; return how many."""
+    lines: list[tuple[str, str, dict[str, Any]]] = []
+    for service, recs in records.items():
+        for rec in recs:
+            if rec.get(semconv.LOG_CORRELATION_ID) == correlation_id:
+                lines.append((str(rec.get(semconv.LOG_TIMESTAMP, "")), service, rec))
+    lines.sort(key=lambda t: t[0])
+    rows = []
+    for ts, service, rec in lines:
+        event = str(rec.get(semconv.LOG_EVENT, ""))
+        if rec.get(semconv.LOG_LOGGER) == "obskit.access":
+            event = f"{rec.get('method')} {rec.get('route')} -> {rec.get('status')}"
+        rows.append(
+            (
+                ts[11:23],
+                service,
+                str(rec.get(semconv.LOG_LOGGER, ""))[:14],
+                event[:38],
+                str(rec.get(semconv.LOG_TRACE_ID, "-")),
+                str(rec.get(semconv.LOG_SPAN_ID, "-")),
+            )
+        )
+    if rows:
+        table(("time", "service", "logger", "event", "trace_id", "span_id"), rows)
+        say()
+        say("  one of them as written to the log (JSON, one line per event):")
+        say("  " + json.dumps(lines[-1][2], separators=(",", ":")))
+    return len(lines)
+
+
+def trace_tree(spans: Sequence[ReceivedSpan]) -> None:
+    """Print the spans of one trace as a tree (parent before children)."""
+    by_parent: dict[str, list[ReceivedSpan]] = {}
+    ids = {s.span_id for s in spans}
+    for s in sorted(spans, key=lambda s: s.start_time_unix_nano):
+        parent = s.parent_span_id if s.parent_span_id in ids else ""
+        by_parent.setdefault(parent, []).append(s)
+
+    def walk(parent: str, depth: int) -> None:
+        for s in by_parent.get(parent, []):
+            ms = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6
+            service = s.resource.get("service.name", "?")
+            kind = _SPAN_KINDS.get(s.kind, str(s.kind))
+            say(
+                f"  {'  ' * depth}{'└─ ' if depth else ''}{service}: {s.name} [{kind}] "
+                f"span_id={s.span_id} parent={s.parent_span_id or '-'} {ms:.1f} ms"
+            )
+            walk(s.span_id, depth + 1)
+
+    walk("", 0)
+
+
+# -- Prometheus -----------------------------------------------------------------------------
+def _by(prom: Prometheus, expr: str, *labels: str) -> dict[tuple[str, ...], float]:
+    return {tuple(s.labels.get(label, "") for label in labels): s.value for s in prom.query(expr)}
+
+
+def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
+    """Rate, errors, duration per service and route over `window`."""
+    count = semconv.HTTP_SERVER_DURATION + semconv.COUNT
+    bucket = semconv.HTTP_SERVER_DURATION + semconv.BUCKET
+    route, status = semconv.LABEL_ROUTE, semconv.LABEL_STATUS
+    rows = []
+    for service in services:
+        sel = f'job="{service}"'
+        rate = _by(prom, f"sum by ({route}) (rate({count}{{{sel}}}[{window}]))", route)
+        errors = _by(
+            prom,
+            f'sum by ({route}) (rate({count}{{{sel},{status}=~"5.."}}[{window}]))',
+            route,
+        )
+        p99 = _by(
+            prom,
+            f"histogram_quantile(0.99, sum by ({route}, le) (rate({bucket}{{{sel}}}[{window}])))",
+            route,
+        )
+        for (r,), value in sorted(rate.items()):
+            if value == 0:
+                continue
+            err = errors.get((r,), 0.0)
+            rows.append(
+                (
+                    service,
+                    r,
+                    fmt_number(value, "/s"),
+                    fmt_ratio(err / value if value else None),
+                    fmt_number(p99.get((r,), math.nan) * 1000, " ms", 0),
+                )
+            )
+    table(("service", "route", "rate", "errors", "p99"), rows)
+
+
+def file_list(out: Path) -> None:
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        try:
+            shown = path.relative_to(Path.cwd())
+        except ValueError:
+            shown = path
+        say(f"  {shown}")
+
+
+def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
+    """Error ratios and burn rates per SLO and window, from the generated recording rules."""
+    from obskit.manifest import load  # noqa: PLC0415 - the generator's model, for thresholds
+    from obskit.model import BURN_RATE_ROWS  # noqa: PLC0415
+
+    burn = prom.query(
+        "obskit_slo:error_ratio / on (service, slo) group_left () (1 - obskit_slo:objective)"
+    )
+    burns = {(s.labels["service"], s.labels["slo"], s.labels["window"]): s.value for s in burn}
+    ratios = {
+        (s.labels["service"], s.labels["slo"], s.labels["window"]): s.value
+        for s in prom.query("obskit_slo:error_ratio")
+    }
+    budget = {
+        (s.labels["service"], s.labels["slo"]): s.value
+        for s in prom.query("obskit_slo:error_budget_remaining")
+    }
+    page = BURN_RATE_ROWS[0]
+    rows = []
+    for path in manifests:
+        for service in load(path):
+            for slo in service.slos:
+                key = (service.name, slo.name)
+                rows.append(
+                    (
+                        service.name,
+                        slo.name,
+                        f"{slo.objective}% / {slo.window}",
+                        fmt_ratio(ratios.get((*key, "5m"))),
+                        fmt_ratio(ratios.get((*key, "1h"))),
+                        fmt_number(burns.get((*key, "5m")), "x", 1),
+                        fmt_number(burns.get((*key, "1h")), "x", 1),
+                        f"{float(slo.factor(page)):g}x",
+                        fmt_ratio(budget.get(key)),
+                    )
+                )
+    table(
+        (
+            "service",
+            "slo",
+            "objective",
+            "errors 5m",
+            "errors 1h",
+            "burn 5m",
+            "burn 1h",
+            "page at",
+            "budget left",
+        ),
+        rows,
+    )
+    say(
+        "\n  burn rate = error ratio / (1 - objective). The page alert needs the 1h AND the 5m"
+        "\n  burn above 'page at' (or the 6h AND the 30m burn above 6x). With under a minute of"
+        "\n  data every window holds the same minute: the long windows average the 5-minute rates"
+        "\n  recorded so far (healthy ones included), and the SLO window's budget looks spent."
+    )
+
+
+def alerts(active: list[dict[str, Any]], for_note: str = "") -> None:
+    if not active:
+        say("  none pending or firing")
+        return
+
+    def key(a: dict[str, Any]) -> tuple[str, str, str]:
+        labels = a["labels"]
+        return (labels.get("service", ""), labels.get("slo", ""), labels["alertname"])
+
+    rows = []
+    for a in sorted(active, key=key):
+        labels = a["labels"]
+        rows.append(
+            (
+                a["state"].upper(),
+                labels["alertname"],
+                labels.get("service", "-"),
+                labels.get("slo", "-"),
+                labels.get("severity", "-"),
+                str(a.get("activeAt", ""))[11:19],
+            )
+        )
+    table(("state", "alert", "service", "slo", "severity", "active since"), rows)
+    if for_note:
+        say(for_note)

@@ -1,0 +1,261 @@
+"""The demo's script: generate, start, drive traffic with a failure burst, report, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from examples.demo import report
+from examples.demo.report import say, section
+from examples.lab import generated
+from examples.lab.otlp_receiver import OTLPReceiver
+from examples.lab.processes import Supervisor, install_signal_handlers
+from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
+from examples.lab.system import SERVICES, ExampleSystem
+from examples.lab.traffic import Call, TrafficDriver
+
+# The failure burst: shop fails 40% of its order requests, payments answers /charge 300 ms late
+# (above shop's latency threshold). Both SLOs of shop burn far above the page threshold.
+BURST_SHOP = {"error_rate": 0.4, "routes": ["/orders", "/orders/{order_id}"]}
+BURST_PAYMENTS = {"latency_ms": 300, "routes": ["/charge"]}
+
+
+class DemoTimeout(Exception):
+    """The whole demo took longer than its deadline."""
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
+    parser.add_argument("--healthy", type=float, default=15.0, help="seconds of healthy traffic")
+    parser.add_argument("--burst", type=float, default=30.0, help="seconds of failure burst")
+    parser.add_argument("--rps", type=float, default=20.0, help="requests per second")
+    parser.add_argument("--deadline", type=int, default=150, help="give up after N seconds")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    install_signal_handlers()
+
+    def _timeout(signum: int, frame: object) -> None:
+        raise DemoTimeout(f"the demo did not finish within {args.deadline}s")
+
+    signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(args.deadline)
+    supervisor = Supervisor()
+    receiver = OTLPReceiver()
+    demo = Demo(args, supervisor, receiver)
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping every process the demo started...")
+        return 130
+    except (DemoTimeout, PrometheusError, RuntimeError, OSError, httpx.HTTPError) as exc:
+        say(f"\ndemo failed: {exc}")
+        return 1
+    finally:
+        signal.alarm(0)
+        if demo.prom is not None:
+            demo.prom.stop()
+        supervisor.stop_all()
+        receiver.stop()
+        left = [f"{c.name} (pid {c.pid})" for c in supervisor.survivors()]
+        say(f"stopped: {'still running: ' + ', '.join(left) if left else 'no process left behind'}")
+
+
+class Demo:
+    def __init__(
+        self, args: argparse.Namespace, supervisor: Supervisor, receiver: OTLPReceiver
+    ) -> None:
+        self.args = args
+        self.out: Path = args.out.resolve()
+        self.generated = self.out / "generated"
+        self.logs = self.out / "logs"
+        self.supervisor = supervisor
+        self.receiver = receiver
+        self.prom: Prometheus | None = None
+        self.started = time.monotonic()
+
+    def elapsed(self) -> str:
+        return f"[{time.monotonic() - self.started:5.1f}s]"
+
+    # -- steps ---------------------------------------------------------------------------
+    def run(self) -> int:
+        self.generate()
+        system = self.start()
+        driver = TrafficDriver(system.url, rps=self.args.rps).start()
+        try:
+            section("3. Traffic")
+            correlation_id = self.traced_order(driver)
+            self.drive(system, driver)
+        finally:
+            driver.stop()
+        self.report(system, driver, correlation_id)
+        return 0
+
+    def generate(self) -> None:
+        section("1. Generate dashboards and SLO rules from the manifests")
+        if self.generated.exists():
+            shutil.rmtree(self.generated)
+        for old in (self.logs, self.out / "prometheus"):
+            shutil.rmtree(old, ignore_errors=True)
+        argv = generated.generate(self.generated)
+        shown = ["obskit", *argv[argv.index("generate") :]]
+        say(f"  $ {' '.join(_relative(a) for a in shown)}")
+        report.file_list(self.generated)
+
+    def start(self) -> ExampleSystem:
+        section("2. Start the services, an OTLP receiver and Prometheus (loopback, free ports)")
+        self.receiver.start()
+        say(f"  OTLP/HTTP receiver  {self.receiver.endpoint}  (stands in for a collector/Tempo)")
+        system = ExampleSystem(
+            self.logs, otlp_endpoint=self.receiver.endpoint, supervisor=self.supervisor
+        ).start()
+        for name in SERVICES:
+            say(f"  {name:<19} {system.url(name)}  logs: {_relative(str(system.log_path(name)))}")
+        if find_binary() is None:
+            say(f"  Prometheus          skipped. {INSTALL_HINT}")
+            say("                      (the demo goes on without RED/SLO/alert figures)")
+            return system
+        targets = [Target(name, system.services[name].address) for name in SERVICES]
+        self.prom = Prometheus(
+            targets,
+            generated.rule_files(self.generated),
+            supervisor=self.supervisor,
+            workdir=self.out / "prometheus",
+        ).start()
+        say(f"  Prometheus          {self.prom.url}  (scrape + rule evaluation every 1s)")
+        return system
+
+    def traced_order(self, driver: TrafficDriver) -> str:
+        correlation_id = f"demo-{uuid.uuid4().hex[:12]}"
+        call = Call("shop", "POST", "/orders", "/orders", {"product_id": "teapot", "quantity": 2})
+        resp = driver.send(call, headers={"X-Request-ID": correlation_id})
+        say(
+            f"{self.elapsed()} sent POST /orders with X-Request-ID: {correlation_id}"
+            f" -> {resp.status_code}, echoed X-Request-ID: {resp.headers.get('x-request-id')}"
+        )
+        return correlation_id
+
+    def drive(self, system: ExampleSystem, driver: TrafficDriver) -> None:
+        say(f"{self.elapsed()} healthy traffic at {self.args.rps:.0f} req/s on every route")
+        if self.prom is not None:
+            say(f"{self.elapsed()} waiting for Prometheus's first scrape (up to ~15s)...")
+            self.prom.wait_for_targets(timeout=40)
+            say(f"{self.elapsed()} Prometheus scrapes both services")
+        # Healthy traffic for --healthy seconds, and at least a few scrapes of it.
+        self._sleep_until(max(self.args.healthy, time.monotonic() - self.started + 3), driver)
+        burst_start = time.monotonic() - self.started
+        system.set_faults("shop", **BURST_SHOP)
+        system.set_faults("payments", **BURST_PAYMENTS)
+        say(
+            f"{self.elapsed()} failure burst: shop fails 40% of /orders and /orders/{{order_id}}, "
+            "payments answers /charge 300 ms late"
+        )
+        self._sleep_until(burst_start + self.args.burst, driver)
+        say(f"{self.elapsed()} traffic stopped")
+
+    def _sleep_until(self, offset: float, driver: TrafficDriver) -> None:
+        end = self.started + offset
+        next_note = time.monotonic() + 5
+        while (now := time.monotonic()) < end:
+            time.sleep(min(0.25, end - now))
+            if time.monotonic() >= next_note:
+                next_note += 5
+                tally = driver.tally()
+                sent = sum(tally.values())
+                failed = sum(n for (_, _, status), n in tally.items() if status >= 500)
+                say(f"{self.elapsed()} {sent} requests sent, {failed} answered 5xx")
+
+    def report(self, system: ExampleSystem, driver: TrafficDriver, correlation_id: str) -> None:
+        section("4. Correlated logs: one request through shop and payments")
+        records = {name: system.log_records(name) for name in SERVICES}
+        n = report.correlated_logs(records, correlation_id)
+        if n == 0:
+            say(f"  no log line carries correlation_id={correlation_id}")
+        trace_ids = {
+            str(r.get("trace_id"))
+            for recs in records.values()
+            for r in recs
+            if r.get("correlation_id") == correlation_id and r.get("trace_id")
+        }
+        say(
+            f"  -> {n} lines from {len([r for r in records.values() if r])} services share "
+            f"correlation_id={correlation_id} and trace_id={', '.join(sorted(trace_ids)) or '-'}"
+        )
+        section("5. The same request's trace, as received over OTLP/HTTP")
+        spans = [s for s in self.receiver.spans() if s.trace_id in trace_ids]
+        if spans:
+            report.trace_tree(spans)
+        else:
+            say("  no span of that trace reached the receiver")
+        say(f"  ({self.receiver.span_count} spans received in total)")
+        if self.prom is None:
+            section("6. Prometheus figures: skipped (Prometheus is not installed)")
+            say(f"  {INSTALL_HINT}")
+        else:
+            self.prometheus_report()
+        self.grafana()
+
+    def prometheus_report(self) -> None:
+        assert self.prom is not None
+        window = f"{max(10, int(self.args.burst))}s"
+        section(f"6. RED per route during the failure burst (over the last {window})")
+        report.red(self.prom, SERVICES, window)
+        section("7. SLOs: error ratios and burn rates from the generated recording rules")
+        report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
+        section("8. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
+        waits = sorted(
+            {
+                f"{rule['name']} {int(rule.get('duration', 0)) // 60}m"
+                for group in self.prom.rule_groups()
+                for rule in group["rules"]
+                if rule.get("type") == "alerting" and "BurnRate" in rule["name"]
+            }
+        )
+        report.alerts(
+            self.prom.alerts(),
+            "\n  PENDING = the condition holds, but not yet for the rule's `for:` ("
+            + ", ".join(waits)
+            + ");\n  the demo stops before that. A FIRING alert would go to Alertmanager.",
+        )
+
+    def grafana(self) -> None:
+        section("9. Use the generated files")
+        for service in SERVICES:
+            say(f"  {service}: {_relative(str(self.generated / service))}/")
+        if self.prom is not None:
+            config = self.prom.workdir / "prometheus.yml"
+            say(f"  the Prometheus configuration the demo used: {_relative(str(config))}")
+        say(
+            """
+  Grafana: Dashboards -> New -> Import -> "Upload dashboard JSON file" ->
+    demo-output/generated/<service>/dashboard.json, then pick your Prometheus data source
+    (the dashboard's datasource variable). Or with the HTTP API:
+    python -c 'import json,sys; print(json.dumps({"dashboard": json.load(open(sys.argv[1])),
+      "overwrite": True}))' demo-output/generated/shop/dashboard.json |
+      curl -s -u admin:admin -H 'Content-Type: application/json' -d @- \\
+        http://localhost:3000/api/dashboards/db
+  Prometheus: add each rules.yaml under rule_files: in prometheus.yml (scrape each service
+    with job_name = its service name), check them with `promtool check rules` and
+    `promtool test rules <service>/rules.test.yaml`."""
+        )
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

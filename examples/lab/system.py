@@ -1,0 +1,156 @@
+"""The example system (shop -> payments) as child processes, for the demo and the e2e tests.
+
+    with Supervisor() ... system = ExampleSystem(workdir, otlp_endpoint=rx.endpoint).start()
+    system.url("shop"); system.set_faults("shop", error_rate=0.3); system.restart("payments")
+
+Each service runs in its own process on 127.0.0.1 with a port it chose itself (port 0),
+JSON logs to `<workdir>/<service>.log`, traces exported over OTLP/HTTP to `otlp_endpoint`
+(quickly: a 200 ms batch delay), and its metrics at `/metrics` on the service's own port.
+shop reaches payments at http://localhost:<port>, as the manifests' dependency expects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from examples.lab.processes import Child, Supervisor, http_ok, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("payments", "shop")  # start order: shop needs payments' URL
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    child: Child
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class ExampleSystem:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        otlp_endpoint: str | None = None,
+        supervisor: Supervisor | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.otlp_endpoint = otlp_endpoint
+        self.supervisor = supervisor or Supervisor()
+        self.extra_env = dict(env or {})
+        self.services: dict[str, Service] = {}
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> ExampleSystem:
+        for name in SERVICES:
+            self._start_one(name, port=0, timeout=timeout)
+        return self
+
+    def restart(self, name: str, timeout: float = 30.0) -> None:
+        """Stop a service and start it again on the same port (its counters start from zero)."""
+        old = self.services[name]
+        old.child.stop()
+        self.supervisor.forget(old.child)
+        self._start_one(name, port=old.port, timeout=timeout)
+
+    def stop(self) -> None:
+        for name in reversed(SERVICES):
+            service = self.services.pop(name, None)
+            if service is not None:
+                service.child.stop()
+                self.supervisor.forget(service.child)
+
+    def _env(self, name: str) -> dict[str, str]:
+        env = {
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO_ROOT),
+            "OBSKIT_LOG_FORMAT": "json",
+            "OBSKIT_SPAN_EXPORT_INTERVAL": "0.2",
+            "OTEL_SERVICE_NAME": name,
+        }
+        if self.otlp_endpoint is not None:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
+        if name == "shop":
+            env["PAYMENTS_URL"] = f"http://localhost:{self.services['payments'].port}"
+        env.update(self.extra_env)
+        return env
+
+    def _start_one(self, name: str, port: int, timeout: float) -> Service:
+        port_file = self.workdir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", f"examples.{name}", "--port", str(port)]
+        argv += ["--port-file", str(port_file)]
+        child = self.supervisor.spawn(
+            name, argv, log_path=self.log_path(name), env=self._env(name), cwd=REPO_ROOT
+        )
+
+        def announced() -> bool:
+            if not child.alive():
+                raise RuntimeError(f"{name} exited early:\n{child.output_tail()}")
+            return port_file.exists()
+
+        wait_until(announced, timeout, 0.05, f"{name} to bind its port")
+        service = Service(name, int(port_file.read_text()), child)
+        self.services[name] = service
+        wait_until(
+            lambda: http_ok(f"{service.url}/health") or not child.alive(),
+            timeout,
+            0.05,
+            f"{name} /health",
+        )
+        if not child.alive():
+            raise RuntimeError(f"{name} exited early:\n{child.output_tail()}")
+        return service
+
+    # -- what callers use ----------------------------------------------------------
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def log_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def set_faults(self, name: str, **settings: Any) -> dict[str, Any]:
+        """POST /admin/faults on a service: error_rate (0..1), latency_ms, routes."""
+        req = urllib.request.Request(
+            f"{self.url(name)}/admin/faults",
+            data=json.dumps(settings).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            result: dict[str, Any] = json.load(resp)
+        return result
+
+    def log_records(self, name: str) -> list[dict[str, Any]]:
+        """The service's JSON log lines, parsed (lines that are not JSON objects are skipped)."""
+        records: list[dict[str, Any]] = []
+        try:
+            text = self.log_path(name).read_text(errors="replace")
+        except FileNotFoundError:
+            return records
+        for line in text.splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records

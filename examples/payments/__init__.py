@@ -1,0 +1,1 @@
+"""payments: the example payment service (Flask) that shop calls over HTTP."""

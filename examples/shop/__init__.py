@@ -1,0 +1,1 @@
+"""shop: the example storefront (FastAPI) that calls payments over HTTP."""
