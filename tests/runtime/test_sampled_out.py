@@ -158,3 +158,33 @@ def test_sampled_out_ids_differ_per_request_and_context_is_gone_afterwards():
     assert len({line["trace_id"] for line in lines}) == 3
     assert len({line["span_id"] for line in lines}) == 3
     assert len({line["correlation_id"] for line in lines}) == 3
+
+
+def test_server_span_context_keeps_what_was_current_before():
+    """The request's span joins the current OTel context (baggage set outside stays visible)."""
+    from opentelemetry import baggage, context
+
+    from obskit import tracing
+    from obskit._span import UnsampledSpan
+
+    assert tracing._SPAN_KEY is not None  # the one-step path is in use with this OTel
+    outer = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        span = UnsampledSpan(0xABC, 0xDEF, None)
+        token = tracing.attach_span(span)
+        assert trace.get_current_span() is span
+        assert baggage.get_baggage("tenant") == "acme"
+        assert f"{trace.get_current_span().get_span_context().trace_id:x}" == "abc"
+        tracing.detach(token)
+        assert trace.get_current_span() is trace.INVALID_SPAN
+        assert baggage.get_baggage("tenant") == "acme"
+    finally:
+        context.detach(outer)
+
+
+def test_sampled_out_contract_holds_on_the_public_api_fallback(echo, monkeypatch):
+    """If the span's context key cannot be found, obskit uses the public OTel calls."""
+    from obskit import tracing
+
+    monkeypatch.setattr(tracing, "_SPAN_KEY", None)
+    test_sampled_out_request_keeps_metrics_logs_ids_and_propagation(echo, None)
