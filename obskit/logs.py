@@ -304,10 +304,18 @@ class LogPipeline:
         rec["route"] = route
         rec["path"] = path
         rec["status"] = status
-        rec["duration_ms"] = round(duration_s * 1000.0, 3)
+        # microsecond resolution; same value as round(ms, 3) but cheaper on the request path
+        rec["duration_ms"] = int(duration_s * 1_000_000.0 + 0.5) / 1000.0
         if error is not None:
             rec["exception"] = exception_fields(error)
-        self.sink.write(dumps(rec) if self.json else _console(rec))
+        if not self.json:
+            self.sink.write(_console(rec))
+            return
+        try:  # the fields are plain str/int/float: orjson without a fallback, unless it fails
+            line = orjson.dumps(rec, option=_JSON_OPTS)
+        except (orjson.JSONEncodeError, TypeError):
+            line = dumps(rec)
+        self.sink.write(line)
 
 
 def _current_span_ids(ctx: Any) -> tuple[str | None, str | None]:

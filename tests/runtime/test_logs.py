@@ -215,3 +215,21 @@ def test_a_logger_created_before_init_follows_the_settings_given_to_init():
     early.debug("now visible")
     [line] = _lines(stream)
     assert line["event"] == "now visible" and line["service"] == "svc"
+
+
+def test_access_line_duration_is_milliseconds_to_the_microsecond():
+    """duration_ms is the duration in ms rounded to 3 decimals (microseconds), as round() would."""
+    import random
+
+    stream = _init()
+    pipeline = logs.active()
+    rng = random.Random(5)
+    durations = [0.0, 0.0000004, 0.0000005, 0.0123456, 1.5, 2.0004996, 86400.123456789]
+    durations += [rng.uniform(0, 3) for _ in range(500)]
+    for d in durations:
+        pipeline.access("GET", "/r", "/r", 200, d, "cid", None, None)
+    got = [line["duration_ms"] for line in _lines(stream)]
+    for d, ms in zip(durations, got, strict=True):
+        assert abs(ms - d * 1000.0) <= 0.0005 + 1e-9
+        assert ms == round(ms, 3)  # no digits beyond the microsecond
+        assert abs(ms - round(d * 1000.0, 3)) <= 0.001 + 1e-9
