@@ -119,7 +119,10 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
         except Exception as exc:  # noqa: BLE001 - a user hook never fails the request
             _errors.record("request_hook", exc)
     if span is not None:
-        end_span(span, method_label, route, path, status, cid, error, scheme)
+        if sampled:
+            end_span(span, method_label, route, path, status, cid, error, scheme)
+        else:
+            span.end()  # not recording: nothing to name or annotate
     metrics = rt.metrics
     if metrics is not None:
         labels = (method_label, route, str(status))

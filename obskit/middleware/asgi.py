@@ -104,7 +104,7 @@ class ObskitASGI:
                 tracestate = value.decode("latin-1")
             elif key == b"baggage":
                 baggage = value.decode("latin-1")
-        cid = correlation.accept(raw_id)
+        cid = correlation.accept(raw_id) if raw_id is not None else correlation.new_id()
         method = scope["method"]
         tracing = rt.tracing
         span = otel_token = None
