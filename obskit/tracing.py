@@ -19,6 +19,7 @@ import random
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any, Final
 
 from opentelemetry import context as otel_context
@@ -46,7 +47,7 @@ from opentelemetry.trace import (
     TraceState,
 )
 
-from obskit import __version__, logs
+from obskit import __version__, _errors, logs
 from obskit._pipe import SpanPipe, _OncePerInterval
 from obskit._span import ServerSpan, UnsampledSpan, fast_sampler
 from obskit.config import Config
@@ -289,13 +290,53 @@ def _find_span_key() -> str | None:
 _SPAN_KEY = _find_span_key()
 
 
+def _find_context_var() -> ContextVar[Context] | None:
+    """The ContextVar behind OTel's default runtime context (a private name), or None.
+
+    Setting it directly skips two call layers on each attach and detach. Only used after
+    checking that a context attached through the public API is exactly what it holds; any
+    other runtime context (OTEL_PYTHON_CONTEXT) or a future change means the public calls.
+    """
+    var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    if not isinstance(var, ContextVar):
+        return None
+    probe = Context()
+    token = otel_context.attach(probe)
+    try:
+        found = var.get(None) is probe
+    finally:
+        otel_context.detach(token)
+    return var if found else None
+
+
+_CONTEXT_VAR = _find_context_var()
+
+
 def attach_span(span: Any) -> object:
     """Make `span` current in the OTel context (the same as `attach(span, None)`, cheaper)."""
     key = _SPAN_KEY
     if key is None:
         return otel_context.attach(trace.set_span_in_context(span))
-    current = otel_context.get_current()
-    return otel_context.attach(Context({**current, key: span}) if current else Context({key: span}))
+    var = _CONTEXT_VAR
+    if var is None:
+        current = otel_context.get_current()
+        return otel_context.attach(
+            Context({**current, key: span}) if current else Context({key: span})
+        )
+    current = var.get()
+    return var.set(Context({**current, key: span}) if current else Context({key: span}))
+
+
+def detach_span(token: Any) -> None:
+    """Undo `attach_span` (the request's own token, in the request's own context)."""
+    var = _CONTEXT_VAR
+    if var is None:
+        otel_context.detach(token)
+        return
+    try:
+        var.reset(token)
+    except (ValueError, RuntimeError) as exc:  # a token from elsewhere: what OTel would log
+        _errors.record("context detach", exc)
 
 
 def detach(token: Any) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
 from obskit.middleware._common import begin_span, record_request
-from obskit.tracing import detach
+from obskit.tracing import detach_span
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -182,7 +182,7 @@ class ObskitASGI:
                 finish(None)
         finally:
             if otel_token is not None:
-                detach(otel_token)
+                detach_span(otel_token)
             correlation.unbind(token)
 
     def _flush_on_shutdown(self, send: Send) -> Send:

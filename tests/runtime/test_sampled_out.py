@@ -167,7 +167,6 @@ def test_server_span_context_keeps_what_was_current_before():
     from obskit import tracing
     from obskit._span import UnsampledSpan
 
-    assert tracing._SPAN_KEY is not None  # the one-step path is in use with this OTel
     outer = context.attach(baggage.set_baggage("tenant", "acme"))
     try:
         span = UnsampledSpan(0xABC, 0xDEF, None)
@@ -175,16 +174,38 @@ def test_server_span_context_keeps_what_was_current_before():
         assert trace.get_current_span() is span
         assert baggage.get_baggage("tenant") == "acme"
         assert f"{trace.get_current_span().get_span_context().trace_id:x}" == "abc"
-        tracing.detach(token)
+        tracing.detach_span(token)
         assert trace.get_current_span() is trace.INVALID_SPAN
         assert baggage.get_baggage("tenant") == "acme"
     finally:
         context.detach(outer)
 
 
-def test_sampled_out_contract_holds_on_the_public_api_fallback(echo, monkeypatch):
-    """If the span's context key cannot be found, obskit uses the public OTel calls."""
+@pytest.mark.parametrize(
+    "missing", [("_SPAN_KEY",), ("_CONTEXT_VAR",), ("_SPAN_KEY", "_CONTEXT_VAR")]
+)
+def test_sampled_out_contract_holds_on_the_public_api_fallback(echo, monkeypatch, missing):
+    """Without the span's context key or OTel's ContextVar, obskit uses the public OTel calls."""
     from obskit import tracing
 
-    monkeypatch.setattr(tracing, "_SPAN_KEY", None)
+    for name in missing:
+        monkeypatch.setattr(tracing, name, None)
     test_sampled_out_request_keeps_metrics_logs_ids_and_propagation(echo, None)
+    if "_SPAN_KEY" not in missing:
+        test_server_span_context_keeps_what_was_current_before()
+
+
+def test_otel_context_var_is_used_only_when_it_is_what_the_public_api_sets(monkeypatch):
+    """The private ContextVar shortcut is found on this OTel and refused for another runtime."""
+    from opentelemetry import context
+
+    from obskit import tracing
+
+    assert tracing._find_context_var() is not None  # in use with the installed OTel
+    assert tracing._find_span_key() is not None
+
+    class OtherRuntime:  # e.g. a custom OTEL_PYTHON_CONTEXT runtime
+        _current_context = None
+
+    monkeypatch.setattr(context, "_RUNTIME_CONTEXT", OtherRuntime())
+    assert tracing._find_context_var() is None
