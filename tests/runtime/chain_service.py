@@ -58,20 +58,22 @@ def main() -> None:
     app = front() if role == "front" else back()
     stream = open(os.environ["CHAIN_LOG"], "ab")  # noqa: SIM115 - lives as long as the process
     obskit.init(app, service=role, log_stream=stream, span_export_interval=0.05)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
+    # "listening on" is printed only once the socket accepts connections (the kernel queues
+    # them until the server loop runs), so a loaded machine never sees connection refused.
     if role == "front":
         import uvicorn
 
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
         config = uvicorn.Config(app, log_config=None, lifespan="off")
         uvicorn.Server(config).run(sockets=[sock])
     else:
         from werkzeug.serving import make_server
 
-        sock.close()
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server("127.0.0.1", 0, app, threaded=True)  # bound and listening
+        print(f"listening on http://127.0.0.1:{server.port}", flush=True)
         server.serve_forever()
     sys.exit(0)
 
