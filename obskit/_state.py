@@ -43,7 +43,7 @@ class Obskit:
         self.config = config
         self.active = True
         self.app: Any = None
-        self._instrumented: list[Any] = []
+        self._instrumented: list[tuple[Any, Any]] = []  # (app given, app to serve)
         self._metrics_server: Any = None
         self.logs = logs.LogPipeline(config)
         logs.activate(self.logs)
@@ -86,25 +86,29 @@ class Obskit:
     # -- apps -------------------------------------------------------------------------
     def instrument(self, app: Any) -> Any:
         """Instrument an app in place when possible; returns what should be served."""
-        if any(app is seen for seen in self._instrumented):
-            return app
-        self._instrumented.append(app)
+        for seen, served in self._instrumented:
+            if app is seen or app is served:  # the same app again: what was served before
+                return served
+        served = self._instrument(app)
+        self._instrumented.append((app, served))
+        return served
+
+    def _instrument(self, app: Any) -> Any:
+        from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
+        from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
+
+        if isinstance(app, (ObskitASGI, ObskitWSGI)) and app.rt is self:
+            return app  # already obskit's wrapper for this handle
         if hasattr(app, "add_middleware") and hasattr(app, "router"):  # Starlette / FastAPI
             _switch_off_fastapi_native_tracing(app)
             _wrap_starlette_stack(app, self)
             return app
         if hasattr(app, "wsgi_app") and callable(app.wsgi_app):  # Flask
-            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
-
             app.wsgi_app = ObskitWSGI(app.wsgi_app, self)
             return app
         if _is_asgi(app):
-            from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
-
             return ObskitASGI(app, self)
         if callable(app):
-            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
-
             return ObskitWSGI(app, self)
         raise TypeError(
             f"obskit.init: cannot instrument {type(app).__name__}: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -87,6 +88,24 @@ def test_bare_wsgi_callable_is_wrapped_and_reports_a_route_set_by_the_framework(
         assert seen["headers"]["X-Request-ID"] == "w-1"
         [line] = cap.logs(logger="obskit.access")
         assert line["route"] == "/custom/{id}" and line["correlation_id"] == "w-1"
+
+
+def test_a_second_init_with_the_same_bare_app_keeps_serving_the_one_wrapper():
+    """init() again (same app, or the wrapper it returned) never unwraps nor wraps twice."""
+
+    async def raw(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with capture(raw) as cap:
+        wrapper = cap.app
+        with pytest.warns(RuntimeWarning, match="called again"):
+            assert obskit.init(raw).app is wrapper
+        with pytest.warns(RuntimeWarning, match="called again"):
+            assert obskit.init(wrapper).app is wrapper
+        asyncio.run(_request(cap.app, "/once"))
+        assert len(cap.logs(logger="obskit.access")) == 1  # one layer of instrumentation
+        assert len(cap.spans()) == 1
 
 
 def test_websocket_and_lifespan_scopes_pass_straight_through():
