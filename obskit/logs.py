@@ -482,6 +482,16 @@ class StdlibHandler(logging.Handler):
         )
 
 
+class _NoWerkzeugRequestLines(logging.Filter):
+    """Drops the werkzeug dev server's per-request lines: obskit writes the access line.
+
+    (They would duplicate it and log the excluded health checks; werkzeug's other lines pass.)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith('"%s" %s %s'))
+
+
 class StdlibBridge:
     """Installs StdlibHandler on the root logger when nobody configured logging."""
 
@@ -490,6 +500,7 @@ class StdlibBridge:
         self.installed = False
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, bool]] = []
         self._saved_root_level = logging.root.level
+        self._werkzeug_filter = _NoWerkzeugRequestLines()
 
     def install(self) -> bool:
         root = logging.getLogger()
@@ -517,6 +528,7 @@ class StdlibBridge:
                 self._save(logger)
                 logger.propagate = False
                 logger.disabled = True
+        logging.getLogger("werkzeug").addFilter(self._werkzeug_filter)  # no-op when present
 
     def _save(self, logger: logging.Logger) -> None:
         self._saved.append((logger, list(logger.handlers), logger.propagate, logger.disabled))
@@ -528,6 +540,7 @@ class StdlibBridge:
         if self.installed:
             root.removeHandler(self.handler)
             root.setLevel(self._saved_root_level)
+            logging.getLogger("werkzeug").removeFilter(self._werkzeug_filter)
         for logger, handlers, propagate, disabled in reversed(self._saved):
             for handler in handlers:
                 logger.addHandler(handler)
