@@ -36,6 +36,28 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SUPPRESS = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
 
+_SECRET_QUERY_KEYS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature")
+
+
+def url_full(url: str) -> str:
+    """`url.full` as semconv wants it: credentials and signed-URL secrets redacted."""
+    if "@" in url:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            host = parts.netloc.rsplit("@", 1)[1]
+            url = parts._replace(netloc=f"REDACTED:REDACTED@{host}").geturl()
+    if "?" in url:
+        base, _, query = url.partition("?")
+        pairs = [p.partition("=") for p in query.split("&")]
+        if any(key in _SECRET_QUERY_KEYS for key, _, _ in pairs):
+            query = "&".join(
+                f"{k}{sep}{'REDACTED' if k in _SECRET_QUERY_KEYS and sep else v}"
+                for k, sep, v in pairs
+            )
+            url = f"{base}?{query}"
+    return url
+
+
 def server_address(scheme: str, host: str, port: int | None) -> str:
     """'host' or 'host:port' when the port is not the scheme's default."""
     if ":" in host and not host.startswith("["):
@@ -51,7 +73,14 @@ class _Call:
     __slots__ = ("address", "method", "rt", "span", "start", "token")
 
     def __init__(  # noqa: PLR0917
-        self, rt: Obskit, method: str, scheme: str, host: str, port: int | None, headers: Any
+        self,
+        rt: Obskit,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int | None,
+        headers: Any,
+        url: str,
     ) -> None:
         address = server_address(scheme, host, port)
         self.rt = rt
@@ -69,6 +98,7 @@ class _Call:
                         "http.request.method": self.method,
                         "server.address": host,
                         "server.port": port or _DEFAULT_PORTS.get(scheme, 80),
+                        "url.full": url_full(url),
                     },
                 )
                 self.token = attach(self.span, None)
@@ -117,7 +147,7 @@ def _httpx_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return original(self, request)
         url = request.url
-        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers, str(url))
         try:
             response = original(self, request)
         except BaseException as exc:
@@ -135,7 +165,7 @@ def _httpx_async(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return await original(self, request)
         url = request.url
-        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers, str(url))
         try:
             response = await original(self, request)
         except BaseException as exc:
@@ -157,7 +187,7 @@ def _requests_send(original: Callable[..., Any]) -> Callable[..., Any]:
             scheme, host, port = parts.scheme, parts.hostname or "", parts.port
         except ValueError:
             scheme, host, port = "http", "", None
-        call = _Call(rt, str(request.method), scheme, host, port, request.headers)
+        call = _Call(rt, str(request.method), scheme, host, port, request.headers, str(request.url))
         try:
             response = original(self, request, **kwargs)
         except BaseException as exc:
