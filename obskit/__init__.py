@@ -54,8 +54,11 @@ def init(
     return _state.init(app, service=service, version=version, environment=environment, **settings)
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """Flush pending spans and stop exporting, within `timeout` seconds (also run at exit)."""
+def shutdown(timeout: float | None = None) -> None:
+    """Flush pending spans and stop exporting, within `timeout` seconds (also run at exit).
+
+    Without `timeout`, the `shutdown_timeout` setting bounds it (OBSKIT_SHUTDOWN_TIMEOUT).
+    """
     from obskit import _state
 
     _state.shutdown(timeout)

@@ -247,7 +247,7 @@ def init(
         return handle
 
 
-def shutdown(timeout: float = 5.0) -> None:
+def shutdown(timeout: float | None = None) -> None:
     with _lock:
         if _handle is not None:
             _handle.shutdown(timeout)

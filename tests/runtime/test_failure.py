@@ -211,3 +211,32 @@ def test_exit_is_bounded_when_the_collector_hangs():
         took = time.monotonic() - start
         rx.release_hung()
     assert took < 20  # the 30 s export timeout never holds the exit (shutdown_timeout=1)
+
+
+def test_shutdown_without_a_timeout_is_bounded_by_the_shutdown_timeout_setting():
+    """obskit.shutdown() honours shutdown_timeout (OBSKIT_SHUTDOWN_TIMEOUT), not a fixed 5 s."""
+    import threading
+
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    release, finished = threading.Event(), threading.Event()
+
+    class SlowExporter(SpanExporter):
+        def export(self, spans):
+            release.wait(3)  # slower than shutdown_timeout, faster than the old fixed 5 s
+            finished.set()
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self):
+            return None
+
+    obskit.init(None, service="s", span_exporter=SlowExporter(), registry=CollectorRegistry(),
+                log_stream=io.BytesIO(), capture_stdlib_logs=False, environ={},
+                shutdown_timeout=0.2, span_export_interval=60)  # fmt: skip
+    with obskit.observe("pending"):
+        pass
+    try:
+        obskit.shutdown()
+        assert not finished.is_set()  # returned while the export was still in flight
+    finally:
+        release.set()
