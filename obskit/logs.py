@@ -53,6 +53,7 @@ _RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
     "color_message",  # uvicorn's ANSI-colored copy of the message
 }
 
+_MAX_DEPTH: Final = 8  # nesting redacted; deeper containers are replaced, never leaked
 _ts_cache: tuple[int, str, int, str] = (-1, "", -1, "")  # ms, stamp, second, prefix
 
 
@@ -218,14 +219,29 @@ class LogPipeline:
         return cached
 
     def redact(self, fields: MutableMapping[str, Any]) -> None:
-        """Redact secret-looking keys in place (and one level down in nested mappings)."""
+        """Redact secret-looking keys in place, at any depth of nested mappings and lists
+        (nested containers are copied, never modified)."""
         for key, value in fields.items():
             if self.is_secret(str(key)):
                 fields[key] = REDACTED
-            elif isinstance(value, Mapping):
-                fields[key] = {
-                    k: REDACTED if self.is_secret(str(k)) else v for k, v in value.items()
-                }
+            elif isinstance(value, (Mapping, list, tuple)):
+                fields[key] = self._redacted(value, 1)
+
+    def _redacted(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            if depth > _MAX_DEPTH:
+                return "<too deep>"
+            return {
+                k: REDACTED if self.is_secret(str(k)) else self._redacted(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(v, (Mapping, list, tuple)) for v in value
+        ):
+            if depth > _MAX_DEPTH:
+                return "<too deep>"
+            return [self._redacted(v, depth + 1) for v in value]
+        return value
 
     # -- records -----------------------------------------------------------------
     def record(self, level: str, logger: str | None, event: Any) -> dict[str, Any]:

@@ -83,6 +83,23 @@ def test_secret_looking_keys_are_redacted_including_one_level_down():
     assert line["user"] == "ann"
 
 
+def test_secret_keys_are_redacted_at_any_depth_without_touching_the_callers_objects():
+    stream = _init()
+    request = {"headers": {"Authorization": "Bearer x", "accept": "json"}, "id": 7}
+    users = [{"name": "ann", "password": "p"}, ("plain", {"api_key": "k"})]
+    obskit.get_logger("app").info("call", request=request, users=users)
+    [line] = _lines(stream)
+    assert line["request"] == {
+        "headers": {"Authorization": "[REDACTED]", "accept": "json"},
+        "id": 7,
+    }
+    assert line["users"] == [
+        {"name": "ann", "password": "[REDACTED]"},
+        ["plain", {"api_key": "[REDACTED]"}],
+    ]
+    assert request["headers"]["Authorization"] == "Bearer x"  # the caller's dict is unchanged
+
+
 def test_redaction_keys_are_configurable():
     stream = _init(redact_keys="ssn")
     obskit.get_logger().info("x", ssn="123", password="shown")
