@@ -72,9 +72,16 @@ def reset() -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger writing obskit's JSON lines (with correlation and trace IDs)."""
+    """A structlog logger writing obskit's JSON lines (with correlation and trace IDs).
+
+    Without a name, the `logger` field is the calling module's `__name__`.
+    """
     from obskit import logs
 
+    if name is None:
+        import sys
+
+        name = str(sys._getframe(1).f_globals.get("__name__") or "root")
     return logs.get_logger(name)
 
 

@@ -41,6 +41,13 @@ def test_every_line_has_the_fixed_fields():
     assert "correlation_id" not in line  # outside a request
 
 
+def test_a_logger_without_a_name_is_named_after_the_calling_module():
+    stream = _init()
+    obskit.get_logger().info("hello")
+    [line] = _lines(stream)
+    assert line["logger"] == __name__
+
+
 def test_unserializable_values_are_rendered_never_raised():
     class Broken:
         def __repr__(self) -> str:
