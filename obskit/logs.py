@@ -205,6 +205,8 @@ class LogPipeline:
         self.json = fmt == "json" or (fmt == "auto" and not self.sink.is_tty)
         self.level = _LEVELS[config.log_level]
         self.access_log = config.access_log
+        # access lines are info (error for 5xx): the lowest status the level threshold lets out
+        self._access_min_status = 0 if self.level <= 20 else 500 if self.level <= 40 else 1000
         self._redact = tuple(config.redact_keys)
         self._redact_cache: dict[str, bool] = {}
 
@@ -305,6 +307,8 @@ class LogPipeline:
         traceback is logged with the request's correlation_id and trace_id (the server's own
         traceback line is written after the request context is gone).
         """
+        if status < self._access_min_status:
+            return
         rec: dict[str, Any] = {
             semconv.LOG_TIMESTAMP: timestamp(),
             semconv.LOG_LEVEL: "error" if status >= 500 else "info",

@@ -127,6 +127,28 @@ def test_exceptions_become_structured_fields():
     assert "Traceback" in line["exception"]["stacktrace"]
 
 
+def test_level_threshold_applies_to_access_lines_too():
+    """log_level=warning keeps 5xx access lines (error) and drops the 2xx/4xx ones (info)."""
+    import asyncio
+
+    from obskit.testing import capture
+
+    from .test_hostile import _request
+
+    async def app(scope, receive, send):
+        status = int(scope["path"].strip("/"))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    seen = []
+    for level in ("info", "warning", "critical"):
+        with capture(app, log_level=level) as cap:
+            for status in (200, 404, 503):
+                asyncio.run(_request(cap.app, f"/{status}"))
+            seen.append([line["status"] for line in cap.logs(logger="obskit.access")])
+    assert seen == [[200, 404, 503], [503], []]
+
+
 def test_level_threshold_filters_lower_levels():
     stream = _init(log_level="warning")
     log = obskit.get_logger()
