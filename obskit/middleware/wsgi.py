@@ -7,11 +7,13 @@ sent). Flask/Werkzeug route templates come from the matched `url_rule`, rewritte
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import attach as otel_attach
+from opentelemetry.context import get_current
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
@@ -114,6 +116,7 @@ class ObskitWSGI:
                 span = None
         ctx = correlation.RequestContext(cid, trace_id, span_id)
         token = correlation.bind(ctx)
+        otel_ctx = get_current() if otel_token is not None else None
         state: list[Any] = [0, False, None]  # status, finished, route
         scheme = environ.get("wsgi.url_scheme", "http")
 
@@ -144,14 +147,9 @@ class ObskitWSGI:
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 
-        def release() -> None:
-            if otel_token is not None:
-                with contextlib.suppress(ValueError):  # closed from another context
-                    detach(otel_token)
-            try:
-                correlation.unbind(token)
-            except ValueError:
-                correlation.bind(None)
+        def rebind() -> tuple[Any, Any]:
+            """The request's context again, while the server pulls a body chunk."""
+            return correlation.bind(ctx), (otel_attach(otel_ctx) if otel_ctx is not None else None)
 
         def observed_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -171,32 +169,49 @@ class ObskitWSGI:
         except BaseException as exc:
             state[0] = 500
             finish(exc)
-            release()
             raise
-        return _Body(result, finish, release)
+        finally:
+            # unbound as soon as the app returns: nothing leaks into the caller's context
+            # (a test client runs the app in the test's own thread), whenever close() comes
+            if otel_token is not None:
+                detach(otel_token)
+            correlation.unbind(token)
+        return _Body(result, finish, rebind)
 
 
 class _Body:
-    """Wraps the response iterable; finishing the request when the server closes it."""
+    """Wraps the response iterable: each chunk is pulled inside the request's context; the
+    request is finished when the body is exhausted or closed, whichever comes first."""
 
-    __slots__ = ("_finish", "_release", "_result")
+    __slots__ = ("_finish", "_rebind", "_result")
 
     def __init__(
         self,
         result: Iterable[bytes],
         finish: Callable[[BaseException | None], None],
-        release: Callable[[], None],
+        rebind: Callable[[], tuple[Any, Any]],
     ) -> None:
         self._result = result
         self._finish = finish
-        self._release = release
+        self._rebind = rebind
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._result
-        except BaseException as exc:
-            self._finish(exc)
-            raise
+        iterator = iter(self._result)
+        while True:
+            token, otel_token = self._rebind()
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                break
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            finally:
+                if otel_token is not None:
+                    detach(otel_token)
+                correlation.unbind(token)
+            yield chunk
+        self._finish(None)
 
     def close(self) -> None:
         try:
@@ -205,4 +220,3 @@ class _Body:
                 close()
         finally:
             self._finish(None)
-            self._release()
