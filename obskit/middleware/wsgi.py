@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import copy_context
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-
-from opentelemetry.context import attach as otel_attach
-from opentelemetry.context import get_current
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
@@ -116,7 +114,7 @@ class ObskitWSGI:
                 span = None
         ctx = correlation.RequestContext(cid, trace_id, span_id)
         token = correlation.bind(ctx)
-        otel_ctx = get_current() if otel_token is not None else None
+        request_context = copy_context()  # the body is pulled inside it, after unbinding
         state: list[Any] = [0, False, None]  # status, finished, route
         scheme = environ.get("wsgi.url_scheme", "http")
 
@@ -147,10 +145,6 @@ class ObskitWSGI:
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
 
-        def rebind() -> tuple[Any, Any]:
-            """The request's context again, while the server pulls a body chunk."""
-            return correlation.bind(ctx), (otel_attach(otel_ctx) if otel_ctx is not None else None)
-
         def observed_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
@@ -176,40 +170,39 @@ class ObskitWSGI:
             if otel_token is not None:
                 detach(otel_token)
             correlation.unbind(token)
-        return _Body(result, finish, rebind)
+        return _Body(result, finish, request_context.run)
+
+
+_DONE: Any = object()
 
 
 class _Body:
     """Wraps the response iterable: each chunk is pulled inside the request's context; the
     request is finished when the body is exhausted or closed, whichever comes first."""
 
-    __slots__ = ("_finish", "_rebind", "_result")
+    __slots__ = ("_finish", "_result", "_run")
 
     def __init__(
         self,
         result: Iterable[bytes],
         finish: Callable[[BaseException | None], None],
-        rebind: Callable[[], tuple[Any, Any]],
+        run: Callable[..., Any],
     ) -> None:
         self._result = result
         self._finish = finish
-        self._rebind = rebind
+        self._run = run
 
     def __iter__(self) -> Iterator[bytes]:
-        iterator = iter(self._result)
+        run = self._run
+        iterator = run(iter, self._result)
         while True:
-            token, otel_token = self._rebind()
             try:
-                chunk = next(iterator)
-            except StopIteration:
-                break
+                chunk = run(next, iterator, _DONE)
             except BaseException as exc:
                 self._finish(exc)
                 raise
-            finally:
-                if otel_token is not None:
-                    detach(otel_token)
-                correlation.unbind(token)
+            if chunk is _DONE:
+                break
             yield chunk
         self._finish(None)
 
