@@ -92,10 +92,12 @@ class ObskitASGI:
         start = perf_counter()
         id_headers = self.id_headers
         raw_id = traceparent = tracestate = baggage = None
+        id_rank = len(id_headers)  # the earliest configured header wins, as in WSGI
         for key, value in scope["headers"]:
             if key in id_headers:
-                if raw_id is None:
-                    raw_id = value
+                rank = id_headers.index(key)
+                if rank < id_rank:
+                    raw_id, id_rank = value, rank
             elif key == b"traceparent":
                 traceparent = value.decode("latin-1")
             elif key == b"tracestate":
