@@ -83,16 +83,31 @@ def _default(obj: Any) -> Any:
         return f"<unrepresentable {type(obj).__name__}>"
 
 
+def _text(value: Any) -> str:
+    """str() that never raises and is valid UTF-8 (lone surrogates replaced)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        return f"<unrepresentable {type(value).__name__}>"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _scrub(value: Any, depth: int = 0) -> Any:
-    """Last-resort conversion when orjson rejects a structure (huge ints, cycles)."""
-    if value is None or isinstance(value, (str, bool, float)):
+    """Last-resort conversion when orjson rejects a structure (huge ints, cycles, surrogates)."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
     if depth > 8:
         return "<too deep>"
     if isinstance(value, Mapping):
-        return {str(k): _scrub(v, depth + 1) for k, v in value.items()}
+        return {_text(k): _scrub(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub(v, depth + 1) for v in value]
     return _default(value)
@@ -103,7 +118,13 @@ def dumps(record: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(record, default=_default, option=_JSON_OPTS)
     except (orjson.JSONEncodeError, TypeError):
+        pass
+    try:
         return orjson.dumps(_scrub(record), default=_default, option=_JSON_OPTS)
+    except Exception:  # noqa: BLE001 - whatever the values do, a line is written
+        head = {k: _text(record.get(k)) for k in (semconv.LOG_TIMESTAMP, semconv.LOG_LEVEL)}
+        return orjson.dumps({**head, semconv.LOG_EVENT: "<unserializable log record>"},
+                            option=_JSON_OPTS)  # fmt: skip
 
 
 class Sink:
@@ -224,7 +245,7 @@ class LogPipeline:
         """Redact secret-looking keys in place, at any depth of nested mappings and lists
         (nested containers are copied, never modified)."""
         for key, value in fields.items():
-            if self.is_secret(str(key)):
+            if self.is_secret(key if isinstance(key, str) else _text(key)):
                 fields[key] = REDACTED
             elif isinstance(value, (Mapping, list, tuple)):
                 fields[key] = self._redacted(value, 1)
@@ -234,7 +255,9 @@ class LogPipeline:
             if depth > _MAX_DEPTH:
                 return "<too deep>"
             return {
-                k: REDACTED if self.is_secret(str(k)) else self._redacted(v, depth + 1)
+                k: REDACTED
+                if self.is_secret(k if isinstance(k, str) else _text(k))
+                else self._redacted(v, depth + 1)
                 for k, v in value.items()
             }
         if isinstance(value, (list, tuple)) and any(
@@ -372,7 +395,14 @@ def exception_fields(exc_info: Any) -> dict[str, str]:
 
 
 def _console(rec: Mapping[str, Any]) -> bytes:
-    """Readable one-line rendering for a terminal."""
+    """Readable one-line rendering for a terminal; never raises."""
+    try:
+        return _console_line(rec)
+    except Exception:  # noqa: BLE001 - a broken __str__/__format__ must not break logging
+        return _console_line(orjson.loads(dumps(rec)))
+
+
+def _console_line(rec: Mapping[str, Any]) -> bytes:
     head = (
         f"{rec.get(semconv.LOG_TIMESTAMP, '')} {str(rec.get(semconv.LOG_LEVEL, '')).upper():<7} "
         f"[{rec.get(semconv.LOG_LOGGER) or '-'}] {rec.get(semconv.LOG_EVENT)}"

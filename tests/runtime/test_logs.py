@@ -74,6 +74,36 @@ def test_unserializable_values_are_rendered_never_raised():
     assert line["event"] == "odd values"
 
 
+def test_broken_objects_and_lone_surrogates_anywhere_never_raise_in_json_or_console():
+    """Keys and events whose str() raises, and strings with lone surrogates (surrogateescape'd
+    file names, headers) still give exactly one line per call."""
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("str")
+
+        __repr__ = __format__ = __str__  # type: ignore[assignment]
+
+    calls = [
+        lambda log: log.info(Broken()),
+        lambda log: log.info("keys", mapping={Broken(): 1}),
+        lambda log: log.info("bad \udcff name", path="/tmp/\udcff", **{"k\ud800": "v"}),
+    ]
+    for fmt in ("json", "console"):
+        obskit.reset()
+        stream = _init(log_format=fmt)
+        log = obskit.get_logger("odd")
+        for call in calls:
+            call(log)
+        lines = stream.getvalue().decode("utf-8").splitlines()
+        assert len(lines) == len(calls), lines
+        if fmt == "json":
+            records = [orjson.loads(line) for line in lines]
+            assert records[0]["event"] == "<unrepresentable Broken>"
+            assert records[1]["mapping"] == {"<unrepresentable Broken>": 1}
+            assert records[2]["path"].startswith("/tmp/") and records[2]["logger"] == "odd"
+
+
 def test_secret_looking_keys_are_redacted_including_one_level_down():
     stream = _init()
     obskit.get_logger("app").info(
