@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -249,3 +251,21 @@ def test_help_does_not_import_the_generator() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_generated_files_get_the_mode_of_a_plain_write(tmp_path: Path, manifest: Path) -> None:
+    """Readable by others under the usual umask (a Prometheus running as its own user reads
+    rules.yaml); a file the user chmod-ed keeps its mode when regenerated."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (out / "checkout").iterdir()}
+        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 3
+        rules = out / "checkout" / "rules.yaml"
+        rules.chmod(0o640)
+        rules.write_text("stale\n")
+        assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
+        assert stat.S_IMODE(rules.stat().st_mode) == 0o640 and rules.read_text() != "stale\n"
+    finally:
+        os.umask(old)
