@@ -9,6 +9,7 @@ and every rendered document is parsed back here, so a broken template fails loud
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ def _json_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def k8s_label(value: Any) -> str:
+    """`value` as a valid Kubernetes label value: at most 63 of `[A-Za-z0-9._-]`, alphanumeric
+    at both ends (other characters become `-`), e.g. "Payments Team" -> "Payments-Team"."""
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(value))
+    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", text[:63])
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
         search = [str(override_dir)] if override_dir is not None else []
@@ -45,6 +53,7 @@ class Templates:
         # A JSON value is also a valid YAML flow value: one quoting rule for both formats.
         self.env.filters["yaml"] = _json_value
         self.env.filters["json"] = _json_value
+        self.env.filters["k8s_label"] = k8s_label
 
     def render(self, name: str, **context: Any) -> str:
         try:

@@ -164,6 +164,60 @@ def test_prometheus_operator_format_wraps_the_same_groups(tmp_path: Path, manife
     assert resource["spec"] == rules
 
 
+def test_prometheus_operator_metadata_is_valid_for_kubernetes(tmp_path: Path) -> None:
+    """Service names may hold `_` and end in `-`, teams any text: the PrometheusRule still gets
+    a DNS-1123 name and valid label values, or `kubectl apply` would reject it."""
+    import yaml
+
+    manifest = tmp_path / "obskit.yaml"
+    manifest.write_text('service: my_svc-\nteam: "Payments Team!"\n')
+    out = tmp_path / "out"
+    code, _, _ = invoke("generate", manifest, "--out", out, "--format", "prometheus-operator")
+    assert code == EXIT_OK
+    metadata = yaml.safe_load((out / "my_svc-" / "prometheusrule.yaml").read_text())["metadata"]
+    assert metadata == {
+        "name": "obskit-my-svc",
+        "labels": {
+            "app.kubernetes.io/managed-by": "obskit",
+            "app.kubernetes.io/name": "my_svc",
+            "team": "Payments-Team",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("kind: PrometheusRule\nmetadata: {name: x}\n", "must render apiVersion"),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: A_b}\n",
+            "metadata.name 'A_b' is not a valid Kubernetes object name",
+        ),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n"
+            "metadata: {name: x, labels: {team: a b}}\n",
+            "metadata.labels.team 'a b' is not a valid Kubernetes label value",
+        ),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n"
+            "metadata: {name: x}\nspec: {}\n",
+            "must leave 'spec' to obskit",
+        ),
+    ],
+)
+def test_an_operator_envelope_kubernetes_would_reject_is_invalid_input(
+    tmp_path: Path, manifest: Path, content: str, fragment: str
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "prometheusrule.yaml.j2").write_text(content)
+    out = tmp_path / "out"
+    args = ("generate", manifest, "--out", out, "--format", "prometheus-operator")
+    code, _, err = invoke(*args, "--templates", templates)
+    assert code == EXIT_INVALID and fragment in err, err
+    assert not out.exists()
+
+
 def test_unknown_format_is_invalid_input(manifest: Path, tmp_path: Path) -> None:
     code, _, _ = invoke("generate", manifest, "--out", tmp_path, "--format", "nagios")
     assert code == EXIT_INVALID
