@@ -132,3 +132,32 @@ def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> 
     (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
     result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_braces_in_manifest_text_are_literal_annotation_text(tmp_path: Path) -> None:
+    """Prometheus expands annotations as Go templates: a description or URL holding `{{` must
+    neither break `promtool check rules` nor change when the alert fires."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    text = MINIMAL.replace(
+        "    objective: 99.9\n",
+        '    objective: 99.9\n    description: "Orders {{ succeed $value"\n',
+    ) + ("runbook_url: https://runbooks.example.com/{{x}}\ngrafana_url: https://g.example.com/{{\n")
+    files = render_service(service_of(text), Templates())
+    tests = yaml.safe_load(files["rules.test.yaml"])["tests"]
+    fired = [a for t in tests for case in t["alert_rule_test"] for a in case["exp_alerts"]]
+    assert fired and all(
+        a["exp_annotations"]["runbook_url"] == "https://runbooks.example.com/{{x}}" for a in fired
+    )
+    assert any(
+        a["exp_annotations"].get("description", "").startswith("Orders {{ succeed $value.")
+        for a in fired
+    )
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    check = _run(promtool, "check", "rules", tmp_path / "rules.yaml")
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
