@@ -459,6 +459,7 @@ def _build(
         buckets=buckets,
         logs=spec.links.logs,
         traces=spec.links.traces,
+        line=lines.line((*base, "service")),
     )
     return service, problems
 
@@ -542,7 +543,11 @@ def load_all(paths: Sequence[Path]) -> list[Service]:
                 Problem(str(path), None, "no manifest here (obskit.yaml or *.obskit.yaml)")
             )
     owners: dict[str, str] = {}
+    seen: set[Path] = set()
     for file in files:
+        if file.resolve() in seen:  # named twice (e.g. a file and its directory): load once
+            continue
+        seen.add(file.resolve())
         try:
             loaded = load(file)
         except ManifestError as exc:
@@ -553,12 +558,12 @@ def load_all(paths: Sequence[Path]) -> list[Service]:
                 problems.append(
                     Problem(
                         str(file),
-                        None,
+                        service.line,
                         f"duplicate service name {service.name!r} (also in {owners[service.name]})",
                     )
                 )
                 continue
-            owners[service.name] = str(file)
+            owners[service.name] = f"{file}:{service.line}"
             services.append(service)
     if problems:
         raise ManifestError(problems)

@@ -198,6 +198,8 @@ class Service:
     buckets: tuple[float, ...]
     logs: bool
     traces: bool
+    line: int = 1
+    """Line of the `service:` key in `source` (for messages only)."""
 
     def policy(self, severity: Severity) -> AlertPolicy:
         return self.policies[0] if severity == "page" else self.policies[1]

@@ -175,6 +175,24 @@ def test_duplicate_service_names_in_one_file_and_across_files(tmp_path: Path) ->
         load_all([tmp_path])
 
 
+def test_a_duplicate_across_files_names_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "a.obskit.yaml").write_text("# first\nservice: checkout\n")
+    (tmp_path / "b.obskit.yaml").write_text("services:\n  - service: shop\n  - service: checkout\n")
+    with pytest.raises(ManifestError) as caught:
+        load_all([tmp_path])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'b.obskit.yaml'}:3: duplicate service name 'checkout' "
+        f"(also in {tmp_path / 'a.obskit.yaml'}:2)"
+    ]
+
+
+def test_a_manifest_named_twice_is_loaded_once(tmp_path: Path) -> None:
+    """`obskit generate examples/ examples/shop/obskit.yaml` is not a duplicate service."""
+    (tmp_path / "obskit.yaml").write_text(MINIMAL)
+    services = load_all([tmp_path, tmp_path / "obskit.yaml", tmp_path / "." / "obskit.yaml"])
+    assert [s.name for s in services] == ["checkout"]
+
+
 def test_duplicate_yaml_keys_are_not_silently_overwritten() -> None:
     problem = one_problem("service: a\nservice: b\n")
     assert (problem.line, problem.message) == (2, "duplicate key 'service'")
