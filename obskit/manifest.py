@@ -30,6 +30,7 @@ from obskit.model import (
     DEFAULT_FOR,
     DEFAULT_SEVERITY_LABEL,
     DEFAULT_WINDOW,
+    DURATION_PATTERN,
     LABEL_SEVERITY,
     LABEL_TEAM,
     MAX_SLO_WINDOW,
@@ -95,6 +96,7 @@ class LatencySpec(_Spec):
 
 
 class SLISpec(_Spec):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
     availability: AvailabilitySpec | None = None
     latency: LatencySpec | None = None
 
@@ -108,8 +110,15 @@ class SLISpec(_Spec):
 
 class SLOSpec(_Spec):
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within the service.")]
-    objective: float = Field(description="Percent, strictly between 0 and 100, e.g. 99.9.")
-    window: str = Field(default=str(DEFAULT_WINDOW), description="SLO period, e.g. 30d or 4w.")
+    objective: float = Field(
+        description="Percent, strictly between 0 and 100, e.g. 99.9.",
+        json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 100},
+    )
+    window: str = Field(
+        default=str(DEFAULT_WINDOW),
+        description="SLO period, e.g. 30d or 4w (3d to 365d).",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
     description: str | None = None
     sli: SLISpec
     routes: list[Annotated[str, Field(min_length=1)]] | None = Field(
@@ -140,7 +149,12 @@ LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], str]
 class SeveritySpec(_Spec):
     model_config = ConfigDict(populate_by_name=True)
     labels: LabelMap = Field(default_factory=dict, description="Labels on this severity's alerts.")
-    for_: str | None = Field(default=None, alias="for", description="Alert `for` duration.")
+    for_: str | None = Field(
+        default=None,
+        alias="for",
+        description="Alert `for` duration, e.g. 2m.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
 
     @field_validator("for_")
     @classmethod

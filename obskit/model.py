@@ -21,7 +21,8 @@ Severity = Literal["page", "ticket"]
 SLIKind = Literal["availability", "latency"]
 
 _UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([mhdw])$")
+DURATION_PATTERN: Final = r"^([1-9][0-9]*)([mhdw])$"
+_DURATION_RE: Final = re.compile(DURATION_PATTERN)
 
 
 @dataclass(frozen=True, order=True)

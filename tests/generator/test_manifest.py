@@ -6,12 +6,15 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from obskit import semconv
+from obskit.cli import app
 from obskit.manifest import ManifestError, Problem, discover, json_schema, load, load_all, loads
 from obskit.model import Duration
 from tests.generator.conftest import EXAMPLES, MINIMAL, service_of
@@ -240,6 +243,40 @@ def test_json_schema_describes_both_file_shapes() -> None:
     slo = schema["$defs"]["SLOSpec"]
     assert slo["additionalProperties"] is False
     assert {"name", "objective", "window", "sli", "routes"} <= slo["properties"].keys()
+
+
+SCHEMA_BAD = {
+    "objective 100": "service: a\nslos: [{name: x, objective: 100, sli: {availability: {}}}]\n",
+    "objective 0": "service: a\nslos: [{name: x, objective: 0, sli: {availability: {}}}]\n",
+    "window": "service: a\nslos: [{name: x, objective: 9, window: 3x, sli: {availability: {}}}]\n",
+    "for": "service: a\nalerting: {page: {for: 2 minutes}}\n",
+    "no sli": "service: a\nslos: [{name: x, objective: 99, sli: {}}]\n",
+    "two slis": (
+        "service: a\nslos: [{name: x, objective: 99, "
+        "sli: {availability: {}, latency: {threshold: 0.25}}}]\n"
+    ),
+    "unknown key": "service: a\nteem: b\n",
+    "bad name": "service: Checkout\n",
+    "services empty": "services: []\n",
+}
+
+
+def test_json_schema_is_valid_and_agrees_with_the_loader() -> None:
+    """What `obskit schema` prints is a valid draft 2020-12 schema that an editor can use: it
+    accepts every manifest obskit accepts here and flags the mistakes it can express."""
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    good = [p.read_text() for p in sorted(EXAMPLES.rglob("obskit.yaml"))]
+    good.append(CliRunner().invoke(app, ["new", "checkout", "--team", "t"]).stdout)
+    good.append(MINIMAL + "alerting: {page: {for: 5m}}\n")
+    for text in good:
+        loads(text)
+        assert not list(validator.iter_errors(yaml.safe_load(text))), text
+    for label, text in SCHEMA_BAD.items():
+        with pytest.raises(ManifestError):
+            loads(text)
+        assert list(validator.iter_errors(yaml.safe_load(text))), label
 
 
 # --- property: whatever the input, the loader succeeds or reports file:line problems ---
