@@ -347,7 +347,9 @@ def _message(error: Any, root: type[BaseModel]) -> str:
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
     got = error.get("input")
-    if kind.endswith("_type") and not isinstance(got, dict | list):
+    if (kind.endswith("_type") or kind == "string_pattern_mismatch") and not isinstance(
+        got, dict | list
+    ):
         message = f"{message}, got {got!r}"
     return f"{_dotted(loc)}: {message}"
 

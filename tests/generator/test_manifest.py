@@ -120,7 +120,12 @@ def test_unknown_top_level_key_suggests_too() -> None:
         ("objective: 99.9", "objective: '99.9'", 4, "valid number"),
         ("objective: 99.9", "objective: 99.9\n    window: 30 days", 5, "cannot parse duration"),
         ("objective: 99.9", "objective: 99.9\n    window: 1d", 5, "between 3d and 365d"),
-        ("service: checkout", "service: Checkout", 1, "should match pattern"),
+        (
+            "service: checkout",
+            "service: Checkout",
+            1,
+            "should match pattern '^[a-z][a-z0-9_-]*$', got 'Checkout'",
+        ),
         (
             "availability: {}",
             "availability: {}\n      latency: {threshold: 0.25}",
@@ -128,7 +133,12 @@ def test_unknown_top_level_key_suggests_too() -> None:
             "exactly one",
         ),
         ("- name: availability", "- name: 7", 3, "valid string"),
-        ("service: checkout", "service: checkout\nrunbook_url: runbooks/x", 2, "https?://"),
+        (
+            "service: checkout",
+            "service: checkout\nrunbook_url: runbooks/x",
+            2,
+            "https?://\\S+$', got 'runbooks/x'",
+        ),
     ],
 )
 def test_wrong_values_are_reported_at_their_line(
