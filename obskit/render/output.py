@@ -93,8 +93,9 @@ def write_atomic(path: Path, content: str) -> None:
         raise
 
 
-def write(out: Path, files: Files) -> list[Path]:
-    """Write every file; remove files in a service directory that were not generated."""
+def write(out: Path, files: Files, removed: list[Path] | None = None) -> list[Path]:
+    """Write every file; remove files in a service directory that were not generated (and
+    append their paths to `removed`)."""
     written: list[Path] = []
     for service, contents in sorted(files.items()):
         directory = out / service
@@ -106,6 +107,8 @@ def write(out: Path, files: Files) -> list[Path]:
         for stale in sorted(directory.iterdir()):
             if stale.is_file() and stale.name not in contents:
                 stale.unlink()
+                if removed is not None:
+                    removed.append(stale)
     return written
 
 

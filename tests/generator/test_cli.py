@@ -144,8 +144,12 @@ def test_regenerating_removes_files_obskit_no_longer_generates(
     out = tmp_path / "out"
     invoke("generate", manifest, "--out", out, "--format", "prometheus-operator")
     assert (out / "checkout" / "prometheusrule.yaml").exists()
-    invoke("generate", manifest, "--out", out)
-    assert not (out / "checkout" / "prometheusrule.yaml").exists()
+    (out / "checkout" / "notes.txt").write_text("mine\n")
+    code, stdout, _ = invoke("generate", manifest, "--out", out)
+    assert code == EXIT_OK and not (out / "checkout" / "prometheusrule.yaml").exists()
+    assert not (out / "checkout" / "notes.txt").exists()
+    assert f"removed {out / 'checkout' / 'notes.txt'} (not generated)" in stdout  # said aloud
+    assert f"removed {out / 'checkout' / 'prometheusrule.yaml'} (not generated)" in stdout
 
 
 def test_prometheus_operator_format_wraps_the_same_groups(tmp_path: Path, manifest: Path) -> None:
