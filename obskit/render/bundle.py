@@ -10,7 +10,7 @@ import promql_parser
 
 from obskit.model import Service
 from obskit.render import grafana, output, prometheus, promtool
-from obskit.render.templates import TemplateProblem, Templates
+from obskit.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
 FORMATS: Final[tuple[Format, ...]] = ("prometheus", "prometheus-operator")
@@ -80,14 +80,13 @@ def operator_resource(
         resource_name=k8s_name(service.name),
     )
     if (envelope.get("apiVersion"), envelope.get("kind")) != OPERATOR_API:
-        raise TemplateProblem(
-            f"template {template} must render apiVersion {OPERATOR_API[0]} and kind "
-            f"{OPERATOR_API[1]}"
+        raise templates.problem(
+            template, f"must render apiVersion {OPERATOR_API[0]} and kind {OPERATOR_API[1]}"
         )
     if problem := _k8s_metadata_problem(envelope.get("metadata")):
-        raise TemplateProblem(f"template {template}: {problem}")
+        raise templates.problem(template, problem)
     if "spec" in envelope:
-        raise TemplateProblem(f"template {template} must leave 'spec' to obskit")
+        raise templates.problem(template, "must leave 'spec' to obskit")
     return {**envelope, "spec": rules}
 
 

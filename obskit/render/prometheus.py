@@ -44,7 +44,7 @@ from obskit.model import (
     format_decimal,
 )
 from obskit.render import promql
-from obskit.render.templates import TemplateProblem, Templates
+from obskit.render.templates import Templates
 
 
 def group_name(service: Service, slo: SLO | None = None) -> str:
@@ -145,10 +145,10 @@ def slo_context(service: Service, slo: SLO, escape: bool = False) -> dict[str, A
     }
 
 
-def _strings(name: str, data: dict[str, Any]) -> dict[str, str]:
+def _strings(templates: Templates, name: str, data: dict[str, Any]) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(value, str):
-            raise TemplateProblem(f"template {name}: annotation {key!r} must be a string")
+            raise templates.problem(name, f"annotation {key!r} must be a string")
     return {str(k): str(v) for k, v in data.items()}
 
 
@@ -175,7 +175,7 @@ def alert_annotations(
         runbook_url=_text(service.runbook_url, not expanded),
         dashboard_url=_text(service.dashboard_url, not expanded),
     )
-    return _strings(name, data)
+    return _strings(templates, name, data)
 
 
 def absent_annotations(
@@ -191,7 +191,7 @@ def absent_annotations(
         runbook_url=_text(service.runbook_url, not expanded),
         dashboard_url=_text(service.dashboard_url, not expanded),
     )
-    return _strings(name, data)
+    return _strings(templates, name, data)
 
 
 def alert_labels(service: Service, slo: SLO, severity: Severity) -> dict[str, str]:

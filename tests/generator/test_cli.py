@@ -261,6 +261,7 @@ def test_a_broken_template_is_invalid_input_and_writes_nothing(
     out = tmp_path / "out"
     code, _, err = invoke("generate", manifest, "--out", out, "--templates", templates)
     assert code == EXIT_INVALID and fragment in err, err
+    assert len(err.splitlines()) == 1 and err.rstrip().endswith(f"({templates / name})"), err
     assert not out.exists()
 
 
