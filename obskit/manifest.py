@@ -331,15 +331,21 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return out or "(top level)"
 
 
+def _known_and_close(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[list[str], str]:
+    """The keys allowed beside the unknown key at `loc`, and the closest of them (or "")."""
+    owner = _model_at(root, loc[:-1])
+    known = _keys_of(owner) if owner is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return known, close[0] if close else ""
+
+
 def _message(error: Any, root: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        owner = _model_at(root, loc[:-1])
-        known = _keys_of(owner) if owner is not None else []
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known, close = _known_and_close(root, loc)
+        hint = f" (did you mean {close!r}?)" if close else ""
         where = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
         return f"unknown key {key!r}{where}{hint}; allowed keys: {', '.join(known)}"
     if kind == "missing":
@@ -363,8 +369,18 @@ def _validate(data: Any, lines: _Lines, file: str) -> list[tuple[ServiceSpec, Pa
     try:
         spec = root.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
+        # `objectiv: 99` is one problem: the did-you-mean says it; no "missing 'objective'" too.
+        misspelt = {
+            (*e["loc"][:-1], close)
+            for e in errors
+            if e["type"] == "extra_forbidden"
+            and (close := _known_and_close(root, tuple(e["loc"]))[1])
+        }
         problems = [
-            Problem(file, lines.line(tuple(e["loc"])), _message(e, root)) for e in exc.errors()
+            Problem(file, lines.line(tuple(e["loc"])), _message(e, root))
+            for e in errors
+            if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)
         ]
         raise ManifestError(sorted(problems, key=lambda p: p.line or 0)) from None
     if isinstance(spec, ServicesFile):

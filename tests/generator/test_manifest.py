@@ -107,6 +107,12 @@ def test_unknown_key_suggests_the_closest_known_key_at_its_line() -> None:
     assert str(problem).startswith("m.yaml:5: ")
 
 
+def test_a_misspelt_required_key_is_one_problem_not_two() -> None:
+    """`objectiv: 99` gets the did-you-mean only, not also "missing required key objective"."""
+    problem = one_problem(MINIMAL.replace("objective: 99.9", "objectiv: 99.9"))
+    assert problem.line == 4 and "did you mean 'objective'?" in problem.message
+
+
 def test_unknown_top_level_key_suggests_too() -> None:
     problem = one_problem("service: a\nrunbok_url: x\n")
     assert (problem.line, "did you mean 'runbook_url'?" in problem.message) == (2, True)
