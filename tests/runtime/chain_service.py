@@ -58,20 +58,21 @@ def main() -> None:
     app = front() if role == "front" else back()
     stream = open(os.environ["CHAIN_LOG"], "ab")  # noqa: SIM115 - lives as long as the process
     obskit.init(app, service=role, log_stream=stream, span_export_interval=0.05)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    print(f"listening on http://127.0.0.1:{port}", flush=True)
+    # Print the URL only once the socket listens: a client may connect the moment it reads it.
     if role == "front":
         import uvicorn
 
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
         config = uvicorn.Config(app, log_config=None, lifespan="off")
         uvicorn.Server(config).run(sockets=[sock])
     else:
         from werkzeug.serving import make_server
 
-        sock.close()
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        print(f"listening on http://127.0.0.1:{server.port}", flush=True)
         server.serve_forever()
     sys.exit(0)
 
