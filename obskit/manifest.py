@@ -382,6 +382,11 @@ def _validate(data: Any, lines: _Lines, file: str) -> list[tuple[ServiceSpec, Pa
             for e in errors
             if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)
         ]
+        raw = data.get("services") if root is ServicesFile else [data]
+        for index, item in enumerate(raw if isinstance(raw, list) else []):
+            if isinstance(item, dict):
+                base: Path_ = ("services", index) if root is ServicesFile else ()
+                problems.extend(_raw_problems(item, base, lines, file))
         raise ManifestError(sorted(problems, key=lambda p: p.line or 0)) from None
     if isinstance(spec, ServicesFile):
         return [(s, ("services", i)) for i, s in enumerate(spec.services)]
@@ -407,6 +412,66 @@ def _check_selector(selector: str) -> str | None:
     return None
 
 
+SLOFacts = list[tuple[str | None, float | None]]
+"""Per SLO, in order: its name and its latency threshold (None when unknown or not latency)."""
+
+
+def _slo_problems(
+    facts: SLOFacts, buckets: Sequence[float], custom: bool
+) -> Iterator[tuple[Path_, str]]:
+    """Duplicate SLO names and thresholds that are not buckets, as (path in service, message)."""
+    seen: dict[str, int] = {}
+    for index, (name, threshold) in enumerate(facts):
+        if name is not None:
+            if name in seen:
+                yield (
+                    ("slos", index, "name"),
+                    f"duplicate SLO name {name!r} (also slos[{seen[name]}])",
+                )
+            seen.setdefault(name, index)
+        if threshold is not None and threshold not in buckets:
+            listed = ", ".join(format_le(b) for b in buckets)
+            origin = "the manifest's buckets" if custom else "obskit's default buckets"
+            yield (
+                ("slos", index, "sli", "latency", "threshold"),
+                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
+                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
+            )
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_BUCKET
+    return float(value) if ok else None
+
+
+def _raw_problems(data: dict[str, Any], base: Path_, lines: _Lines, file: str) -> list[Problem]:
+    """The checks of `_build` that raw data still allows when the spec itself did not validate,
+    so a file's structural and semantic problems are reported in one run."""
+    raw_slos = data.get("slos")
+    if not isinstance(raw_slos, list):
+        return []
+    raw_buckets = data.get("buckets")
+    buckets: tuple[float, ...] | None = semconv.DEFAULT_BUCKETS
+    if raw_buckets is not None:
+        parsed = [_number(b) for b in raw_buckets] if isinstance(raw_buckets, list) else [None]
+        valid = [b for b in parsed if b is not None]
+        buckets = tuple(valid) if len(valid) == len(parsed) and valid else None
+    facts: SLOFacts = []
+    for item in raw_slos:
+        slo: dict[str, Any] = item if isinstance(item, dict) else {}
+        name = slo.get("name") if isinstance(slo.get("name"), str) else None
+        sli = slo.get("sli")
+        sli = sli if isinstance(sli, dict) else {}
+        latency = sli.get("latency")
+        latency = latency if isinstance(latency, dict) else {}
+        threshold = _number(latency.get("threshold")) if buckets is not None else None
+        facts.append((name, threshold))
+    return [
+        Problem(file, lines.line((*base, *path)), message)
+        for path, message in _slo_problems(facts, buckets or (), custom=raw_buckets is not None)
+    ]
+
+
 def _build(
     spec: ServiceSpec, base: Path_, lines: _Lines, file: str
 ) -> tuple[Service, list[Problem]]:
@@ -419,27 +484,16 @@ def _build(
     if spec.selector is not None and (message := _check_selector(spec.selector)):
         problem(("selector",), message)
     buckets = tuple(spec.buckets) if spec.buckets is not None else semconv.DEFAULT_BUCKETS
-    seen: dict[str, int] = {}
+    facts: SLOFacts = [
+        (slo.name, slo.sli.latency.threshold if slo.sli.latency is not None else None)
+        for slo in spec.slos
+    ]
+    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
+        problem(path, message)
     slos: list[SLO] = []
-    for index, slo in enumerate(spec.slos):
-        if slo.name in seen:
-            problem(
-                ("slos", index, "name"),
-                f"duplicate SLO name {slo.name!r} (also slos[{seen[slo.name]}])",
-            )
-        seen.setdefault(slo.name, index)
+    for slo in spec.slos:
         kind: SLIKind = "availability" if slo.sli.availability is not None else "latency"
         threshold = slo.sli.latency.threshold if slo.sli.latency is not None else None
-        if threshold is not None and threshold not in buckets:
-            listed = ", ".join(format_le(b) for b in buckets)
-            origin = (
-                "the manifest's buckets" if spec.buckets is not None else "obskit's default buckets"
-            )
-            problem(
-                ("slos", index, "sli", "latency", "threshold"),
-                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
-                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
-            )
         routes = tuple(dict.fromkeys(slo.routes or ()))
         slos.append(
             SLO(

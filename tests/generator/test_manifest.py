@@ -246,6 +246,49 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
     assert lines == [2, 5, 6]
 
 
+MIXED = """\
+  - service: a
+    slos:
+      - {name: x, objective: 200, sli: {availability: {}}}
+      - {name: x, objective: 99, sli: {latency: {threshold: 0.3}}}
+      - {name: y, objective: 99, sli: {latency: {threshold: 0.25}}}
+  - service: b
+    buckets: [0.1, 0.3]
+    slos:
+      - {name: z, objective: 99, window: 1x, sli: {latency: {threshold: 0.25}}}
+      - {name: w, objective: 99, sli: {latency: {threshold: 0.3}}}
+"""
+
+
+@pytest.mark.parametrize("shape", ["services", "service"])
+def test_structural_problems_do_not_hide_duplicate_names_and_non_bucket_thresholds(
+    shape: str,
+) -> None:
+    """An objective of 200 elsewhere in the file does not postpone the duplicate SLO name and
+    the thresholds that are not buckets (of the default or the declared buckets) to a second run."""
+    if shape == "services":
+        text, offset = "services:\n" + MIXED, 1
+    else:  # the first service alone, as a single-service file
+        text, offset = "\n".join(line[4:] for line in MIXED.splitlines()[:5]) + "\n", 0
+    found = [(p.line, p.message) for p in problems(text)]
+    expected = [
+        (3 + offset, "strictly between 0 and 100"),
+        (4 + offset, "duplicate SLO name 'x' (also slos[0])"),
+        (4 + offset, "latency threshold 0.3 is not a histogram bucket boundary; obskit's default"),
+    ]
+    if shape == "services":
+        expected += [
+            (9 + offset, "cannot parse duration '1x'"),
+            (
+                9 + offset,
+                "latency threshold 0.25 is not a histogram bucket boundary; the manifest's",
+            ),
+        ]
+    assert len(found) == len(expected), found
+    for (line, message), (want_line, fragment) in zip(found, expected, strict=True):
+        assert line == want_line and fragment in message, (line, message)
+
+
 def test_bad_selector_and_reserved_alert_labels_are_rejected() -> None:
     text = MINIMAL + "selector: 'job=\"a'\nalerting:\n  page: {labels: {slo: x}}\n"
     messages = [p.message for p in problems(text)]
