@@ -129,6 +129,17 @@ class Obskit:
         if self.tracing is not None:
             self.tracing.shutdown(bound)
 
+    def flush(self, timeout: float | None = None) -> None:
+        """Export pending spans now, within `timeout` seconds; telemetry keeps working.
+
+        Called when an ASGI server shuts the app down (lifespan): uvicorn re-raises SIGTERM
+        after its graceful shutdown, so the process dies without running atexit handlers.
+        """
+        bound = self.config.shutdown_timeout if timeout is None else timeout
+        pipe = self.tracing.pipe if self.tracing is not None else None
+        if pipe is not None:
+            pipe.force_flush(int(bound * 1000))
+
     def close(self) -> None:
         """Undo everything (reset): spans flushed, patches and handlers removed."""
         from obskit import logs  # noqa: PLC0415

@@ -135,12 +135,15 @@ def generate(
             raise typer.Exit(EXIT_DRIFT)
         typer.echo(f"up to date: {out} ({len(services)} service(s))")
         return
+    removed: list[Path] = []
     try:
-        written = output.write(out, files)
+        written = output.write(out, files, removed)
     except OSError as exc:
         _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
+    for path in removed:
+        typer.echo(f"removed {path} (not generated)")
 
 
 @app.command()

@@ -80,6 +80,8 @@ class ObskitASGI:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt
         if scope["type"] != "http" or not rt.active:
+            if scope["type"] == "lifespan":
+                send = self._flush_on_shutdown(send)
             await self.app(scope, receive, send)
             return
         path = scope["path"]
@@ -184,6 +186,17 @@ class ObskitASGI:
             if otel_token is not None:
                 detach(otel_token)
             correlation.unbind(token)
+
+    def _flush_on_shutdown(self, send: Send) -> Send:
+        """Flush spans when the server shuts the app down (before the process may be killed)."""
+        rt = self.rt
+
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete" and rt.active:
+                rt.flush()
+            await send(message)
+
+        return lifespan_send
 
     async def _serve_metrics(self, scope: Scope, send: Send) -> None:
         accept = None

@@ -172,7 +172,7 @@ def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
 def _alert(service: Service, slo: SLO, templates: Templates, severity: Severity) -> dict[str, Any]:
     return {
         "exp_labels": alert_labels(service, slo, severity),
-        "exp_annotations": alert_annotations(templates, service, slo, severity),
+        "exp_annotations": alert_annotations(templates, service, slo, severity, expanded=True),
     }
 
 
@@ -381,7 +381,7 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
                 "exp_alerts": [
                     {
                         "exp_labels": labels,
-                        "exp_annotations": absent_annotations(templates, service),
+                        "exp_annotations": absent_annotations(templates, service, expanded=True),
                     }
                 ],
             }

@@ -58,8 +58,7 @@ def main() -> None:
     app = front() if role == "front" else back()
     stream = open(os.environ["CHAIN_LOG"], "ab")  # noqa: SIM115 - lives as long as the process
     obskit.init(app, service=role, log_stream=stream, span_export_interval=0.05)
-    # "listening on" is printed only once the socket accepts connections (the kernel queues
-    # them until the server loop runs), so a loaded machine never sees connection refused.
+    # Print the URL only once the socket listens: a client may connect the moment it reads it.
     if role == "front":
         import uvicorn
 
@@ -72,7 +71,7 @@ def main() -> None:
     else:
         from werkzeug.serving import make_server
 
-        server = make_server("127.0.0.1", 0, app, threaded=True)  # bound and listening
+        server = make_server("127.0.0.1", 0, app, threaded=True)
         print(f"listening on http://127.0.0.1:{server.port}", flush=True)
         server.serve_forever()
     sys.exit(0)

@@ -49,6 +49,10 @@ def _spans():
                 "arr": ["a", "b"],
                 "nums": [1, 2],
                 "uni": "héllo ✓",
+                # per-request values (encoded inline, key part cached), short, unicode, long
+                "url.path": "/items/é",
+                "correlation_id": "c" * 32,
+                "url.full": "http://h/" + "x" * 20000,
             }
         )
         root.add_event("ev", {"k": "v"})
