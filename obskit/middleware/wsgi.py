@@ -194,9 +194,11 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         run = self._run
-        iterator = run(iter, self._result)
+        iterator = None
         while True:
             try:
+                if iterator is None:
+                    iterator = run(iter, self._result)
                 chunk = run(next, iterator, _DONE)
             except BaseException as exc:
                 self._finish(exc)

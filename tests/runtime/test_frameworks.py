@@ -177,3 +177,24 @@ def test_http_exceptions_keep_their_status_and_template():
         assert asyncio.run(_request(app, "/items/1", method="DELETE"))[0] == 405
         statuses = {(line["route"], line["status"]) for line in cap.logs(logger="obskit.access")}
         assert statuses == {("/items/{item_id}", 422), ("/items/{item_id}", 405)}
+
+
+def test_a_wsgi_body_that_fails_to_iterate_is_recorded_with_its_exception():
+    class Exploding:
+        def __iter__(self):
+            raise RuntimeError("body broke")
+
+    def raw(environ, start_response):
+        start_response("200 OK", [])
+        return Exploding()
+
+    with capture(raw) as cap:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "wsgi.url_scheme": "http"}
+        body = cap.app(environ, lambda status, headers, exc_info=None: None)
+        with pytest.raises(RuntimeError, match="body broke"):
+            list(body)
+        body.close()
+        [line] = cap.logs(logger="obskit.access")
+        assert line["exception"]["type"] == "RuntimeError"
+        [span] = cap.spans()
+        assert span.status.status_code.name == "ERROR"
