@@ -62,6 +62,7 @@ def _load(paths: list[Path]) -> list[object]:
 def validate(paths: PathsArg) -> None:
     """Check manifests; print one line per problem (file:line) and exit 2 if any."""
     from obskit.model import BURN_RATE_ROWS, Service, format_decimal
+    from obskit.render.promtool import untested_rows
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     for service in services:
@@ -77,6 +78,14 @@ def validate(paths: PathsArg) -> None:
                         f"{format_decimal(slo.objective)}%; it is left out",
                         err=True,
                     )
+        for slo, row in untested_rows(service):
+            typer.echo(
+                f"note: {service.source}: {service.name}/{slo.name}: the "
+                f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity} row "
+                "gets no promtool unit test: another SLO on the same series sits too close to "
+                "its own threshold in that scenario to say whether it fires",
+                err=True,
+            )
 
 
 @app.command()

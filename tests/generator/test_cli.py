@@ -64,6 +64,27 @@ def test_validate_notes_burn_rate_rows_that_cannot_fire(manifest: Path) -> None:
     )
 
 
+def test_validate_notes_burn_rate_rows_left_without_a_unit_test(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose promtool scenario cannot be called is named, never dropped silently."""
+    from obskit.render import promtool
+
+    manifest.write_text(MINIMAL)
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK and "no promtool unit test" not in err
+    monkeypatch.setattr(promtool, "_shares_series", lambda *_: True)
+    monkeypatch.setattr(promtool, "_expected_firing", lambda *_: None)
+    two = MINIMAL + MINIMAL[MINIMAL.index("  - name:") :].replace("availability", "avail2", 1)
+    manifest.write_text(two)
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK
+    assert (
+        f"note: {manifest}: checkout/availability: the 14.4x 1h/5m page row gets no promtool "
+        "unit test" in err
+    )
+
+
 def test_validate_of_a_directory_without_manifests_is_invalid(tmp_path: Path) -> None:
     code, _, err = invoke("validate", tmp_path)
     assert code == EXIT_INVALID and "no manifest here" in err
