@@ -33,8 +33,20 @@ _IS_REMOTE: Final = 0x200
 _KINDS: Final = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}
 _STATUS_UNSET: Final = StatusCode.UNSET
 _UNCACHED_KEYS: Final = frozenset(
-    {"url.path", "url.full", "correlation_id", "exception.stacktrace", "exception.message"}
+    {
+        "url.path",
+        "url.full",
+        "url.query",
+        "client.address",
+        "client.port",
+        "user_agent.original",
+        "correlation_id",
+        "exception.stacktrace",
+        "exception.message",
+    }
 )
+"""Per-request values: encoded every time, never filling the cache of repeated pairs."""
+_CACHED_MAX: Final = 256  # longer encoded pairs are not cached (bounds the cache's memory)
 
 
 def _varint(value: int) -> bytes:
@@ -174,7 +186,7 @@ class Encoder:
                 hit = kv_cache.get(cache_key)
                 if hit is None:
                     hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
-                    if len(kv_cache) < _CACHE_LIMIT:
+                    if len(kv_cache) < _CACHE_LIMIT and len(hit) <= _CACHED_MAX:
                         kv_cache[cache_key] = hit
                 parts.append(hit)
         if span.dropped_attributes:
