@@ -40,8 +40,8 @@ def _secret(key: str, words: tuple[str, ...]) -> bool:
     return any(word in norm for word in words)
 
 
-def _host_port(host: str, scheme: str) -> tuple[str, int | None]:
-    """'example.com:8080' -> ('example.com', 8080); '[::1]' -> ('::1', default port)."""
+def _host_port(host: str) -> tuple[str, int | None]:
+    """'example.com:8080' -> ('example.com', 8080); '[::1]' -> ('::1', None)."""
     name, port = host, ""
     if host.startswith("["):
         end = host.find("]")
@@ -49,7 +49,7 @@ def _host_port(host: str, scheme: str) -> tuple[str, int | None]:
             name, port = host[1:end], host[end + 1 :].removeprefix(":")
     elif host.count(":") == 1:
         name, _, port = host.partition(":")
-    return name, _port(port) or _DEFAULT_PORTS.get(scheme)
+    return name, _port(port)
 
 
 def _port(text: Any) -> int | None:
@@ -64,10 +64,21 @@ def _port(text: Any) -> int | None:
 class ServerAttributes:
     """Fills a server span's attribute dict from the request (one per middleware)."""
 
-    __slots__ = ("_words",)
+    __slots__ = ("_hosts", "_words")
 
     def __init__(self, redact_keys: tuple[str, ...]) -> None:
         self._words = redact_keys
+        self._hosts: dict[str, tuple[str, int | None]] = {}
+
+    def _server(self, host: str, scheme: str) -> tuple[str, int | None]:
+        """(server.address, server.port) from a Host header; parsed once per distinct Host."""
+        hit = self._hosts.get(host)
+        if hit is None:
+            hit = _host_port(host)
+            if len(self._hosts) >= 256:
+                self._hosts.clear()
+            self._hosts[host] = hit
+        return hit[0], hit[1] or _DEFAULT_PORTS.get(scheme)
 
     def asgi(self, scope: Any, attributes: dict[str, Any]) -> None:
         scheme = scope.get("scheme", "http")
@@ -93,7 +104,7 @@ class ServerAttributes:
             elif key == b"user-agent":
                 attributes["user_agent.original"] = value.decode("latin-1")
         if host:
-            address, port = _host_port(host, scheme)
+            address, port = self._server(host, scheme)
         else:
             server = scope.get("server")
             if not server:
@@ -129,7 +140,7 @@ class ServerAttributes:
             attributes["user_agent.original"] = agent
         host = environ.get("HTTP_HOST")
         if host:
-            address, server_port = _host_port(host, scheme)
+            address, server_port = self._server(host, scheme)
         else:
             address = environ.get("SERVER_NAME", "")
             server_port = _port(environ.get("SERVER_PORT", ""))
