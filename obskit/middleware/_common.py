@@ -34,6 +34,8 @@ def begin_span(
 ) -> tuple[Any, Any, str, str, bool]:
     """(span, context token, trace_id hex, span_id hex, sampled) for a new server request."""
     parent = parse_traceparent(traceparent, tracestate) if traceparent else None
+    if baggage is None and tracing.pipe is not None:
+        return tracing.begin_server_span(method, parent)
     span = tracing.start_server_span(method, parent)
     span_context = span.get_span_context()
     token = attach(span, baggage_context(baggage) if baggage else None)
