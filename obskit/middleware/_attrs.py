@@ -18,6 +18,7 @@ REDACTED: Final = "REDACTED"
 SEMCONV_SECRET_KEYS: Final = frozenset({"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"})
 """Query keys whose values OTel semconv says to redact in url.query / url.full."""
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_CACHE_SIZE: Final = 256
 
 
 def redact_query(query: str, words: tuple[str, ...] = DEFAULT_REDACT_KEYS) -> str:
@@ -64,21 +65,33 @@ def _port(text: Any) -> int | None:
 class ServerAttributes:
     """Fills a server span's attribute dict from the request (one per middleware)."""
 
-    __slots__ = ("_hosts", "_words")
+    __slots__ = ("_hosts", "_texts", "_words")
 
     def __init__(self, redact_keys: tuple[str, ...]) -> None:
         self._words = redact_keys
-        self._hosts: dict[str, tuple[str, int | None]] = {}
+        # Host and User-Agent values repeat: decoded/parsed once per distinct value (the same
+        # str objects also hit the exporter's cache); bounded, emptied when full
+        self._hosts: dict[str | bytes, tuple[str, int | None]] = {}
+        self._texts: dict[bytes, str] = {}
 
-    def _server(self, host: str, scheme: str) -> tuple[str, int | None]:
-        """(server.address, server.port) from a Host header; parsed once per distinct Host."""
+    def _server(self, host: str | bytes, scheme: str) -> tuple[str, int | None]:
+        """(server.address, server.port) from a Host header."""
         hit = self._hosts.get(host)
         if hit is None:
-            hit = _host_port(host)
-            if len(self._hosts) >= 256:
+            hit = _host_port(host.decode("latin-1") if isinstance(host, bytes) else host)
+            if len(self._hosts) >= _CACHE_SIZE:
                 self._hosts.clear()
             self._hosts[host] = hit
         return hit[0], hit[1] or _DEFAULT_PORTS.get(scheme)
+
+    def _text(self, raw: bytes) -> str:
+        text = self._texts.get(raw)
+        if text is None:
+            text = raw.decode("latin-1")
+            if len(self._texts) >= _CACHE_SIZE:
+                self._texts.clear()
+            self._texts[raw] = text
+        return text
 
     def asgi(self, scope: Any, attributes: dict[str, Any]) -> None:
         scheme = scope.get("scheme", "http")
@@ -100,9 +113,9 @@ class ServerAttributes:
         host = None
         for key, value in scope.get("headers", ()):
             if key == b"host":
-                host = value.decode("latin-1")
+                host = value
             elif key == b"user-agent":
-                attributes["user_agent.original"] = value.decode("latin-1")
+                attributes["user_agent.original"] = self._text(value)
         if host:
             address, port = self._server(host, scheme)
         else:
