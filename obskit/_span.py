@@ -14,7 +14,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 from obskit.config import Config
 
@@ -24,6 +33,7 @@ if TYPE_CHECKING:
 _UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
 _TRACE_ID_LIMIT: Final = (1 << 64) - 1
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _time_ns = time.time_ns
 
 
@@ -70,6 +80,28 @@ def _valid_attribute(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return all(isinstance(v, (str, bool, int, float)) for v in value)
     return False
+
+
+class UnsampledSpan(NonRecordingSpan):
+    """The server span of a request whose trace is sampled out: IDs only, nothing recorded.
+
+    Builds its `SpanContext` only when someone asks for it (a log line, an outbound call):
+    most sampled-out requests never do, and obskit formats the IDs from the integers.
+    """
+
+    def __init__(self, trace_id: int, span_id: int, state: TraceState | None) -> None:
+        self._ids = (trace_id, span_id, state)
+        self._context: SpanContext | None = None  # type: ignore[assignment]
+
+    def get_span_context(self) -> SpanContext:
+        context = self._context
+        if context is None:
+            trace_id, span_id, state = self._ids
+            context = self._context = SpanContext(trace_id, span_id, False, _NOT_SAMPLED, state)
+        return context
+
+    def __repr__(self) -> str:
+        return f"UnsampledSpan({self.get_span_context()})"
 
 
 class ServerSpan(Span):

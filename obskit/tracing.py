@@ -19,10 +19,11 @@ import random
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -47,11 +48,8 @@ from opentelemetry.trace import (
 
 from obskit import __version__, logs
 from obskit._pipe import SpanPipe, _OncePerInterval
-from obskit._span import ServerSpan, fast_sampler
+from obskit._span import ServerSpan, UnsampledSpan, fast_sampler
 from obskit.config import Config
-
-if TYPE_CHECKING:
-    from opentelemetry.context import Context
 
 __all__ = ["ServerSpan", "SpanPipe", "Status", "StatusCode", "Tracing"]
 
@@ -172,7 +170,26 @@ class Tracing:
             return ServerSpan(
                 self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
             )
-        return NonRecordingSpan(SpanContext(trace_id, span_id, False, _NOT_SAMPLED, state))
+        return UnsampledSpan(trace_id, span_id, state)
+
+    def begin_server_span(
+        self, name: str, parent: SpanContext | None
+    ) -> tuple[Span, object, str, str, bool]:
+        """(span, context token, trace_id hex, span_id hex, sampled): a request's server span,
+        made current. One call on the request path; only when obskit owns the provider."""
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        span_id = _getrandbits(64) or 1
+        state = parent.trace_state if parent is not None else None
+        span: Span
+        if self._sample(parent, trace_id):
+            span = ServerSpan(
+                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
+            )
+            sampled = True
+        else:
+            span = UnsampledSpan(trace_id, span_id, state)
+            sampled = False
+        return span, attach_span(span), f"{trace_id:032x}", f"{span_id:016x}", sampled
 
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:
@@ -254,6 +271,31 @@ def install_log_hook() -> None:
 
 def attach(span: Any, parent: Context | None) -> object:
     return otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _find_span_key() -> str | None:
+    """The context key the OTel API keeps the current span under, found through its public API.
+
+    `trace.set_span_in_context` adds exactly one key; knowing it lets the request path build
+    the new context in one step. None (use the public calls) if the API ever behaves otherwise.
+    """
+    probe = NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    keys = list(trace.set_span_in_context(probe, Context()))
+    if len(keys) != 1 or trace.get_current_span(Context({keys[0]: probe})) is not probe:
+        return None
+    return keys[0]
+
+
+_SPAN_KEY = _find_span_key()
+
+
+def attach_span(span: Any) -> object:
+    """Make `span` current in the OTel context (the same as `attach(span, None)`, cheaper)."""
+    key = _SPAN_KEY
+    if key is None:
+        return otel_context.attach(trace.set_span_in_context(span))
+    current = otel_context.get_current()
+    return otel_context.attach(Context({**current, key: span}) if current else Context({key: span}))
 
 
 def detach(token: Any) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
+from obskit.middleware._attrs import ServerAttributes
 from obskit.middleware._common import begin_span, record_request
 from obskit.tracing import detach
 
@@ -76,6 +77,7 @@ class ObskitASGI:
         self.excluded = frozenset((*config.excluded_paths, *extra))
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
         self.routes = RouteCache()
+        self.span_attributes = ServerAttributes(config.redact_keys).asgi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt
@@ -126,6 +128,7 @@ class ObskitASGI:
         state = [0, False]  # status, finished
         routes = self.routes
         root_path = scope.get("root_path", "")
+        span_attributes = self.span_attributes
 
         def finish(error: BaseException | None) -> None:
             state[1] = True
@@ -147,7 +150,8 @@ class ObskitASGI:
                     span_id,
                     sampled,
                     error,
-                    scope.get("scheme", "http"),
+                    span_attributes,
+                    scope,
                 )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)

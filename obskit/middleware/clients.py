@@ -21,6 +21,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _errors, correlation, semconv
+from obskit.config import DEFAULT_REDACT_KEYS
+from obskit.middleware._attrs import redact_query
 from obskit.tracing import attach, detach, outbound_headers
 
 if TYPE_CHECKING:
@@ -36,11 +38,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SUPPRESS = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
 
-_SECRET_QUERY_KEYS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature")
-
-
-def url_full(url: str) -> str:
-    """`url.full` as semconv wants it: credentials and signed-URL secrets redacted."""
+def url_full(url: str, redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS) -> str:
+    """`url.full` as semconv wants it: credentials, signed-URL secrets and the values of
+    secret-looking query keys (as in url.query on server spans) redacted."""
     if "@" in url:
         parts = urlsplit(url)
         if "@" in parts.netloc:
@@ -48,13 +48,13 @@ def url_full(url: str) -> str:
             url = parts._replace(netloc=f"REDACTED:REDACTED@{host}").geturl()
     if "?" in url:
         base, _, query = url.partition("?")
-        pairs = [p.partition("=") for p in query.split("&")]
-        if any(key in _SECRET_QUERY_KEYS for key, _, _ in pairs):
-            query = "&".join(
-                f"{k}{sep}{'REDACTED' if k in _SECRET_QUERY_KEYS and sep else v}"
-                for k, sep, v in pairs
-            )
-            url = f"{base}?{query}"
+        fragment = ""
+        if "#" in query:
+            query, hash_, fragment = query.partition("#")
+            fragment = hash_ + fragment
+        redacted = redact_query(query, redact_keys)
+        if redacted is not query:
+            url = f"{base}?{redacted}{fragment}"
     return url
 
 
@@ -98,7 +98,7 @@ class _Call:
                         "http.request.method": self.method,
                         "server.address": host,
                         "server.port": port or _DEFAULT_PORTS.get(scheme, 80),
-                        "url.full": url_full(url),
+                        "url.full": url_full(url, rt.config.redact_keys),
                     },
                 )
                 self.token = attach(self.span, None)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
+from obskit.middleware._attrs import ServerAttributes
 from obskit.middleware._common import begin_span, record_request
 from obskit.tracing import detach
 
@@ -52,6 +53,7 @@ class ObskitWSGI:
             "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
         )
         self._rules: dict[int, tuple[Any, str]] = {}
+        self.span_attributes = ServerAttributes(config.redact_keys).wsgi
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = self.rt
@@ -116,7 +118,7 @@ class ObskitWSGI:
         token = correlation.bind(ctx)
         request_context = copy_context()  # the body is pulled inside it, after unbinding
         state: list[Any] = [0, False, None]  # status, finished, route
-        scheme = environ.get("wsgi.url_scheme", "http")
+        span_attributes = self.span_attributes
 
         def finish(error: BaseException | None) -> None:
             if state[1]:
@@ -140,7 +142,8 @@ class ObskitWSGI:
                     span_id,
                     sampled,
                     error,
-                    scheme,
+                    span_attributes,
+                    environ,
                 )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
