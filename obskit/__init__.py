@@ -54,8 +54,11 @@ def init(
     return _state.init(app, service=service, version=version, environment=environment, **settings)
 
 
-def shutdown(timeout: float = 5.0) -> None:
-    """Flush pending spans and stop exporting, within `timeout` seconds (also run at exit)."""
+def shutdown(timeout: float | None = None) -> None:
+    """Flush pending spans and stop exporting, within `timeout` seconds (also run at exit).
+
+    Without `timeout`, the `shutdown_timeout` setting bounds it (OBSKIT_SHUTDOWN_TIMEOUT).
+    """
     from obskit import _state
 
     _state.shutdown(timeout)
@@ -69,9 +72,16 @@ def reset() -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger writing obskit's JSON lines (with correlation and trace IDs)."""
+    """A structlog logger writing obskit's JSON lines (with correlation and trace IDs).
+
+    Without a name, the `logger` field is the calling module's `__name__`.
+    """
     from obskit import logs
 
+    if name is None:
+        import sys
+
+        name = str(sys._getframe(1).f_globals.get("__name__") or "root")
     return logs.get_logger(name)
 
 

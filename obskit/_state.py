@@ -12,6 +12,7 @@ Rules obskit follows here:
 from __future__ import annotations
 
 import atexit
+import errno
 import inspect
 import logging
 import os
@@ -19,7 +20,7 @@ import threading
 import warnings
 from typing import Any
 
-from obskit.config import Config
+from obskit.config import Config, ConfigError
 
 _lock = threading.RLock()
 _handle: Obskit | None = None
@@ -43,21 +44,32 @@ class Obskit:
         self.config = config
         self.active = True
         self.app: Any = None
-        self._instrumented: list[Any] = []
+        self._instrumented: list[tuple[Any, Any]] = []  # (app given, app to serve)
         self._metrics_server: Any = None
         self.logs = logs.LogPipeline(config)
-        logs.activate(self.logs)
         self.bridge: logs.StdlibBridge | None = None
+        self.tracing: Any = None
+        self.metrics: Any = None
+        self.clients: list[str] = []
+        logs.activate(self.logs)
+        try:
+            self._start(registry, tracer_provider, span_exporter)
+        except BaseException:
+            self.close()  # a failed init() leaves nothing behind: init() can be called again
+            raise
+
+    def _start(self, registry: Any, tracer_provider: Any, span_exporter: Any) -> None:
+        from obskit import logs  # noqa: PLC0415
+
+        config = self.config
         if config.capture_stdlib_logs:
             self.bridge = logs.StdlibBridge(config.log_level)
             self.bridge.install()
-        self.tracing: Any = None
         if config.traces_enabled:
             from obskit import tracing  # noqa: PLC0415
 
             self.tracing = tracing.Tracing(config, tracer_provider, span_exporter)
             tracing.install_log_hook()
-        self.metrics: Any = None
         if config.metrics_enabled:
             from prometheus_client import REGISTRY  # noqa: PLC0415
 
@@ -67,12 +79,7 @@ class Obskit:
             if self.tracing is not None:
                 self.metrics.self_metrics.pipe = self.tracing.pipe
             if config.metrics_port is not None:
-                from obskit.metrics_server import MetricsServer  # noqa: PLC0415
-
-                self._metrics_server = MetricsServer(
-                    self.metrics.registry, config.metrics_host, config.metrics_port
-                )
-        self.clients: list[str] = []
+                self._metrics_server = _metrics_listener(self.metrics, config, config.metrics_port)
         if config.instrument_clients:
             from obskit.middleware import clients  # noqa: PLC0415
 
@@ -86,25 +93,29 @@ class Obskit:
     # -- apps -------------------------------------------------------------------------
     def instrument(self, app: Any) -> Any:
         """Instrument an app in place when possible; returns what should be served."""
-        if any(app is seen for seen in self._instrumented):
-            return app
-        self._instrumented.append(app)
+        for seen, served in self._instrumented:
+            if app is seen or app is served:  # the same app again: what was served before
+                return served
+        served = self._instrument(app)
+        self._instrumented.append((app, served))
+        return served
+
+    def _instrument(self, app: Any) -> Any:
+        from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
+        from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
+
+        if isinstance(app, (ObskitASGI, ObskitWSGI)) and app.rt is self:
+            return app  # already obskit's wrapper for this handle
         if hasattr(app, "add_middleware") and hasattr(app, "router"):  # Starlette / FastAPI
             _switch_off_fastapi_native_tracing(app)
             _wrap_starlette_stack(app, self)
             return app
         if hasattr(app, "wsgi_app") and callable(app.wsgi_app):  # Flask
-            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
-
             app.wsgi_app = ObskitWSGI(app.wsgi_app, self)
             return app
         if _is_asgi(app):
-            from obskit.middleware.asgi import ObskitASGI  # noqa: PLC0415
-
             return ObskitASGI(app, self)
         if callable(app):
-            from obskit.middleware.wsgi import ObskitWSGI  # noqa: PLC0415
-
             return ObskitWSGI(app, self)
         raise TypeError(
             f"obskit.init: cannot instrument {type(app).__name__}: "
@@ -148,6 +159,25 @@ class Obskit:
         if self.tracing is not None:
             logs.set_span_ids_hook(None)
         logs.activate(None)
+
+
+def _metrics_listener(metrics: Any, config: Config, port: int) -> Any:
+    """The separate /metrics listener; with worker processes, the first worker's serves all."""
+    from obskit.metrics_server import MetricsServer  # noqa: PLC0415
+
+    try:
+        return MetricsServer(metrics.registry, config.metrics_host, port)
+    except OSError as exc:
+        if metrics.multiprocess and exc.errno == errno.EADDRINUSE:
+            _log.info(
+                "obskit: metrics port %s is served by another worker "
+                "(PROMETHEUS_MULTIPROC_DIR: it reports every worker's metrics)",
+                port,
+            )
+            return None
+        raise ConfigError(
+            f"metrics_port: cannot listen on {config.metrics_host}:{port} ({exc.strerror or exc})"
+        ) from None
 
 
 def _is_asgi(app: Any) -> bool:
@@ -228,7 +258,7 @@ def init(
         return handle
 
 
-def shutdown(timeout: float = 5.0) -> None:
+def shutdown(timeout: float | None = None) -> None:
     with _lock:
         if _handle is not None:
             _handle.shutdown(timeout)

@@ -62,6 +62,7 @@ def _load(paths: list[Path]) -> list[object]:
 def validate(paths: PathsArg) -> None:
     """Check manifests; print one line per problem (file:line) and exit 2 if any."""
     from obskit.model import BURN_RATE_ROWS, Service, format_decimal
+    from obskit.render.promtool import untested_rows
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     for service in services:
@@ -77,6 +78,14 @@ def validate(paths: PathsArg) -> None:
                         f"{format_decimal(slo.objective)}%; it is left out",
                         err=True,
                     )
+        for slo, row in untested_rows(service):
+            typer.echo(
+                f"note: {service.source}: {service.name}/{slo.name}: the "
+                f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity} row "
+                "gets no promtool unit test: another SLO on the same series sits too close to "
+                "its own threshold in that scenario to say whether it fires",
+                err=True,
+            )
 
 
 @app.command()
@@ -135,12 +144,15 @@ def generate(
             raise typer.Exit(EXIT_DRIFT)
         typer.echo(f"up to date: {out} ({len(services)} service(s))")
         return
+    removed: list[Path] = []
     try:
-        written = output.write(out, files)
+        written = output.write(out, files, removed)
     except OSError as exc:
         _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
+    for path in removed:
+        typer.echo(f"removed {path} (not generated)")
 
 
 @app.command()

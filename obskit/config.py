@@ -101,9 +101,17 @@ class Config:
         for name in names:
             if name in overrides and overrides[name] is not None:
                 values[name] = _coerce(name, name, overrides[name])
-        for name, (var, raw) in _env_values(environ).items():
+        from_env = _env_values(environ)
+        for name, (var, raw) in from_env.items():
             if name not in values:
                 values[name] = _coerce(name, var, raw)
+        if (
+            from_env.get("otlp_endpoint", ("",))[0] == "OTEL_EXPORTER_OTLP_ENDPOINT"
+            and overrides.get("otlp_endpoint") is None
+            and values.get("otlp_protocol") != "grpc"
+        ):
+            # OTel spec: for OTLP/HTTP the generic endpoint gets the signal path appended
+            values["otlp_endpoint"] = values["otlp_endpoint"].rstrip("/") + "/v1/traces"
         _merge_resource(values, environ)
         config = cls(**values)
         _check(config)
@@ -180,16 +188,8 @@ def _otlp_endpoint_from_env(environ: Mapping[str, str], found: dict[str, tuple[s
         found["otlp_endpoint"] = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", signal)
         return
     base = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if base:
-        protocol = (
-            environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or environ.get("OBSKIT_OTLP_PROTOCOL")
-            or "http/protobuf"
-        ).strip()
-        # OTel spec: for OTLP/HTTP the generic endpoint gets the signal path appended.
-        url = base if protocol == "grpc" else base.rstrip("/") + "/v1/traces"
-        found["otlp_endpoint"] = ("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+    if base:  # resolve() appends /v1/traces once the protocol is known
+        found["otlp_endpoint"] = ("OTEL_EXPORTER_OTLP_ENDPOINT", base)
 
 
 def _ms_to_seconds(var: str, raw: str) -> str:
@@ -202,7 +202,10 @@ def _ms_to_seconds(var: str, raw: str) -> str:
 def _merge_resource(values: dict[str, Any], environ: Mapping[str, str]) -> None:
     """OTEL_RESOURCE_ATTRIBUTES fills service/version/environment when not set otherwise."""
     raw = environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip()
-    env_attrs = _parse_pairs("OTEL_RESOURCE_ATTRIBUTES", raw) if raw else {}
+    try:
+        env_attrs = _parse_pairs(raw) if raw else {}
+    except ValueError as exc:
+        raise ConfigError(f"OTEL_RESOURCE_ATTRIBUTES: {exc}; got {raw!r}") from None
     given = dict(values.get("resource_attributes") or {})
     attrs = {**env_attrs, **given}
     for key, name in (
@@ -329,23 +332,21 @@ def _buckets(value: Any) -> tuple[float, ...]:
     return result
 
 
-def _parse_pairs(source: str, raw: str) -> dict[str, str]:
+def _parse_pairs(raw: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for item in raw.split(","):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(
-                f"{source}: expected key=value pairs separated by commas; got {raw!r}"
-            )
+            raise ValueError("expected key=value pairs separated by commas")
         pairs[unquote(key.strip())] = unquote(value.strip())
     return pairs
 
 
 def _mapping(value: Any) -> dict[str, str]:
     if isinstance(value, str):
-        return _parse_pairs("value", value)
+        return _parse_pairs(value)
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     raise TypeError("expected key=value pairs or a mapping")
@@ -403,6 +404,8 @@ def _check(config: Config) -> None:
         raise ConfigError("service: expected a non-empty service name")
     if not config.request_id_headers:
         raise ConfigError("request_id_headers: expected at least one header name")
+    if config.log_stream is not None and not callable(getattr(config.log_stream, "write", None)):
+        raise ConfigError("log_stream: expected a writable text or binary file-like object")
     if config.request_hook is not None and not callable(config.request_hook):
         raise ConfigError("request_hook: expected a callable(span, info)")
     if config.span_batch_size > config.span_queue_size:

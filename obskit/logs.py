@@ -53,6 +53,7 @@ _RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
     "color_message",  # uvicorn's ANSI-colored copy of the message
 }
 
+_MAX_DEPTH: Final = 8  # nesting redacted; deeper containers are replaced, never leaked
 _ts_cache: tuple[int, str, int, str] = (-1, "", -1, "")  # ms, stamp, second, prefix
 
 
@@ -82,16 +83,31 @@ def _default(obj: Any) -> Any:
         return f"<unrepresentable {type(obj).__name__}>"
 
 
+def _text(value: Any) -> str:
+    """str() that never raises and is valid UTF-8 (lone surrogates replaced)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        return f"<unrepresentable {type(value).__name__}>"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _scrub(value: Any, depth: int = 0) -> Any:
-    """Last-resort conversion when orjson rejects a structure (huge ints, cycles)."""
-    if value is None or isinstance(value, (str, bool, float)):
+    """Last-resort conversion when orjson rejects a structure (huge ints, cycles, surrogates)."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, (bool, float)):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**64 else str(value)
     if depth > 8:
         return "<too deep>"
     if isinstance(value, Mapping):
-        return {str(k): _scrub(v, depth + 1) for k, v in value.items()}
+        return {_text(k): _scrub(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub(v, depth + 1) for v in value]
     return _default(value)
@@ -102,7 +118,13 @@ def dumps(record: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(record, default=_default, option=_JSON_OPTS)
     except (orjson.JSONEncodeError, TypeError):
+        pass
+    try:
         return orjson.dumps(_scrub(record), default=_default, option=_JSON_OPTS)
+    except Exception:  # noqa: BLE001 - whatever the values do, a line is written
+        head = {k: _text(record.get(k)) for k in (semconv.LOG_TIMESTAMP, semconv.LOG_LEVEL)}
+        return orjson.dumps({**head, semconv.LOG_EVENT: "<unserializable log record>"},
+                            option=_JSON_OPTS)  # fmt: skip
 
 
 class Sink:
@@ -204,6 +226,8 @@ class LogPipeline:
         self.json = fmt == "json" or (fmt == "auto" and not self.sink.is_tty)
         self.level = _LEVELS[config.log_level]
         self.access_log = config.access_log
+        # access lines are info (error for 5xx): the lowest status the level threshold lets out
+        self._access_min_status = 0 if self.level <= 20 else 500 if self.level <= 40 else 1000
         self._redact = tuple(config.redact_keys)
         self._redact_cache: dict[str, bool] = {}
 
@@ -218,14 +242,31 @@ class LogPipeline:
         return cached
 
     def redact(self, fields: MutableMapping[str, Any]) -> None:
-        """Redact secret-looking keys in place (and one level down in nested mappings)."""
+        """Redact secret-looking keys in place, at any depth of nested mappings and lists
+        (nested containers are copied, never modified)."""
         for key, value in fields.items():
-            if self.is_secret(str(key)):
+            if self.is_secret(key if isinstance(key, str) else _text(key)):
                 fields[key] = REDACTED
-            elif isinstance(value, Mapping):
-                fields[key] = {
-                    k: REDACTED if self.is_secret(str(k)) else v for k, v in value.items()
-                }
+            elif isinstance(value, (Mapping, list, tuple)):
+                fields[key] = self._redacted(value, 1)
+
+    def _redacted(self, value: Any, depth: int) -> Any:
+        if isinstance(value, Mapping):
+            if depth > _MAX_DEPTH:
+                return "<too deep>"
+            return {
+                k: REDACTED
+                if self.is_secret(k if isinstance(k, str) else _text(k))
+                else self._redacted(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(v, (Mapping, list, tuple)) for v in value
+        ):
+            if depth > _MAX_DEPTH:
+                return "<too deep>"
+            return [self._redacted(v, depth + 1) for v in value]
+        return value
 
     # -- records -----------------------------------------------------------------
     def record(self, level: str, logger: str | None, event: Any) -> dict[str, Any]:
@@ -289,6 +330,8 @@ class LogPipeline:
         traceback is logged with the request's correlation_id and trace_id (the server's own
         traceback line is written after the request context is gone).
         """
+        if status < self._access_min_status:
+            return
         rec: dict[str, Any] = {
             semconv.LOG_TIMESTAMP: timestamp(),
             semconv.LOG_LEVEL: "error" if status >= 500 else "info",
@@ -360,7 +403,14 @@ def exception_fields(exc_info: Any) -> dict[str, str]:
 
 
 def _console(rec: Mapping[str, Any]) -> bytes:
-    """Readable one-line rendering for a terminal."""
+    """Readable one-line rendering for a terminal; never raises."""
+    try:
+        return _console_line(rec)
+    except Exception:  # noqa: BLE001 - a broken __str__/__format__ must not break logging
+        return _console_line(orjson.loads(dumps(rec)))
+
+
+def _console_line(rec: Mapping[str, Any]) -> bytes:
     head = (
         f"{rec.get(semconv.LOG_TIMESTAMP, '')} {str(rec.get(semconv.LOG_LEVEL, '')).upper():<7} "
         f"[{rec.get(semconv.LOG_LOGGER) or '-'}] {rec.get(semconv.LOG_EVENT)}"
@@ -490,6 +540,16 @@ class StdlibHandler(logging.Handler):
         )
 
 
+class _NoWerkzeugRequestLines(logging.Filter):
+    """Drops the werkzeug dev server's per-request lines: obskit writes the access line.
+
+    (They would duplicate it and log the excluded health checks; werkzeug's other lines pass.)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.endswith('"%s" %s %s'))
+
+
 class StdlibBridge:
     """Installs StdlibHandler on the root logger when nobody configured logging."""
 
@@ -498,6 +558,7 @@ class StdlibBridge:
         self.installed = False
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, bool]] = []
         self._saved_root_level = logging.root.level
+        self._werkzeug_filter = _NoWerkzeugRequestLines()
 
     def install(self) -> bool:
         root = logging.getLogger()
@@ -525,6 +586,7 @@ class StdlibBridge:
                 self._save(logger)
                 logger.propagate = False
                 logger.disabled = True
+        logging.getLogger("werkzeug").addFilter(self._werkzeug_filter)  # no-op when present
 
     def _save(self, logger: logging.Logger) -> None:
         self._saved.append((logger, list(logger.handlers), logger.propagate, logger.disabled))
@@ -536,6 +598,7 @@ class StdlibBridge:
         if self.installed:
             root.removeHandler(self.handler)
             root.setLevel(self._saved_root_level)
+            logging.getLogger("werkzeug").removeFilter(self._werkzeug_filter)
         for logger, handlers, propagate, disabled in reversed(self._saved):
             for handler in handlers:
                 logger.addHandler(handler)

@@ -30,6 +30,7 @@ from obskit.model import (
     DEFAULT_FOR,
     DEFAULT_SEVERITY_LABEL,
     DEFAULT_WINDOW,
+    DURATION_PATTERN,
     LABEL_SEVERITY,
     LABEL_TEAM,
     MAX_SLO_WINDOW,
@@ -95,6 +96,7 @@ class LatencySpec(_Spec):
 
 
 class SLISpec(_Spec):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
     availability: AvailabilitySpec | None = None
     latency: LatencySpec | None = None
 
@@ -108,8 +110,15 @@ class SLISpec(_Spec):
 
 class SLOSpec(_Spec):
     name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within the service.")]
-    objective: float = Field(description="Percent, strictly between 0 and 100, e.g. 99.9.")
-    window: str = Field(default=str(DEFAULT_WINDOW), description="SLO period, e.g. 30d or 4w.")
+    objective: float = Field(
+        description="Percent, strictly between 0 and 100, e.g. 99.9.",
+        json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 100},
+    )
+    window: str = Field(
+        default=str(DEFAULT_WINDOW),
+        description="SLO period, e.g. 30d or 4w (3d to 365d).",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
     description: str | None = None
     sli: SLISpec
     routes: list[Annotated[str, Field(min_length=1)]] | None = Field(
@@ -140,7 +149,12 @@ LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], str]
 class SeveritySpec(_Spec):
     model_config = ConfigDict(populate_by_name=True)
     labels: LabelMap = Field(default_factory=dict, description="Labels on this severity's alerts.")
-    for_: str | None = Field(default=None, alias="for", description="Alert `for` duration.")
+    for_: str | None = Field(
+        default=None,
+        alias="for",
+        description="Alert `for` duration, e.g. 2m.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
 
     @field_validator("for_")
     @classmethod
@@ -317,15 +331,21 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return out or "(top level)"
 
 
+def _known_and_close(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[list[str], str]:
+    """The keys allowed beside the unknown key at `loc`, and the closest of them (or "")."""
+    owner = _model_at(root, loc[:-1])
+    known = _keys_of(owner) if owner is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return known, close[0] if close else ""
+
+
 def _message(error: Any, root: type[BaseModel]) -> str:
     loc = tuple(error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        owner = _model_at(root, loc[:-1])
-        known = _keys_of(owner) if owner is not None else []
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known, close = _known_and_close(root, loc)
+        hint = f" (did you mean {close!r}?)" if close else ""
         where = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
         return f"unknown key {key!r}{where}{hint}; allowed keys: {', '.join(known)}"
     if kind == "missing":
@@ -333,7 +353,9 @@ def _message(error: Any, root: type[BaseModel]) -> str:
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
     got = error.get("input")
-    if kind.endswith("_type") and not isinstance(got, dict | list):
+    if (kind.endswith("_type") or kind == "string_pattern_mismatch") and not isinstance(
+        got, dict | list
+    ):
         message = f"{message}, got {got!r}"
     return f"{_dotted(loc)}: {message}"
 
@@ -347,9 +369,24 @@ def _validate(data: Any, lines: _Lines, file: str) -> list[tuple[ServiceSpec, Pa
     try:
         spec = root.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
+        # `objectiv: 99` is one problem: the did-you-mean says it; no "missing 'objective'" too.
+        misspelt = {
+            (*e["loc"][:-1], close)
+            for e in errors
+            if e["type"] == "extra_forbidden"
+            and (close := _known_and_close(root, tuple(e["loc"]))[1])
+        }
         problems = [
-            Problem(file, lines.line(tuple(e["loc"])), _message(e, root)) for e in exc.errors()
+            Problem(file, lines.line(tuple(e["loc"])), _message(e, root))
+            for e in errors
+            if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)
         ]
+        raw = data.get("services") if root is ServicesFile else [data]
+        for index, item in enumerate(raw if isinstance(raw, list) else []):
+            if isinstance(item, dict):
+                base: Path_ = ("services", index) if root is ServicesFile else ()
+                problems.extend(_raw_problems(item, base, lines, file))
         raise ManifestError(sorted(problems, key=lambda p: p.line or 0)) from None
     if isinstance(spec, ServicesFile):
         return [(s, ("services", i)) for i, s in enumerate(spec.services)]
@@ -375,6 +412,66 @@ def _check_selector(selector: str) -> str | None:
     return None
 
 
+SLOFacts = list[tuple[str | None, float | None]]
+"""Per SLO, in order: its name and its latency threshold (None when unknown or not latency)."""
+
+
+def _slo_problems(
+    facts: SLOFacts, buckets: Sequence[float], custom: bool
+) -> Iterator[tuple[Path_, str]]:
+    """Duplicate SLO names and thresholds that are not buckets, as (path in service, message)."""
+    seen: dict[str, int] = {}
+    for index, (name, threshold) in enumerate(facts):
+        if name is not None:
+            if name in seen:
+                yield (
+                    ("slos", index, "name"),
+                    f"duplicate SLO name {name!r} (also slos[{seen[name]}])",
+                )
+            seen.setdefault(name, index)
+        if threshold is not None and threshold not in buckets:
+            listed = ", ".join(format_le(b) for b in buckets)
+            origin = "the manifest's buckets" if custom else "obskit's default buckets"
+            yield (
+                ("slos", index, "sli", "latency", "threshold"),
+                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
+                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
+            )
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_BUCKET
+    return float(value) if ok else None
+
+
+def _raw_problems(data: dict[str, Any], base: Path_, lines: _Lines, file: str) -> list[Problem]:
+    """The checks of `_build` that raw data still allows when the spec itself did not validate,
+    so a file's structural and semantic problems are reported in one run."""
+    raw_slos = data.get("slos")
+    if not isinstance(raw_slos, list):
+        return []
+    raw_buckets = data.get("buckets")
+    buckets: tuple[float, ...] | None = semconv.DEFAULT_BUCKETS
+    if raw_buckets is not None:
+        parsed = [_number(b) for b in raw_buckets] if isinstance(raw_buckets, list) else [None]
+        valid = [b for b in parsed if b is not None]
+        buckets = tuple(valid) if len(valid) == len(parsed) and valid else None
+    facts: SLOFacts = []
+    for item in raw_slos:
+        slo: dict[str, Any] = item if isinstance(item, dict) else {}
+        name = slo.get("name") if isinstance(slo.get("name"), str) else None
+        sli = slo.get("sli")
+        sli = sli if isinstance(sli, dict) else {}
+        latency = sli.get("latency")
+        latency = latency if isinstance(latency, dict) else {}
+        threshold = _number(latency.get("threshold")) if buckets is not None else None
+        facts.append((name, threshold))
+    return [
+        Problem(file, lines.line((*base, *path)), message)
+        for path, message in _slo_problems(facts, buckets or (), custom=raw_buckets is not None)
+    ]
+
+
 def _build(
     spec: ServiceSpec, base: Path_, lines: _Lines, file: str
 ) -> tuple[Service, list[Problem]]:
@@ -387,27 +484,16 @@ def _build(
     if spec.selector is not None and (message := _check_selector(spec.selector)):
         problem(("selector",), message)
     buckets = tuple(spec.buckets) if spec.buckets is not None else semconv.DEFAULT_BUCKETS
-    seen: dict[str, int] = {}
+    facts: SLOFacts = [
+        (slo.name, slo.sli.latency.threshold if slo.sli.latency is not None else None)
+        for slo in spec.slos
+    ]
+    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
+        problem(path, message)
     slos: list[SLO] = []
-    for index, slo in enumerate(spec.slos):
-        if slo.name in seen:
-            problem(
-                ("slos", index, "name"),
-                f"duplicate SLO name {slo.name!r} (also slos[{seen[slo.name]}])",
-            )
-        seen.setdefault(slo.name, index)
+    for slo in spec.slos:
         kind: SLIKind = "availability" if slo.sli.availability is not None else "latency"
         threshold = slo.sli.latency.threshold if slo.sli.latency is not None else None
-        if threshold is not None and threshold not in buckets:
-            listed = ", ".join(format_le(b) for b in buckets)
-            origin = (
-                "the manifest's buckets" if spec.buckets is not None else "obskit's default buckets"
-            )
-            problem(
-                ("slos", index, "sli", "latency", "threshold"),
-                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
-                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
-            )
         routes = tuple(dict.fromkeys(slo.routes or ()))
         slos.append(
             SLO(
@@ -459,6 +545,7 @@ def _build(
         buckets=buckets,
         logs=spec.links.logs,
         traces=spec.links.traces,
+        line=lines.line((*base, "service")),
     )
     return service, problems
 
@@ -542,7 +629,11 @@ def load_all(paths: Sequence[Path]) -> list[Service]:
                 Problem(str(path), None, "no manifest here (obskit.yaml or *.obskit.yaml)")
             )
     owners: dict[str, str] = {}
+    seen: set[Path] = set()
     for file in files:
+        if file.resolve() in seen:  # named twice (e.g. a file and its directory): load once
+            continue
+        seen.add(file.resolve())
         try:
             loaded = load(file)
         except ManifestError as exc:
@@ -553,12 +644,12 @@ def load_all(paths: Sequence[Path]) -> list[Service]:
                 problems.append(
                     Problem(
                         str(file),
-                        None,
+                        service.line,
                         f"duplicate service name {service.name!r} (also in {owners[service.name]})",
                     )
                 )
                 continue
-            owners[service.name] = str(file)
+            owners[service.name] = f"{file}:{service.line}"
             services.append(service)
     if problems:
         raise ManifestError(problems)

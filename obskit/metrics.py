@@ -115,7 +115,11 @@ class Metrics:
         self._add(self.self_metrics)
 
     def _add(self, collector: Any) -> Any:
-        self.registry.register(collector)
+        try:
+            self.registry.register(collector)
+        except ValueError:  # a name taken on the registry: leave nothing half-registered
+            self.close()
+            raise
         self._collectors.append(collector)
         return collector
 

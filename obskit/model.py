@@ -11,6 +11,7 @@ which gives 14.4 / 6 / 3 / 1 for a 30-day SLO and 13.44 / 5.6 / 2.8 / 0.933 for 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,7 +21,8 @@ Severity = Literal["page", "ticket"]
 SLIKind = Literal["availability", "latency"]
 
 _UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION_RE: Final = re.compile(r"^([1-9][0-9]*)([mhdw])$")
+DURATION_PATTERN: Final = r"^([1-9][0-9]*)([mhdw])$"
+_DURATION_RE: Final = re.compile(DURATION_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
@@ -111,6 +113,8 @@ MAX_SLO_WINDOW: Final = days(365)
 DEFAULT_FOR: Final[dict[Severity, Duration]] = {"page": minutes(2), "ticket": minutes(15)}
 DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
 ABSENT_FOR: Final = minutes(10)
+MAX_UID: Final = 40
+"""Grafana's limit on a dashboard uid."""
 
 # --- Names the generator itself defines (recorded series, rule labels, alerts) ---
 REC_REQUESTS: Final = "obskit_slo:requests:rate5m"
@@ -195,13 +199,21 @@ class Service:
     buckets: tuple[float, ...]
     logs: bool
     traces: bool
+    line: int = 1
+    """Line of the `service:` key in `source` (for messages only)."""
 
     def policy(self, severity: Severity) -> AlertPolicy:
         return self.policies[0] if severity == "page" else self.policies[1]
 
     @property
     def dashboard_uid(self) -> str:
-        return f"obskit-{self.name}"[:40]
+        """`obskit-<name>`; past Grafana's 40-character limit, a prefix and a hash of the name,
+        so two long names that share a prefix never share a dashboard."""
+        uid = f"obskit-{self.name}"
+        if len(uid) <= MAX_UID:
+            return uid
+        digest = hashlib.sha256(self.name.encode()).hexdigest()[:10]
+        return f"{uid[: MAX_UID - len(digest) - 1]}-{digest}"
 
     @property
     def dashboard_url(self) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from contextvars import ContextVar
 from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -20,19 +21,36 @@ from obskit import _errors, correlation, semconv
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class observe:
-    """Time, trace and log one operation. Usable as `@observe(name)`, `with`, `async with`."""
+class _Use:
+    """The state of one entry into an `observe` block."""
 
-    __slots__ = ("_cid_token", "_span", "_start", "_token", "name")
+    __slots__ = ("cid_token", "owner", "span", "start", "token")
+
+    def __init__(self, owner: observe) -> None:
+        self.owner = owner
+        self.span: Any = None
+        self.token: Any = None
+        self.cid_token: Any = None
+        self.start = 0.0
+
+
+# Open uses per context (each thread and asyncio task has its own), so one `observe` object
+# can be shared, nested and entered by concurrent tasks without mixing up their spans.
+_uses: ContextVar[tuple[_Use, ...]] = ContextVar("obskit_observe", default=())
+
+
+class observe:
+    """Time, trace and log one operation. Usable as `@observe(name)`, `with`, `async with`.
+
+    One instance may be reused, nested and shared between threads and tasks.
+    """
+
+    __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("observe(name): expected a non-empty operation name")
         self.name = name
-        self._span: Any = None
-        self._token: Any = None
-        self._cid_token: Any = None
-        self._start = 0.0
 
     # -- decorator ------------------------------------------------------------------
     def __call__(self, func: F) -> F:
@@ -58,17 +76,19 @@ class observe:
         from obskit import _state  # noqa: PLC0415
 
         rt = _state.current()
+        use = _Use(self)
         try:
             if correlation.current() is None:
-                self._cid_token = correlation.bind(correlation.RequestContext(correlation.new_id()))
+                use.cid_token = correlation.bind(correlation.RequestContext(correlation.new_id()))
             if rt is not None and rt.tracing is not None:
                 from obskit.tracing import attach  # noqa: PLC0415
 
-                self._span = rt.tracing.tracer.start_span(self.name)
-                self._token = attach(self._span, None)
+                use.span = rt.tracing.tracer.start_span(self.name)
+                use.token = attach(use.span, None)
         except Exception as exc:  # noqa: BLE001 - instrumentation never fails the caller
             _errors.record("observe start", exc)
-        self._start = perf_counter()
+        _uses.set((*_uses.get(), use))
+        use.start = perf_counter()
         return self
 
     def __exit__(
@@ -77,7 +97,17 @@ class observe:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        duration = perf_counter() - self._start
+        end = perf_counter()
+        uses = _uses.get()
+        for index in range(len(uses) - 1, -1, -1):
+            if uses[index].owner is self:
+                use = uses[index]
+                _uses.set(uses[:index] + uses[index + 1 :])
+                break
+        else:  # exited in another context than it was entered: nothing to close here
+            _errors.record("observe finish", RuntimeError(f"{self.name}: no open use here"))
+            return
+        duration = end - use.start
         from obskit import _state  # noqa: PLC0415
 
         rt = _state.current()
@@ -93,7 +123,7 @@ class observe:
                     {"operation": self.name, "duration_ms": round(duration * 1000.0, 3)},
                     exc,
                 )
-            span = self._span
+            span = use.span
             if span is not None:
                 from obskit.tracing import detach  # noqa: PLC0415
 
@@ -105,15 +135,17 @@ class observe:
                     if isinstance(exc, Exception):
                         span.record_exception(exc)
                 span.end()
-                detach(self._token)
+                detach(use.token)
             if rt is not None and rt.metrics is not None:
                 rt.metrics.operation.get((self.name, outcome))(duration)
         except Exception as err:  # noqa: BLE001 - instrumentation never fails the caller
             _errors.record("observe finish", err)
         finally:
-            if self._cid_token is not None:
-                correlation.unbind(self._cid_token)
-            self._span = self._token = self._cid_token = None
+            if use.cid_token is not None:
+                try:
+                    correlation.unbind(use.cid_token)
+                except ValueError:  # entered in another context: unbind where we are
+                    correlation.bind(None)
 
     async def __aenter__(self) -> observe:
         return self.__enter__()

@@ -33,8 +33,22 @@ _IS_REMOTE: Final = 0x200
 _KINDS: Final = {kind: b"\x30" + bytes((kind.value + 1,)) for kind in SpanKind}
 _STATUS_UNSET: Final = StatusCode.UNSET
 _UNCACHED_KEYS: Final = frozenset(
-    {"url.path", "url.full", "correlation_id", "exception.stacktrace", "exception.message"}
+    {
+        "url.path",
+        "url.full",
+        "url.query",
+        "correlation_id",
+        "exception.stacktrace",
+        "exception.message",
+    }
 )
+"""Per-request values: encoded every time, never filling the cache of repeated pairs."""
+_CACHED_MAX: Final = 256  # longer encoded pairs are not cached (bounds the cache's memory)
+_RECENT_KEYS: Final = frozenset(
+    {"client.address", "client.port", "user_agent.original", "server.address"}
+)
+"""Values that repeat in practice but are unbounded: a small cache emptied when full."""
+_RECENT_LIMIT: Final = 1024
 
 
 def _varint(value: int) -> bytes:
@@ -104,6 +118,7 @@ class Encoder:
 
     def __init__(self) -> None:
         self._kv: dict[tuple[str, Any, type], bytes] = {}
+        self._recent: dict[tuple[str, Any, type], bytes] = {}
         self._blocks: dict[int, tuple[Any, bytes]] = {}
         self._names: dict[str, bytes] = {}
 
@@ -171,10 +186,20 @@ class Encoder:
                     parts.append(_ld(0x4A, key_value(key, value)))
                     continue
                 cache_key = (key, value, kind)
+                if key in _RECENT_KEYS:
+                    hit = self._recent.get(cache_key)
+                    if hit is None:
+                        hit = _ld(0x4A, key_value(key, value))
+                        if len(self._recent) >= _RECENT_LIMIT:
+                            self._recent.clear()
+                        if len(hit) <= _CACHED_MAX:
+                            self._recent[cache_key] = hit
+                    parts.append(hit)
+                    continue
                 hit = kv_cache.get(cache_key)
                 if hit is None:
                     hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
-                    if len(kv_cache) < _CACHE_LIMIT:
+                    if len(kv_cache) < _CACHE_LIMIT and len(hit) <= _CACHED_MAX:
                         kv_cache[cache_key] = hit
                 parts.append(hit)
         if span.dropped_attributes:

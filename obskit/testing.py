@@ -65,8 +65,16 @@ class Capture:
         return list(self.exporter.get_finished_spans())
 
     def sample(self, name: str, **labels: str) -> float | None:
-        """One sample value from obskit's registry (None when the series does not exist)."""
-        return self.registry.get_sample_value(name, labels)
+        """The value of sample `name` summed over every series whose labels include `labels`
+        (None when no series matches): `sample("..._count", http_route="/x")` counts every
+        method and status of that route."""
+        values = [
+            sample.value
+            for metric in self.registry.collect()
+            for sample in metric.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        ]
+        return sum(values) if values else None
 
     def clear(self) -> None:
         """Forget captured logs and spans (metrics keep counting)."""

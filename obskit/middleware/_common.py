@@ -17,6 +17,8 @@ from obskit.tracing import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from obskit._state import Obskit
 
 _UNMATCHED = semconv.UNMATCHED_ROUTE
@@ -54,18 +56,24 @@ def end_span(  # noqa: PLR0917 - hot path: positional on purpose
     status: int,
     cid: str,
     error: BaseException | None,
-    scheme: str,
+    request_attributes: Callable[[Any, dict[str, Any]], None],
+    request: Any,
 ) -> None:
-    """Name the span after the route template, set the HTTP attributes, end it."""
+    """Name the span after the route template, set the HTTP attributes, end it.
+
+    `request_attributes(request, attributes)` adds the ones read from the ASGI scope or
+    WSGI environ; it runs only for a recording span. An unmatched request has no http.route.
+    """
     if span.is_recording():
         attributes: dict[str, Any] = {
             "http.request.method": method,
-            "http.route": route,
             "http.response.status_code": status,
             "url.path": path,
-            "url.scheme": scheme,
             semconv.SPAN_CORRELATION_ID: cid,
         }
+        if route != _UNMATCHED:
+            attributes["http.route"] = route
+        request_attributes(request, attributes)
         if status >= 500 or error is not None:
             attributes["error.type"] = type(error).__name__ if error is not None else str(status)
             span.set_status(_ERROR)
@@ -108,7 +116,8 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
     span_id: str | None,
     sampled: bool,
     error: BaseException | None,
-    scheme: str,
+    request_attributes: Callable[[Any, dict[str, Any]], None],
+    request: Any,
 ) -> None:
     """Everything recorded when a server request finishes: span, histogram, access log."""
     method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
@@ -120,7 +129,9 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
             _errors.record("request_hook", exc)
     if span is not None:
         if sampled:
-            end_span(span, method_label, route, path, status, cid, error, scheme)
+            end_span(
+                span, method_label, route, path, status, cid, error, request_attributes, request
+            )
         else:
             span.end()  # not recording: nothing to name or annotate
     metrics = rt.metrics

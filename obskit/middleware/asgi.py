@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
+from obskit.middleware._attrs import ServerAttributes
 from obskit.middleware._common import begin_span, record_request
 from obskit.tracing import detach_span
 
@@ -76,6 +77,7 @@ class ObskitASGI:
         self.excluded = frozenset((*config.excluded_paths, *extra))
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
         self.routes = RouteCache()
+        self.span_attributes = ServerAttributes(config.redact_keys).asgi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt
@@ -94,10 +96,12 @@ class ObskitASGI:
         start = perf_counter()
         id_headers = self.id_headers
         raw_id = traceparent = tracestate = baggage = None
+        id_rank = len(id_headers)  # the earliest configured header wins, as in WSGI
         for key, value in scope["headers"]:
             if key in id_headers:
-                if raw_id is None:
-                    raw_id = value
+                rank = id_headers.index(key)
+                if rank < id_rank:
+                    raw_id, id_rank = value, rank
             elif key == b"traceparent":
                 traceparent = value.decode("latin-1")
             elif key == b"tracestate":
@@ -124,6 +128,7 @@ class ObskitASGI:
         state = [0, False]  # status, finished
         routes = self.routes
         root_path = scope.get("root_path", "")
+        span_attributes = self.span_attributes
 
         def finish(error: BaseException | None) -> None:
             state[1] = True
@@ -145,7 +150,8 @@ class ObskitASGI:
                     span_id,
                     sampled,
                     error,
-                    scope.get("scheme", "http"),
+                    span_attributes,
+                    scope,
                 )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)

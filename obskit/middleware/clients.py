@@ -21,6 +21,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _errors, correlation, semconv
+from obskit.config import DEFAULT_REDACT_KEYS
+from obskit.middleware._attrs import redact_query
 from obskit.tracing import attach, detach, outbound_headers
 
 if TYPE_CHECKING:
@@ -34,6 +36,26 @@ _CLIENT = SpanKind.CLIENT
 _ERROR = Status(StatusCode.ERROR)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SUPPRESS = otel_context._SUPPRESS_INSTRUMENTATION_KEY
+
+
+def url_full(url: str, redact_keys: tuple[str, ...] = DEFAULT_REDACT_KEYS) -> str:
+    """`url.full` as semconv wants it: credentials, signed-URL secrets and the values of
+    secret-looking query keys (as in url.query on server spans) redacted."""
+    if "@" in url:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            host = parts.netloc.rsplit("@", 1)[1]
+            url = parts._replace(netloc=f"REDACTED:REDACTED@{host}").geturl()
+    if "?" in url:
+        base, _, query = url.partition("?")
+        fragment = ""
+        if "#" in query:
+            query, hash_, fragment = query.partition("#")
+            fragment = hash_ + fragment
+        redacted = redact_query(query, redact_keys)
+        if redacted is not query:
+            url = f"{base}?{redacted}{fragment}"
+    return url
 
 
 def server_address(scheme: str, host: str, port: int | None) -> str:
@@ -51,7 +73,14 @@ class _Call:
     __slots__ = ("address", "method", "rt", "span", "start", "token")
 
     def __init__(  # noqa: PLR0917
-        self, rt: Obskit, method: str, scheme: str, host: str, port: int | None, headers: Any
+        self,
+        rt: Obskit,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int | None,
+        headers: Any,
+        url: str,
     ) -> None:
         address = server_address(scheme, host, port)
         self.rt = rt
@@ -69,6 +98,7 @@ class _Call:
                         "http.request.method": self.method,
                         "server.address": host,
                         "server.port": port or _DEFAULT_PORTS.get(scheme, 80),
+                        "url.full": url_full(url, rt.config.redact_keys),
                     },
                 )
                 self.token = attach(self.span, None)
@@ -117,7 +147,7 @@ def _httpx_sync(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return original(self, request)
         url = request.url
-        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers, str(url))
         try:
             response = original(self, request)
         except BaseException as exc:
@@ -135,7 +165,7 @@ def _httpx_async(original: Callable[..., Any]) -> Callable[..., Any]:
         if rt is None:
             return await original(self, request)
         url = request.url
-        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers)
+        call = _Call(rt, request.method, url.scheme, url.host, url.port, request.headers, str(url))
         try:
             response = await original(self, request)
         except BaseException as exc:
@@ -157,7 +187,7 @@ def _requests_send(original: Callable[..., Any]) -> Callable[..., Any]:
             scheme, host, port = parts.scheme, parts.hostname or "", parts.port
         except ValueError:
             scheme, host, port = "http", "", None
-        call = _Call(rt, str(request.method), scheme, host, port, request.headers)
+        call = _Call(rt, str(request.method), scheme, host, port, request.headers, str(request.url))
         try:
             response = original(self, request, **kwargs)
         except BaseException as exc:

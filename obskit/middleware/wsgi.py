@@ -7,14 +7,15 @@ sent). Flask/Werkzeug route templates come from the matched `url_rule`, rewritte
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import copy_context
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
+from obskit.middleware._attrs import ServerAttributes
 from obskit.middleware._common import begin_span, record_request
 from obskit.tracing import detach
 
@@ -52,6 +53,7 @@ class ObskitWSGI:
             "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
         )
         self._rules: dict[int, tuple[Any, str]] = {}
+        self.span_attributes = ServerAttributes(config.redact_keys).wsgi
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = self.rt
@@ -114,8 +116,9 @@ class ObskitWSGI:
                 span = None
         ctx = correlation.RequestContext(cid, trace_id, span_id)
         token = correlation.bind(ctx)
+        request_context = copy_context()  # the body is pulled inside it, after unbinding
         state: list[Any] = [0, False, None]  # status, finished, route
-        scheme = environ.get("wsgi.url_scheme", "http")
+        span_attributes = self.span_attributes
 
         def finish(error: BaseException | None) -> None:
             if state[1]:
@@ -139,19 +142,11 @@ class ObskitWSGI:
                     span_id,
                     sampled,
                     error,
-                    scheme,
+                    span_attributes,
+                    environ,
                 )
             except Exception as exc:  # noqa: BLE001 - instrumentation never fails a request
                 _errors.record("server request finish", exc)
-
-        def release() -> None:
-            if otel_token is not None:
-                with contextlib.suppress(ValueError):  # closed from another context
-                    detach(otel_token)
-            try:
-                correlation.unbind(token)
-            except ValueError:
-                correlation.bind(None)
 
         def observed_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -171,32 +166,50 @@ class ObskitWSGI:
         except BaseException as exc:
             state[0] = 500
             finish(exc)
-            release()
             raise
-        return _Body(result, finish, release)
+        finally:
+            # unbound as soon as the app returns: nothing leaks into the caller's context
+            # (a test client runs the app in the test's own thread), whenever close() comes
+            if otel_token is not None:
+                detach(otel_token)
+            correlation.unbind(token)
+        return _Body(result, finish, request_context.run)
+
+
+_DONE: Any = object()
 
 
 class _Body:
-    """Wraps the response iterable; finishing the request when the server closes it."""
+    """Wraps the response iterable: each chunk is pulled inside the request's context; the
+    request is finished when the body is exhausted or closed, whichever comes first."""
 
-    __slots__ = ("_finish", "_release", "_result")
+    __slots__ = ("_finish", "_result", "_run")
 
     def __init__(
         self,
         result: Iterable[bytes],
         finish: Callable[[BaseException | None], None],
-        release: Callable[[], None],
+        run: Callable[..., Any],
     ) -> None:
         self._result = result
         self._finish = finish
-        self._release = release
+        self._run = run
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._result
-        except BaseException as exc:
-            self._finish(exc)
-            raise
+        run = self._run
+        iterator = None
+        while True:
+            try:
+                if iterator is None:
+                    iterator = run(iter, self._result)
+                chunk = run(next, iterator, _DONE)
+            except BaseException as exc:
+                self._finish(exc)
+                raise
+            if chunk is _DONE:
+                break
+            yield chunk
+        self._finish(None)
 
     def close(self) -> None:
         try:
@@ -205,4 +218,3 @@ class _Body:
                 close()
         finally:
             self._finish(None)
-            self._release()

@@ -33,7 +33,7 @@ from obskit.model import (
     format_decimal,
 )
 from obskit.render import promql
-from obskit.render.templates import TemplateProblem, Templates
+from obskit.render.templates import Templates
 
 SCHEMA_VERSION: Final = 42
 """The last classic (v1) dashboard schema version (Grafana 12.x/13.x import it as is)."""
@@ -440,7 +440,7 @@ def dashboard(service: Service, templates: Templates) -> dict[str, Any]:
     )
     for key in ("uid", "panels", "schemaVersion"):
         if key not in data:
-            raise TemplateProblem(f"template {name} must keep the {key!r} key")
+            raise templates.problem(name, f"must keep the {key!r} key")
     return data
 
 

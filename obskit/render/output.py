@@ -64,20 +64,38 @@ Files = Mapping[str, Mapping[str, str]]
 """service name -> file name -> content."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, content: str) -> None:
+    """Write via a temp file and rename, with the mode a plain `open()` would give.
+
+    mkstemp creates 0600 files; a rules file only its writer can read is useless to a
+    Prometheus running as another user, so an existing file keeps its mode and a new one gets
+    0666 minus the umask.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(content)
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write(out: Path, files: Files) -> list[Path]:
-    """Write every file; remove files in a service directory that were not generated."""
+def write(out: Path, files: Files, removed: list[Path] | None = None) -> list[Path]:
+    """Write every file; remove files in a service directory that were not generated (and
+    append their paths to `removed`)."""
     written: list[Path] = []
     for service, contents in sorted(files.items()):
         directory = out / service
@@ -89,6 +107,8 @@ def write(out: Path, files: Files) -> list[Path]:
         for stale in sorted(directory.iterdir()):
             if stale.is_file() and stale.name not in contents:
                 stale.unlink()
+                if removed is not None:
+                    removed.append(stale)
     return written
 
 

@@ -44,7 +44,7 @@ from obskit.model import (
     format_decimal,
 )
 from obskit.render import promql
-from obskit.render.templates import TemplateProblem, Templates
+from obskit.render.templates import Templates
 
 
 def group_name(service: Service, slo: SLO | None = None) -> str:
@@ -119,28 +119,43 @@ def _recording_rules(service: Service, slo: SLO) -> list[dict[str, Any]]:
     return rules
 
 
-def slo_context(service: Service, slo: SLO) -> dict[str, Any]:
+def go_literal(text: str) -> str:
+    """Prometheus template source that expands to exactly `text`.
+
+    Prometheus expands alert annotations as Go templates, so a manifest's `{{` (in a
+    description or URL) would be an action: a rules file promtool rejects, or text that changes
+    when the alert fires. Each `{{` becomes the action `{{ "{{" }}`, which prints it.
+    """
+    return text.replace("{{", '{{ "{{" }}')
+
+
+def _text(value: str | None, escape: bool) -> str | None:
+    return go_literal(value) if escape and value is not None else value
+
+
+def slo_context(service: Service, slo: SLO, escape: bool = False) -> dict[str, Any]:
     return {
         "name": slo.name,
         "objective": format_decimal(slo.objective),
         "window": str(slo.window),
-        "description": slo.description,
+        "description": _text(slo.description, escape),
         "sli": slo.kind,
         "threshold": slo.threshold,
         "routes": list(slo.routes),
     }
 
 
-def _strings(name: str, data: dict[str, Any]) -> dict[str, str]:
+def _strings(templates: Templates, name: str, data: dict[str, Any]) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(value, str):
-            raise TemplateProblem(f"template {name}: annotation {key!r} must be a string")
+            raise templates.problem(name, f"annotation {key!r} must be a string")
     return {str(k): str(v) for k, v in data.items()}
 
 
 def alert_annotations(
-    templates: Templates, service: Service, slo: SLO, severity: Severity
+    templates: Templates, service: Service, slo: SLO, severity: Severity, expanded: bool = False
 ) -> dict[str, str]:
+    """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
     rows = [
         {
             "factor": format_decimal(slo.factor(row)),
@@ -154,26 +169,29 @@ def alert_annotations(
     data = templates.render_yaml_mapping(
         name,
         service=service.name,
-        slo=slo_context(service, slo),
+        slo=slo_context(service, slo, escape=not expanded),
         severity=severity,
         rows=rows,
-        runbook_url=service.runbook_url,
-        dashboard_url=service.dashboard_url,
+        runbook_url=_text(service.runbook_url, not expanded),
+        dashboard_url=_text(service.dashboard_url, not expanded),
     )
-    return _strings(name, data)
+    return _strings(templates, name, data)
 
 
-def absent_annotations(templates: Templates, service: Service) -> dict[str, str]:
+def absent_annotations(
+    templates: Templates, service: Service, expanded: bool = False
+) -> dict[str, str]:
+    """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
     name = "absent_annotations.yaml.j2"
     data = templates.render_yaml_mapping(
         name,
         service=service.name,
         metric=semconv.BUILD_INFO,
         duration=str(ABSENT_FOR),
-        runbook_url=service.runbook_url,
-        dashboard_url=service.dashboard_url,
+        runbook_url=_text(service.runbook_url, not expanded),
+        dashboard_url=_text(service.dashboard_url, not expanded),
     )
-    return _strings(name, data)
+    return _strings(templates, name, data)
 
 
 def alert_labels(service: Service, slo: SLO, severity: Severity) -> dict[str, str]:

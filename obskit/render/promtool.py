@@ -172,7 +172,7 @@ def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
 def _alert(service: Service, slo: SLO, templates: Templates, severity: Severity) -> dict[str, Any]:
     return {
         "exp_labels": alert_labels(service, slo, severity),
-        "exp_annotations": alert_annotations(templates, service, slo, severity),
+        "exp_annotations": alert_annotations(templates, service, slo, severity, expanded=True),
     }
 
 
@@ -222,10 +222,13 @@ def _shares_series(slo: SLO, other: SLO, route: str) -> bool:
     )
 
 
-def _burn_test(
-    service: Service, slo: SLO, row: BurnRateRow, templates: Templates
-) -> dict[str, Any] | None:
-    """The row's scenario, or None when another SLO on the same series is too close to call."""
+def _burn_scenario(
+    service: Service, slo: SLO, row: BurnRateRow
+) -> tuple[list[Phase], int, int, list[SLO]] | None:
+    """Phases, healthy and end minutes, and every SLO expected to fire in the row's scenario.
+
+    None when another SLO counting the same series is too close to its own threshold to call.
+    """
     policy = service.policy(row.severity)
     healthy = min(row.long, hours(6)).seconds // 60
     step = EVAL_INTERVAL.seconds // 60
@@ -235,7 +238,6 @@ def _burn_test(
     burn = -(-burn // step) * step
     ratio = _burn_ratio(slo, row)
     phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
-    alertname = ALERT_NAMES[row.severity]
     route = _route(slo)
     end = healthy + burn
     firing = [slo]
@@ -247,6 +249,31 @@ def _burn_test(
             return None
         if expected:
             firing.append(other)
+    return phases, healthy, end, firing
+
+
+def untested_rows(service: Service) -> list[tuple[SLO, BurnRateRow]]:
+    """Burn-rate rows that get no promtool unit test (see `_burn_scenario`), for a note."""
+    return [
+        (slo, row)
+        for slo in service.slos
+        for severity in SEVERITIES
+        for row in rows_of(slo, severity)
+        if _burn_scenario(service, slo, row) is None
+    ]
+
+
+def _burn_test(
+    service: Service, slo: SLO, row: BurnRateRow, templates: Templates
+) -> dict[str, Any] | None:
+    """The row's unit test, or None when its scenario is too close to call."""
+    scenario = _burn_scenario(service, slo, row)
+    if scenario is None:
+        return None
+    phases, healthy, end, firing = scenario
+    ratio = _burn_ratio(slo, row)
+    alertname = ALERT_NAMES[row.severity]
+    route = _route(slo)
     return {
         "name": (
             f"{service.name}/{slo.name}: {row.severity} row {row.long}/{row.short} fires at "
@@ -381,7 +408,7 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
                 "exp_alerts": [
                     {
                         "exp_labels": labels,
-                        "exp_annotations": absent_annotations(templates, service),
+                        "exp_annotations": absent_annotations(templates, service, expanded=True),
                     }
                 ],
             }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +61,27 @@ def test_validate_notes_burn_rate_rows_that_cannot_fire(manifest: Path) -> None:
     assert err.strip() == (
         f"note: {manifest}: checkout/availability: the 14.4x 1h/5m page row would need an "
         "error ratio above 100% at 90%; it is left out"
+    )
+
+
+def test_validate_notes_burn_rate_rows_left_without_a_unit_test(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose promtool scenario cannot be called is named, never dropped silently."""
+    from obskit.render import promtool
+
+    manifest.write_text(MINIMAL)
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK and "no promtool unit test" not in err
+    monkeypatch.setattr(promtool, "_shares_series", lambda *_: True)
+    monkeypatch.setattr(promtool, "_expected_firing", lambda *_: None)
+    two = MINIMAL + MINIMAL[MINIMAL.index("  - name:") :].replace("availability", "avail2", 1)
+    manifest.write_text(two)
+    code, _, err = invoke("validate", manifest)
+    assert code == EXIT_OK
+    assert (
+        f"note: {manifest}: checkout/availability: the 14.4x 1h/5m page row gets no promtool "
+        "unit test" in err
     )
 
 
@@ -142,8 +165,12 @@ def test_regenerating_removes_files_obskit_no_longer_generates(
     out = tmp_path / "out"
     invoke("generate", manifest, "--out", out, "--format", "prometheus-operator")
     assert (out / "checkout" / "prometheusrule.yaml").exists()
-    invoke("generate", manifest, "--out", out)
-    assert not (out / "checkout" / "prometheusrule.yaml").exists()
+    (out / "checkout" / "notes.txt").write_text("mine\n")
+    code, stdout, _ = invoke("generate", manifest, "--out", out)
+    assert code == EXIT_OK and not (out / "checkout" / "prometheusrule.yaml").exists()
+    assert not (out / "checkout" / "notes.txt").exists()
+    assert f"removed {out / 'checkout' / 'notes.txt'} (not generated)" in stdout  # said aloud
+    assert f"removed {out / 'checkout' / 'prometheusrule.yaml'} (not generated)" in stdout
 
 
 def test_prometheus_operator_format_wraps_the_same_groups(tmp_path: Path, manifest: Path) -> None:
@@ -160,6 +187,60 @@ def test_prometheus_operator_format_wraps_the_same_groups(tmp_path: Path, manife
     )
     assert resource["metadata"]["name"] == "obskit-checkout"
     assert resource["spec"] == rules
+
+
+def test_prometheus_operator_metadata_is_valid_for_kubernetes(tmp_path: Path) -> None:
+    """Service names may hold `_` and end in `-`, teams any text: the PrometheusRule still gets
+    a DNS-1123 name and valid label values, or `kubectl apply` would reject it."""
+    import yaml
+
+    manifest = tmp_path / "obskit.yaml"
+    manifest.write_text('service: my_svc-\nteam: "Payments Team!"\n')
+    out = tmp_path / "out"
+    code, _, _ = invoke("generate", manifest, "--out", out, "--format", "prometheus-operator")
+    assert code == EXIT_OK
+    metadata = yaml.safe_load((out / "my_svc-" / "prometheusrule.yaml").read_text())["metadata"]
+    assert metadata == {
+        "name": "obskit-my-svc",
+        "labels": {
+            "app.kubernetes.io/managed-by": "obskit",
+            "app.kubernetes.io/name": "my_svc",
+            "team": "Payments-Team",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("kind: PrometheusRule\nmetadata: {name: x}\n", "must render apiVersion"),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: A_b}\n",
+            "metadata.name 'A_b' is not a valid Kubernetes object name",
+        ),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n"
+            "metadata: {name: x, labels: {team: a b}}\n",
+            "metadata.labels.team 'a b' is not a valid Kubernetes label value",
+        ),
+        (
+            "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\n"
+            "metadata: {name: x}\nspec: {}\n",
+            "must leave 'spec' to obskit",
+        ),
+    ],
+)
+def test_an_operator_envelope_kubernetes_would_reject_is_invalid_input(
+    tmp_path: Path, manifest: Path, content: str, fragment: str
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "prometheusrule.yaml.j2").write_text(content)
+    out = tmp_path / "out"
+    args = ("generate", manifest, "--out", out, "--format", "prometheus-operator")
+    code, _, err = invoke(*args, "--templates", templates)
+    assert code == EXIT_INVALID and fragment in err, err
+    assert not out.exists()
 
 
 def test_unknown_format_is_invalid_input(manifest: Path, tmp_path: Path) -> None:
@@ -201,6 +282,7 @@ def test_a_broken_template_is_invalid_input_and_writes_nothing(
     out = tmp_path / "out"
     code, _, err = invoke("generate", manifest, "--out", out, "--templates", templates)
     assert code == EXIT_INVALID and fragment in err, err
+    assert len(err.splitlines()) == 1 and err.rstrip().endswith(f"({templates / name})"), err
     assert not out.exists()
 
 
@@ -249,3 +331,21 @@ def test_help_does_not_import_the_generator() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_generated_files_get_the_mode_of_a_plain_write(tmp_path: Path, manifest: Path) -> None:
+    """Readable by others under the usual umask (a Prometheus running as its own user reads
+    rules.yaml); a file the user chmod-ed keeps its mode when regenerated."""
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (out / "checkout").iterdir()}
+        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 3
+        rules = out / "checkout" / "rules.yaml"
+        rules.chmod(0o640)
+        rules.write_text("stale\n")
+        assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
+        assert stat.S_IMODE(rules.stat().st_mode) == 0o640 and rules.read_text() != "stale\n"
+    finally:
+        os.umask(old)

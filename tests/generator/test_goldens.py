@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from obskit.cli import EXIT_OK, app
+from obskit.model import Service
 from obskit.render import output
 from tests.generator.conftest import EXAMPLES, GOLDENS, ROOT
 
@@ -30,12 +31,17 @@ def test_example_output_matches_the_golden_files(
     )
 
 
-def test_committed_dashboards_directory_is_fresh() -> None:
-    """`obskit generate examples/ --out dashboards/ --check` passes on the committed output."""
+def test_committed_dashboards_directory_is_fresh(example_services: list[Service]) -> None:
+    """`obskit generate examples/ --out dashboards/ --check` passes on the committed output,
+    and no directory of a renamed or removed example service lingers there (which `--check`,
+    comparing only the services it is given, cannot see)."""
     result = CliRunner().invoke(
         app, ["generate", str(EXAMPLES), "--out", str(ROOT / "dashboards"), "--check"]
     )
     assert result.exit_code == EXIT_OK, result.stdout + "\nrun: make goldens"
+    names = sorted(s.name for s in example_services)
+    for directory in (ROOT / "dashboards", GOLDENS):
+        assert sorted(p.name for p in directory.iterdir() if p.is_dir()) == names, directory
 
 
 def test_generating_never_imports_the_opentelemetry_sdk(tmp_path: Path) -> None:

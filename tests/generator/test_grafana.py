@@ -34,6 +34,15 @@ def test_dashboard_identity_schema_and_datasource_variable() -> None:
         assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
 
 
+def test_long_service_names_get_distinct_uids_within_grafanas_limit() -> None:
+    """Grafana uids hold at most 40 characters; names sharing a long prefix stay apart."""
+    prefix = "payments-gateway-reconciliation-service"
+    uids = {board(service_of(f"service: {prefix}-{n}\n"))["uid"] for n in ("eu", "us")}
+    assert len(uids) == 2 and all(len(u) <= 40 and u.startswith("obskit-payments-") for u in uids)
+    exact = "x" * 33
+    assert board(service_of(f"service: {exact}\n"))["uid"] == f"obskit-{exact}"
+
+
 def test_queries_contain_no_template_variables() -> None:
     """Every query runs verbatim against Prometheus (what the e2e suite does)."""
     exprs = grafana.expressions(board(service_of(MINIMAL + 'dependencies: ["payments:8080"]\n')))

@@ -6,12 +6,15 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from obskit import semconv
+from obskit.cli import app
 from obskit.manifest import ManifestError, Problem, discover, json_schema, load, load_all, loads
 from obskit.model import Duration
 from tests.generator.conftest import EXAMPLES, MINIMAL, service_of
@@ -104,6 +107,12 @@ def test_unknown_key_suggests_the_closest_known_key_at_its_line() -> None:
     assert str(problem).startswith("m.yaml:5: ")
 
 
+def test_a_misspelt_required_key_is_one_problem_not_two() -> None:
+    """`objectiv: 99` gets the did-you-mean only, not also "missing required key objective"."""
+    problem = one_problem(MINIMAL.replace("objective: 99.9", "objectiv: 99.9"))
+    assert problem.line == 4 and "did you mean 'objective'?" in problem.message
+
+
 def test_unknown_top_level_key_suggests_too() -> None:
     problem = one_problem("service: a\nrunbok_url: x\n")
     assert (problem.line, "did you mean 'runbook_url'?" in problem.message) == (2, True)
@@ -117,7 +126,12 @@ def test_unknown_top_level_key_suggests_too() -> None:
         ("objective: 99.9", "objective: '99.9'", 4, "valid number"),
         ("objective: 99.9", "objective: 99.9\n    window: 30 days", 5, "cannot parse duration"),
         ("objective: 99.9", "objective: 99.9\n    window: 1d", 5, "between 3d and 365d"),
-        ("service: checkout", "service: Checkout", 1, "should match pattern"),
+        (
+            "service: checkout",
+            "service: Checkout",
+            1,
+            "should match pattern '^[a-z][a-z0-9_-]*$', got 'Checkout'",
+        ),
         (
             "availability: {}",
             "availability: {}\n      latency: {threshold: 0.25}",
@@ -125,7 +139,12 @@ def test_unknown_top_level_key_suggests_too() -> None:
             "exactly one",
         ),
         ("- name: availability", "- name: 7", 3, "valid string"),
-        ("service: checkout", "service: checkout\nrunbook_url: runbooks/x", 2, "https?://"),
+        (
+            "service: checkout",
+            "service: checkout\nrunbook_url: runbooks/x",
+            2,
+            "https?://\\S+$', got 'runbooks/x'",
+        ),
     ],
 )
 def test_wrong_values_are_reported_at_their_line(
@@ -175,6 +194,24 @@ def test_duplicate_service_names_in_one_file_and_across_files(tmp_path: Path) ->
         load_all([tmp_path])
 
 
+def test_a_duplicate_across_files_names_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "a.obskit.yaml").write_text("# first\nservice: checkout\n")
+    (tmp_path / "b.obskit.yaml").write_text("services:\n  - service: shop\n  - service: checkout\n")
+    with pytest.raises(ManifestError) as caught:
+        load_all([tmp_path])
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'b.obskit.yaml'}:3: duplicate service name 'checkout' "
+        f"(also in {tmp_path / 'a.obskit.yaml'}:2)"
+    ]
+
+
+def test_a_manifest_named_twice_is_loaded_once(tmp_path: Path) -> None:
+    """`obskit generate examples/ examples/shop/obskit.yaml` is not a duplicate service."""
+    (tmp_path / "obskit.yaml").write_text(MINIMAL)
+    services = load_all([tmp_path, tmp_path / "obskit.yaml", tmp_path / "." / "obskit.yaml"])
+    assert [s.name for s in services] == ["checkout"]
+
+
 def test_duplicate_yaml_keys_are_not_silently_overwritten() -> None:
     problem = one_problem("service: a\nservice: b\n")
     assert (problem.line, problem.message) == (2, "duplicate key 'service'")
@@ -209,6 +246,49 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
     assert lines == [2, 5, 6]
 
 
+MIXED = """\
+  - service: a
+    slos:
+      - {name: x, objective: 200, sli: {availability: {}}}
+      - {name: x, objective: 99, sli: {latency: {threshold: 0.3}}}
+      - {name: y, objective: 99, sli: {latency: {threshold: 0.25}}}
+  - service: b
+    buckets: [0.1, 0.3]
+    slos:
+      - {name: z, objective: 99, window: 1x, sli: {latency: {threshold: 0.25}}}
+      - {name: w, objective: 99, sli: {latency: {threshold: 0.3}}}
+"""
+
+
+@pytest.mark.parametrize("shape", ["services", "service"])
+def test_structural_problems_do_not_hide_duplicate_names_and_non_bucket_thresholds(
+    shape: str,
+) -> None:
+    """An objective of 200 elsewhere in the file does not postpone the duplicate SLO name and
+    the thresholds that are not buckets (of the default or the declared buckets) to a second run."""
+    if shape == "services":
+        text, offset = "services:\n" + MIXED, 1
+    else:  # the first service alone, as a single-service file
+        text, offset = "\n".join(line[4:] for line in MIXED.splitlines()[:5]) + "\n", 0
+    found = [(p.line, p.message) for p in problems(text)]
+    expected = [
+        (3 + offset, "strictly between 0 and 100"),
+        (4 + offset, "duplicate SLO name 'x' (also slos[0])"),
+        (4 + offset, "latency threshold 0.3 is not a histogram bucket boundary; obskit's default"),
+    ]
+    if shape == "services":
+        expected += [
+            (9 + offset, "cannot parse duration '1x'"),
+            (
+                9 + offset,
+                "latency threshold 0.25 is not a histogram bucket boundary; the manifest's",
+            ),
+        ]
+    assert len(found) == len(expected), found
+    for (line, message), (want_line, fragment) in zip(found, expected, strict=True):
+        assert line == want_line and fragment in message, (line, message)
+
+
 def test_bad_selector_and_reserved_alert_labels_are_rejected() -> None:
     text = MINIMAL + "selector: 'job=\"a'\nalerting:\n  page: {labels: {slo: x}}\n"
     messages = [p.message for p in problems(text)]
@@ -222,6 +302,40 @@ def test_json_schema_describes_both_file_shapes() -> None:
     slo = schema["$defs"]["SLOSpec"]
     assert slo["additionalProperties"] is False
     assert {"name", "objective", "window", "sli", "routes"} <= slo["properties"].keys()
+
+
+SCHEMA_BAD = {
+    "objective 100": "service: a\nslos: [{name: x, objective: 100, sli: {availability: {}}}]\n",
+    "objective 0": "service: a\nslos: [{name: x, objective: 0, sli: {availability: {}}}]\n",
+    "window": "service: a\nslos: [{name: x, objective: 9, window: 3x, sli: {availability: {}}}]\n",
+    "for": "service: a\nalerting: {page: {for: 2 minutes}}\n",
+    "no sli": "service: a\nslos: [{name: x, objective: 99, sli: {}}]\n",
+    "two slis": (
+        "service: a\nslos: [{name: x, objective: 99, "
+        "sli: {availability: {}, latency: {threshold: 0.25}}}]\n"
+    ),
+    "unknown key": "service: a\nteem: b\n",
+    "bad name": "service: Checkout\n",
+    "services empty": "services: []\n",
+}
+
+
+def test_json_schema_is_valid_and_agrees_with_the_loader() -> None:
+    """What `obskit schema` prints is a valid draft 2020-12 schema that an editor can use: it
+    accepts every manifest obskit accepts here and flags the mistakes it can express."""
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    good = [p.read_text() for p in sorted(EXAMPLES.rglob("obskit.yaml"))]
+    good.append(CliRunner().invoke(app, ["new", "checkout", "--team", "t"]).stdout)
+    good.append(MINIMAL + "alerting: {page: {for: 5m}}\n")
+    for text in good:
+        loads(text)
+        assert not list(validator.iter_errors(yaml.safe_load(text))), text
+    for label, text in SCHEMA_BAD.items():
+        with pytest.raises(ManifestError):
+            loads(text)
+        assert list(validator.iter_errors(yaml.safe_load(text))), label
 
 
 # --- property: whatever the input, the loader succeeds or reports file:line problems ---

@@ -132,3 +132,86 @@ def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> 
     (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
     result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_braces_in_manifest_text_are_literal_annotation_text(tmp_path: Path) -> None:
+    """Prometheus expands annotations as Go templates: a description or URL holding `{{` must
+    neither break `promtool check rules` nor change when the alert fires."""
+    promtool = require_binary("promtool")
+    from obskit.render.bundle import render_service
+    from obskit.render.templates import Templates
+
+    text = MINIMAL.replace(
+        "    objective: 99.9\n",
+        '    objective: 99.9\n    description: "Orders {{ succeed $value"\n',
+    ) + ("runbook_url: https://runbooks.example.com/{{x}}\ngrafana_url: https://g.example.com/{{\n")
+    files = render_service(service_of(text), Templates())
+    tests = yaml.safe_load(files["rules.test.yaml"])["tests"]
+    fired = [a for t in tests for case in t["alert_rule_test"] for a in case["exp_alerts"]]
+    assert fired and all(
+        a["exp_annotations"]["runbook_url"] == "https://runbooks.example.com/{{x}}" for a in fired
+    )
+    assert any(
+        a["exp_annotations"].get("description", "").startswith("Orders {{ succeed $value.")
+        for a in fired
+    )
+    (tmp_path / "rules.yaml").write_text(files["rules.yaml"])
+    (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
+    check = _run(promtool, "check", "rules", tmp_path / "rules.yaml")
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = _run(promtool, "test", "rules", tmp_path / "rules.test.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+ISSUE_EXAMPLE = """\
+service: checkout                 # required, [a-z][a-z0-9_-]*
+team: payments                    # optional, becomes a label on alerts
+selector: 'job="checkout"'        # optional PromQL label matchers for this service's series
+runbook_url: https://runbooks.example.com/checkout   # optional
+slos:
+  - name: availability            # unique within the service
+    objective: 99.9               # percent, strictly between 0 and 100
+    window: 30d                   # default 30d
+    description: Orders succeed
+    sli:
+      availability: {}            # share of inbound requests that are not 5xx
+    routes: ["/orders", "/orders/{order_id}"]   # optional: only these http_route values
+  - name: latency
+    objective: 99
+    sli:
+      latency: {threshold: 0.25}  # seconds; must be a bucket boundary of the runtime's histogram
+alerting:                         # optional
+  page: {labels: {severity: critical}}
+  ticket: {labels: {severity: warning}}
+dependencies: ["payments:8080"]   # optional: server_address values to chart
+"""
+
+
+def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: Path) -> None:
+    """Acceptance: the manifest of the issue, through the CLI, gives rules that
+    `promtool check rules` accepts and unit tests that `promtool test rules` passes."""
+    promtool = require_binary("promtool")
+    from typer.testing import CliRunner
+
+    from obskit.cli import app
+
+    (tmp_path / "obskit.yaml").write_text(ISSUE_EXAMPLE)
+    out = tmp_path / "observability"
+    args = ["generate", str(tmp_path / "obskit.yaml"), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--format", "prometheus-operator"])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(app, [*args, "--check"]).exit_code == 1  # operator file is extra
+    directory = out / "checkout"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "dashboard.json",
+        "prometheusrule.yaml",
+        "rules.test.yaml",
+        "rules.yaml",
+    ]
+    rules = yaml.safe_load((directory / "rules.yaml").read_text())
+    alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert len(alerts) == 5 and all(a["labels"]["team"] == "payments" for a in alerts)
+    check = _run(promtool, "check", "rules", directory / "rules.yaml")
+    assert check.returncode == 0 and "SUCCESS: 29 rules found" in check.stdout, check.stderr
+    test = _run(promtool, "test", "rules", directory / "rules.test.yaml")
+    assert test.returncode == 0, test.stdout + test.stderr

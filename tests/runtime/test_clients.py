@@ -81,6 +81,7 @@ def test_outbound_call_carries_ids_and_records_span_and_histogram(echo, client):
         assert int(flags, 16) & 0x01  # sampled
         assert get.attributes["server.address"] == "127.0.0.1"
         assert get.attributes["server.port"] == int(port)
+        assert get.attributes["url.full"] == f"{echo}/x"  # required by the stable semconv
         assert (
             cap.sample(
                 CLIENT_COUNT,
@@ -164,3 +165,15 @@ def test_reset_restores_the_original_client_methods():
 )
 def test_server_address_is_the_authority_as_written(scheme, host, port, expected):
     assert server_address(scheme, host, port) == expected
+
+
+def test_url_full_never_carries_credentials_or_url_signatures():
+    from obskit.middleware.clients import url_full
+
+    assert url_full("https://user:pw@api.example/v1?a=1") == (
+        "https://REDACTED:REDACTED@api.example/v1?a=1"
+    )
+    assert url_full("https://s3.example/k?X-Goog-Signature=abc&id=7&sig=x") == (
+        "https://s3.example/k?X-Goog-Signature=REDACTED&id=7&sig=REDACTED"
+    )
+    assert url_full("http://payments:8080/charge") == "http://payments:8080/charge"

@@ -131,3 +131,36 @@ def test_no_id_leaks_into_code_running_after_a_request():
     with serve_asgi(app) as url:
         httpx.get(f"{url}/orders/1", headers={"X-Request-ID": "leak-1"})
     assert obskit.correlation_id() is None
+
+
+def test_a_wsgi_test_client_request_leaves_no_id_behind_and_is_recorded_once_read():
+    """Flask's test client runs the app in the test's thread and may never close the response:
+    nothing stays bound afterwards, and reading the body is enough to record the request."""
+    from flask import Flask, Response
+
+    from obskit.testing import capture
+
+    app = Flask("stream")
+    log = obskit.get_logger("stream")
+
+    @app.get("/rows")
+    def rows() -> Response:
+        def generate():
+            log.info("streaming")  # runs while the server pulls the body, after the view returned
+            yield b"a"
+
+        return Response(generate())
+
+    with capture(app) as cap:
+        response = app.test_client().get("/rows", headers={"X-Request-ID": "s-1"})
+        assert obskit.correlation_id() is None  # not leaked into the caller, even before close
+        assert response.data == b"a"
+        [streaming] = cap.logs(event="streaming")
+        assert streaming["correlation_id"] == "s-1" and "trace_id" in streaming
+        [access] = cap.logs(logger="obskit.access")
+        assert access["correlation_id"] == "s-1" and access["route"] == "/rows"
+        assert [s.name for s in cap.spans()] == ["GET /rows"]
+        response.close()
+        assert (
+            len(cap.logs(logger="obskit.access")) == 1
+        )  # close() after exhaustion: no second line

@@ -130,3 +130,41 @@ def test_obskit_resource_attributes_win_over_otel_ones():
 def test_signal_specific_otel_timeout_is_milliseconds_too():
     assert Config.from_env({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "1500"}).otlp_timeout == 1.5
     assert Config.from_env({"OBSKIT_OTLP_TIMEOUT": "3"}).otlp_timeout == 3.0
+
+
+def test_the_generic_endpoint_gets_the_http_path_only_for_the_protocol_that_wins():
+    """The /v1/traces suffix follows the resolved protocol (arguments, then OBSKIT_, then OTEL_)."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    assert Config.from_env(env).otlp_endpoint == "http://c:4318"
+    winner = {**env, "OBSKIT_OTLP_PROTOCOL": "http/protobuf"}
+    assert Config.from_env(winner).otlp_endpoint == "http://c:4318/v1/traces"
+    by_argument = Config.resolve({"otlp_protocol": "http/protobuf"}, env)
+    assert by_argument.otlp_endpoint == "http://c:4318/v1/traces"
+    http_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317/"}
+    assert Config.resolve({"otlp_protocol": "grpc"}, http_env).otlp_endpoint == "http://c:4317/"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        (
+            {"OTEL_EXPORTER_OTLP_HEADERS": "garbage"},
+            "OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas; "
+            "got 'garbage'",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
+            "OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL; "
+            "got 'collector:4318'",
+        ),
+    ],
+)
+def test_an_invalid_value_gives_one_message_quoting_what_the_user_set(environ, message):
+    with pytest.raises(ConfigError) as info:
+        Config.from_env(environ)
+    assert str(info.value) == message
+
+
+def test_a_log_stream_that_cannot_be_written_fails_at_init_not_at_the_first_log_line():
+    with pytest.raises(ConfigError, match="log_stream: expected a writable"):
+        Config.resolve({"log_stream": "/tmp/app.log"}, {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -89,6 +90,24 @@ def test_bare_wsgi_callable_is_wrapped_and_reports_a_route_set_by_the_framework(
         assert line["route"] == "/custom/{id}" and line["correlation_id"] == "w-1"
 
 
+def test_a_second_init_with_the_same_bare_app_keeps_serving_the_one_wrapper():
+    """init() again (same app, or the wrapper it returned) never unwraps nor wraps twice."""
+
+    async def raw(scope, receive, send):
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with capture(raw) as cap:
+        wrapper = cap.app
+        with pytest.warns(RuntimeWarning, match="called again"):
+            assert obskit.init(raw).app is wrapper
+        with pytest.warns(RuntimeWarning, match="called again"):
+            assert obskit.init(wrapper).app is wrapper
+        asyncio.run(_request(cap.app, "/once"))
+        assert len(cap.logs(logger="obskit.access")) == 1  # one layer of instrumentation
+        assert len(cap.spans()) == 1
+
+
 def test_websocket_and_lifespan_scopes_pass_straight_through():
     calls = []
 
@@ -158,3 +177,24 @@ def test_http_exceptions_keep_their_status_and_template():
         assert asyncio.run(_request(app, "/items/1", method="DELETE"))[0] == 405
         statuses = {(line["route"], line["status"]) for line in cap.logs(logger="obskit.access")}
         assert statuses == {("/items/{item_id}", 422), ("/items/{item_id}", 405)}
+
+
+def test_a_wsgi_body_that_fails_to_iterate_is_recorded_with_its_exception():
+    class Exploding:
+        def __iter__(self):
+            raise RuntimeError("body broke")
+
+    def raw(environ, start_response):
+        start_response("200 OK", [])
+        return Exploding()
+
+    with capture(raw) as cap:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "wsgi.url_scheme": "http"}
+        body = cap.app(environ, lambda status, headers, exc_info=None: None)
+        with pytest.raises(RuntimeError, match="body broke"):
+            list(body)
+        body.close()
+        [line] = cap.logs(logger="obskit.access")
+        assert line["exception"]["type"] == "RuntimeError"
+        [span] = cap.spans()
+        assert span.status.status_code.name == "ERROR"

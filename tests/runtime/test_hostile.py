@@ -211,3 +211,27 @@ def test_an_app_that_sets_its_own_request_id_header_gets_no_duplicate():
         asyncio.run(run())
         headers = [v for k, v in sent[0]["headers"] if k.lower() == b"x-request-id"]
         assert headers == [b"app-chosen"]
+
+
+def test_the_first_configured_id_header_wins_whatever_the_order_in_the_request_asgi_and_wsgi():
+    """X-Request-ID beats X-Correlation-ID (the configured order) in both middlewares."""
+
+    async def asgi_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    def wsgi_app(environ, start_response):
+        start_response("200 OK", [])
+        return [b""]
+
+    with capture(asgi_app) as cap:
+        headers = [(b"x-correlation-id", b"second-choice"), (b"x-request-id", b"first-choice")]
+        _, response_headers = asyncio.run(_request(cap.app, "/a", headers))
+        assert response_headers[b"x-request-id"] == b"first-choice"
+    with capture(wsgi_app) as cap:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/w", "wsgi.url_scheme": "http",
+                   "HTTP_X_CORRELATION_ID": "second-choice",
+                   "HTTP_X_REQUEST_ID": "first-choice"}  # fmt: skip
+        seen = {}
+        cap.app(environ, lambda status, headers, exc_info=None: seen.update(headers)).close()
+        assert seen["X-Request-ID"] == "first-choice"

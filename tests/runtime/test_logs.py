@@ -41,6 +41,13 @@ def test_every_line_has_the_fixed_fields():
     assert "correlation_id" not in line  # outside a request
 
 
+def test_a_logger_without_a_name_is_named_after_the_calling_module():
+    stream = _init()
+    obskit.get_logger().info("hello")
+    [line] = _lines(stream)
+    assert line["logger"] == __name__
+
+
 def test_unserializable_values_are_rendered_never_raised():
     class Broken:
         def __repr__(self) -> str:
@@ -67,6 +74,36 @@ def test_unserializable_values_are_rendered_never_raised():
     assert line["event"] == "odd values"
 
 
+def test_broken_objects_and_lone_surrogates_anywhere_never_raise_in_json_or_console():
+    """Keys and events whose str() raises, and strings with lone surrogates (surrogateescape'd
+    file names, headers) still give exactly one line per call."""
+
+    class Broken:
+        def __str__(self) -> str:
+            raise RuntimeError("str")
+
+        __repr__ = __format__ = __str__  # type: ignore[assignment]
+
+    calls = [
+        lambda log: log.info(Broken()),
+        lambda log: log.info("keys", mapping={Broken(): 1}),
+        lambda log: log.info("bad \udcff name", path="/tmp/\udcff", **{"k\ud800": "v"}),
+    ]
+    for fmt in ("json", "console"):
+        obskit.reset()
+        stream = _init(log_format=fmt)
+        log = obskit.get_logger("odd")
+        for call in calls:
+            call(log)
+        lines = stream.getvalue().decode("utf-8").splitlines()
+        assert len(lines) == len(calls), lines
+        if fmt == "json":
+            records = [orjson.loads(line) for line in lines]
+            assert records[0]["event"] == "<unrepresentable Broken>"
+            assert records[1]["mapping"] == {"<unrepresentable Broken>": 1}
+            assert records[2]["path"].startswith("/tmp/") and records[2]["logger"] == "odd"
+
+
 def test_secret_looking_keys_are_redacted_including_one_level_down():
     stream = _init()
     obskit.get_logger("app").info(
@@ -81,6 +118,23 @@ def test_secret_looking_keys_are_redacted_including_one_level_down():
     assert line["password"] == line["Authorization"] == line["api_key"] == "[REDACTED]"
     assert line["headers"] == {"Cookie": "[REDACTED]", "accept": "json"}
     assert line["user"] == "ann"
+
+
+def test_secret_keys_are_redacted_at_any_depth_without_touching_the_callers_objects():
+    stream = _init()
+    request = {"headers": {"Authorization": "Bearer x", "accept": "json"}, "id": 7}
+    users = [{"name": "ann", "password": "p"}, ("plain", {"api_key": "k"})]
+    obskit.get_logger("app").info("call", request=request, users=users)
+    [line] = _lines(stream)
+    assert line["request"] == {
+        "headers": {"Authorization": "[REDACTED]", "accept": "json"},
+        "id": 7,
+    }
+    assert line["users"] == [
+        {"name": "ann", "password": "[REDACTED]"},
+        ["plain", {"api_key": "[REDACTED]"}],
+    ]
+    assert request["headers"]["Authorization"] == "Bearer x"  # the caller's dict is unchanged
 
 
 def test_redaction_keys_are_configurable():
@@ -101,6 +155,28 @@ def test_exceptions_become_structured_fields():
     assert line["exception"]["type"] == "KeyError"
     assert "missing" in line["exception"]["message"]
     assert "Traceback" in line["exception"]["stacktrace"]
+
+
+def test_level_threshold_applies_to_access_lines_too():
+    """log_level=warning keeps 5xx access lines (error) and drops the 2xx/4xx ones (info)."""
+    import asyncio
+
+    from obskit.testing import capture
+
+    from .test_hostile import _request
+
+    async def app(scope, receive, send):
+        status = int(scope["path"].strip("/"))
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    seen = []
+    for level in ("info", "warning", "critical"):
+        with capture(app, log_level=level) as cap:
+            for status in (200, 404, 503):
+                asyncio.run(_request(cap.app, f"/{status}"))
+            seen.append([line["status"] for line in cap.logs(logger="obskit.access")])
+    assert seen == [[200, 404, 503], [503], []]
 
 
 def test_level_threshold_filters_lower_levels():

@@ -93,3 +93,32 @@ def test_observe_works_before_init_without_recording_anything():
 def test_observe_rejects_an_empty_name():
     with pytest.raises(ValueError, match="non-empty"):
         obskit.observe("")
+
+
+def test_one_observe_object_can_be_shared_by_concurrent_tasks_and_nested():
+    """A module-level `op = observe("x")` used by overlapping tasks: every use ends its own span."""
+    op = obskit.observe("shared")
+
+    async def work(delay: float) -> str | None:
+        async with op:
+            await asyncio.sleep(delay)
+            return obskit.correlation_id()
+
+    async def main() -> list[str | None]:
+        return await asyncio.gather(*(work(0.01 * (3 - i)) for i in range(3)))
+
+    with capture() as cap:
+        ids = asyncio.run(main())
+        with op, op:
+            pass
+        spans = cap.spans()
+        assert [s.name for s in spans] == ["shared"] * 5
+        assert len({s.context.span_id for s in spans}) == 5
+        outer, inner = sorted(spans[-2:], key=lambda s: s.start_time)
+        assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+        assert len(set(ids)) == 3 and None not in ids  # one correlation ID per use, no cross-talk
+        count = cap.sample(
+            "obskit_operation_duration_seconds_count", operation="shared", outcome="success"
+        )
+        assert count == 5
+        assert cap.sample("obskit_instrumentation_errors_total") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -96,3 +97,56 @@ def test_big_integers_are_sent_as_strings_instead_of_breaking_the_batch():
     )
     big = next(kv for kv in root.attributes if kv.key == "big")
     assert big.value.string_value == str(2**70)
+
+
+@pytest.mark.integration
+def test_otel_headers_and_gzip_from_the_environment_reach_the_collector():
+    """OTEL_EXPORTER_OTLP_HEADERS (URL-encoded) and _COMPRESSION=gzip are what goes on the wire."""
+    import gzip
+    import io
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CollectorRegistry
+
+    import obskit
+
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((dict(self.headers), body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_HEADERS": "api-key=s3cr%3Dt,x-tenant=acme",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_SERVICE_NAME": "wire",
+    }
+    try:
+        obskit.init(None, environ=environ, registry=CollectorRegistry(),
+                    log_stream=io.BytesIO(), capture_stdlib_logs=False)  # fmt: skip
+        with obskit.observe("sent"):
+            pass
+        obskit.shutdown(10)
+    finally:
+        obskit.reset()
+        server.shutdown()
+        server.server_close()
+    [(headers, body)] = seen
+    lower = {k.lower(): v for k, v in headers.items()}
+    assert lower["api-key"] == "s3cr=t" and lower["x-tenant"] == "acme"
+    assert lower["content-encoding"] == "gzip"
+    request = ExportTraceServiceRequest()
+    request.ParseFromString(gzip.decompress(body))
+    [resource_spans] = request.resource_spans
+    assert [s.name for s in resource_spans.scope_spans[0].spans] == ["sent"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 
 import httpx
 import orjson
@@ -53,8 +52,7 @@ def test_fastapi_request_gives_one_server_span_on_the_wire_a_log_line_and_metric
     assert response.headers["x-request-id"] == "req-7"
     assert response.json()["correlation_id"] == "req-7"
 
-    spans = receiver.wait_for_spans(1)
-    time.sleep(0.3)  # a second (duplicate) span would arrive within the export interval
+    obskit.shutdown(30)  # everything that ended is on the wire now: a duplicate would be too
     spans = receiver.spans()
     assert [s.name for s in spans] == ["GET /orders/{order_id}"]
     span = spans[0]
@@ -163,3 +161,32 @@ def test_flask_request_under_werkzeug_gives_span_logs_metrics_with_template_rout
         "http_response_status_code": "500",
     }
     assert registry.get_sample_value("http_server_request_duration_seconds_count", labels) == 1
+
+
+def test_werkzeug_request_lines_give_way_to_the_one_obskit_access_line(receiver):
+    """With logging bridged, werkzeug's own per-request lines are dropped (no duplicate access
+    line, no health check in the logs); other lines, like Flask's error report, still pass."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        app = flask_app()
+        stream, _ = _init(app, receiver, capture_stdlib_logs=True)
+        with serve_wsgi(app) as url:
+            assert httpx.get(f"{url}/refunds/3").status_code == 200
+            assert httpx.get(f"{url}/health").status_code == 200
+            assert httpx.get(f"{url}/boom").status_code == 500
+        lines = _lines(stream)
+        access = [rec for rec in lines if rec["logger"] == "obskit.access"]
+        assert [rec["path"] for rec in access] == ["/refunds/3", "/boom"]
+        werkzeug = [rec["event"] for rec in lines if rec["logger"] == "werkzeug"]
+        assert not [event for event in werkzeug if "HTTP/1.1" in event], werkzeug
+        assert not [event for event in werkzeug if "/health" in event]
+        assert any(rec["logger"] == app.name and rec["level"] == "error" for rec in lines)
+    finally:
+        obskit.reset()
+        for handler in saved:
+            root.addHandler(handler)

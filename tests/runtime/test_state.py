@@ -204,3 +204,37 @@ def test_get_tracer_records_child_spans_of_the_request_span():
         spans = {s.name: s for s in cap.spans()}
         assert spans["price lookup"].parent.span_id == spans["GET /manual"].context.span_id
     assert isinstance(obskit.get_tracer(), trace.NoOpTracer)
+
+
+def _taken_port():
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+def test_a_metrics_port_in_use_fails_init_clearly_and_leaves_nothing_behind():
+    registry = CollectorRegistry()
+    with _taken_port() as sock:
+        port = sock.getsockname()[1]
+        settings = {"metrics_host": "127.0.0.1", "registry": registry, "environ": {}}
+        with pytest.raises(obskit.ConfigError, match=f"metrics_port: cannot listen on .*:{port}"):
+            obskit.init(None, service="x", metrics_port=port, log_stream=io.BytesIO(), **settings)
+        assert list(registry.collect()) == []  # nothing half-registered
+        handle = obskit.init(None, service="x", metrics_port=0, **settings)  # init works again
+        assert handle.metrics_port not in (None, port)
+
+
+def test_with_worker_processes_a_metrics_port_taken_by_another_worker_is_left_to_it(
+    tmp_path, monkeypatch
+):
+    """uvicorn/gunicorn workers with PROMETHEUS_MULTIPROC_DIR and OBSKIT_METRICS_PORT: the first
+    worker serves every worker's metrics; the others start normally instead of crashing."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with _taken_port() as sock:
+        handle = obskit.init(None, service="x", metrics_port=sock.getsockname()[1],
+                             metrics_host="127.0.0.1", registry=CollectorRegistry(),
+                             log_stream=io.BytesIO(), environ={})  # fmt: skip
+        assert handle.metrics_port is None

@@ -49,3 +49,16 @@ def test_grpc_protocol_builds_the_stock_grpc_exporter():
     exporter = build_exporter(Config(otlp_protocol="grpc", otlp_endpoint="http://127.0.0.1:9"))
     assert type(exporter).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")
     exporter.shutdown()
+
+
+def test_sample_sums_the_series_matching_the_labels_given():
+    """cap.sample() with some labels adds up every series that has them (as the docs show)."""
+    app = fastapi_app()
+    with capture(app) as cap:
+        for path in ("/orders/1", "/orders/2", "/missing"):
+            asyncio.run(_request(app, path))
+        count = "http_server_request_duration_seconds_count"
+        assert cap.sample(count, http_route="/orders/{order_id}") == 2
+        assert cap.sample(count, http_response_status_code="404") == 1
+        assert cap.sample(count) == 3
+        assert cap.sample(count, http_route="/nowhere") is None

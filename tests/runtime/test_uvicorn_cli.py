@@ -23,6 +23,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_until_listening(port: int, proc: subprocess.Popen) -> None:
+    """Wait (generously: a loaded CI machine imports slowly) until the port accepts connections.
+
+    Only connecting is retried, never a request: a retried request could be served twice.
+    """
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise
+            time.sleep(0.1)
+
+
 def test_uvicorn_cli_logs_come_out_as_obskit_json_with_one_access_line():
     port = _free_port()
     proc = subprocess.Popen(
@@ -32,16 +48,9 @@ def test_uvicorn_cli_logs_come_out_as_obskit_json_with_one_access_line():
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/hello/ann",
-                                     headers={"X-Request-ID": "cli-1"})  # fmt: skip
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.1)
+        _wait_until_listening(port, proc)
+        response = httpx.get(f"http://127.0.0.1:{port}/hello/ann",
+                             headers={"X-Request-ID": "cli-1"}, timeout=60)  # fmt: skip
         assert response.status_code == 200
     finally:
         proc.terminate()
@@ -69,21 +78,13 @@ def test_uvicorn_workers_with_multiproc_dir_report_every_request_from_any_worker
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health")
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+        _wait_until_listening(port, proc)
         n = 40
         for i in range(n):  # new connection each time: the kernel spreads them over workers
-            assert httpx.get(f"http://127.0.0.1:{port}/hello/{i}").status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{port}/hello/{i}", timeout=60).status_code == 200
         counts = set()
         for _ in range(6):
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
             line = next(
                 line
                 for line in text.splitlines()
