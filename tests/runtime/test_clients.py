@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -15,6 +12,8 @@ import obskit
 from obskit.middleware.clients import server_address
 from obskit.testing import capture
 
+from .servers import header_echo_server
+
 pytestmark = pytest.mark.integration
 
 CLIENT_COUNT = "http_client_request_duration_seconds_count"
@@ -23,26 +22,8 @@ CLIENT_COUNT = "http_client_request_duration_seconds_count"
 @pytest.fixture
 def echo():
     """A plain (uninstrumented) HTTP server on 127.0.0.1 that echoes request headers."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            status = 503 if self.path.startswith("/fail") else 200
-            body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with header_echo_server() as url:
+        yield url
 
 
 def _check_propagated(headers: dict, span) -> None:

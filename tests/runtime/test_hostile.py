@@ -12,36 +12,14 @@ from obskit import correlation
 from obskit.testing import capture
 
 from .apps import fastapi_app
+from .servers import asgi_request
 
 SERIES = "http_server_request_duration_seconds_count"
 
 
 async def _request(app, path: str, headers=(), method: str = "GET"):
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode("utf-8", "replace"),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"t"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], dict(start["headers"])
+    status, raw_headers, _ = await asgi_request(app, path, headers, method)
+    return status, dict(raw_headers)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -15,6 +13,8 @@ from opentelemetry import trace
 import obskit
 from obskit.testing import capture
 
+from .servers import asgi_request, header_echo_server
+
 pytestmark = pytest.mark.integration
 
 COUNT = "http_server_request_duration_seconds_count"
@@ -23,25 +23,8 @@ COUNT = "http_server_request_duration_seconds_count"
 @pytest.fixture
 def echo():
     """A plain HTTP server on 127.0.0.1 that answers with the request headers it got."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with header_echo_server() as url:
+        yield url
 
 
 def _app(echo: str) -> Any:
@@ -65,32 +48,8 @@ def _app(echo: str) -> Any:
 
 
 async def _request(app: Any, path: str, headers=()) -> tuple[int, dict, dict]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"t"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), json.loads(body)
+    status, raw_headers, body = await asgi_request(app, path, headers)
+    return status, dict(raw_headers), json.loads(body)
 
 
 @pytest.mark.parametrize("inbound_id", [None, b"order-42"])

@@ -18,35 +18,13 @@ import obskit
 from obskit.testing import capture
 
 from .apps import fastapi_app
+from .servers import asgi_request
 
 
 def _call(app, path: str, headers=()):
     """Call an ASGI app in-process; return (status, headers dict)."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"t"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict] = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}
+    status, raw_headers, _ = asyncio.run(asgi_request(app, path, headers))
+    return status, {k.decode(): v.decode() for k, v in raw_headers}
 
 
 def test_importing_obskit_configures_nothing():
