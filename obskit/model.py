@@ -169,9 +169,13 @@ class SLO:
     def factor(self, row: BurnRateRow) -> Decimal:
         return row.factor(self.window)
 
+    def limit(self, row: BurnRateRow) -> Decimal:
+        """The error ratio above which `row` burns too fast: `factor * budget`."""
+        return self.factor(row) * self.budget
+
     def can_fire(self, row: BurnRateRow) -> bool:
         """A row whose threshold needs an error ratio above 100% can never fire."""
-        return self.factor(row) * self.budget < 1
+        return self.limit(row) < 1
 
 
 @dataclass(frozen=True)
