@@ -133,7 +133,7 @@ def _text(value: str | None, escape: bool) -> str | None:
     return go_literal(value) if escape and value is not None else value
 
 
-def slo_context(service: Service, slo: SLO, escape: bool = False) -> dict[str, Any]:
+def slo_context(slo: SLO, escape: bool = False) -> dict[str, Any]:
     return {
         "name": slo.name,
         "objective": format_decimal(slo.objective),
@@ -169,7 +169,7 @@ def alert_annotations(
     data = templates.render_yaml_mapping(
         name,
         service=service.name,
-        slo=slo_context(service, slo, escape=not expanded),
+        slo=slo_context(slo, escape=not expanded),
         severity=severity,
         rows=rows,
         runbook_url=_text(service.runbook_url, not expanded),
