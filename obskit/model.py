@@ -229,8 +229,7 @@ class Service:
 def format_decimal(value: Decimal) -> str:
     """Shortest plain decimal (no exponent) with at most 12 significant digits: 0.001, 14.4."""
     rounded = +value.normalize() if value == 0 else round(value, 12 - value.adjusted() - 1)
-    text = format(rounded.normalize(), "f")
-    return text
+    return format(rounded.normalize(), "f")
 
 
 def format_le(value: float) -> str:

@@ -152,19 +152,21 @@ def _strings(templates: Templates, name: str, data: dict[str, Any]) -> dict[str,
     return {str(k): str(v) for k, v in data.items()}
 
 
+def _row_context(slo: SLO, row: BurnRateRow) -> dict[str, str]:
+    factor = format_decimal(slo.factor(row))
+    return {
+        "factor": factor,
+        "long": str(row.long),
+        "short": str(row.short),
+        "text": f"{factor}x over {row.long} and {row.short}",
+    }
+
+
 def alert_annotations(
     templates: Templates, service: Service, slo: SLO, severity: Severity, expanded: bool = False
 ) -> dict[str, str]:
     """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    rows = [
-        {
-            "factor": format_decimal(slo.factor(row)),
-            "long": str(row.long),
-            "short": str(row.short),
-            "text": f"{format_decimal(slo.factor(row))}x over {row.long} and {row.short}",
-        }
-        for row in rows_of(slo, severity)
-    ]
+    rows = [_row_context(slo, row) for row in rows_of(slo, severity)]
     name = "alert_annotations.yaml.j2"
     data = templates.render_yaml_mapping(
         name,
