@@ -120,22 +120,16 @@ def generate(
     """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
     from obskit.model import Service
     from obskit.render import output
-    from obskit.render.bundle import PromQLProblem, render_all
+    from obskit.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.render.templates import TemplateProblem, Templates
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     if templates is not None and not templates.is_dir():
         _fail([f"{templates}: --templates must be a directory"])
-    formats = (
-        ["prometheus"]
-        if output_format is OutputFormat.prometheus
-        else [
-            "prometheus",
-            "prometheus-operator",
-        ]
-    )
+    # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
+    formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
     try:
-        files = render_all(services, Templates(templates), formats)  # type: ignore[arg-type]
+        files = render_all(services, Templates(templates), formats)
     except (TemplateProblem, PromQLProblem) as exc:
         _fail([str(exc)])
     if check:
