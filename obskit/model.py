@@ -92,16 +92,8 @@ BURN_RATE_ROWS: Final = (
 
 SEVERITIES: Final[tuple[Severity, ...]] = ("page", "ticket")
 
-RATIO_WINDOWS: Final = (
-    minutes(5),
-    minutes(30),
-    hours(1),
-    hours(2),
-    hours(6),
-    days(1),
-    days(3),
-)
-"""Windows of the recorded error ratios: every window any burn-rate row uses."""
+RATIO_WINDOWS: Final = tuple(sorted({w for row in BURN_RATE_ROWS for w in (row.long, row.short)}))
+"""Windows of the recorded error ratios: every window any burn-rate row uses (5m ... 3d)."""
 
 DASHBOARD_BURN_WINDOWS: Final = (hours(1), hours(6), days(3))
 
