@@ -98,7 +98,7 @@ RATIO_WINDOWS: Final = tuple(sorted({w for row in BURN_RATE_ROWS for w in (row.l
 DASHBOARD_BURN_WINDOWS: Final = (hours(1), hours(6), days(3))
 
 DEFAULT_WINDOW: Final = days(30)
-MIN_SLO_WINDOW: Final = days(3)
+MIN_SLO_WINDOW: Final = RATIO_WINDOWS[-1]
 """An SLO window shorter than the longest alert window (3d) makes the table meaningless."""
 MAX_SLO_WINDOW: Final = days(365)
 
