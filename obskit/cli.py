@@ -61,8 +61,15 @@ def _load(paths: list[Path]) -> list[object]:
 @app.command()
 def validate(paths: PathsArg) -> None:
     """Check manifests; print one line per problem (file:line) and exit 2 if any."""
-    from obskit.model import BURN_RATE_ROWS, Service, format_decimal
+    from obskit.model import BURN_RATE_ROWS, SLO, BurnRateRow, Service, format_decimal
     from obskit.render.promtool import untested_rows
+
+    def note(service: Service, slo: SLO, row: BurnRateRow, text: str) -> None:
+        typer.echo(
+            f"note: {service.source}: {service.name}/{slo.name}: the "
+            f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity} row {text}",
+            err=True,
+        )
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     for service in services:
@@ -71,20 +78,20 @@ def validate(paths: PathsArg) -> None:
         for slo in service.slos:
             for row in BURN_RATE_ROWS:
                 if not slo.can_fire(row):
-                    typer.echo(
-                        f"note: {service.source}: {service.name}/{slo.name}: the "
-                        f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity}"
-                        f" row would need an error ratio above 100% at "
+                    note(
+                        service,
+                        slo,
+                        row,
+                        f"would need an error ratio above 100% at "
                         f"{format_decimal(slo.objective)}%; it is left out",
-                        err=True,
                     )
         for slo, row in untested_rows(service):
-            typer.echo(
-                f"note: {service.source}: {service.name}/{slo.name}: the "
-                f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity} row "
+            note(
+                service,
+                slo,
+                row,
                 "gets no promtool unit test: another SLO on the same series sits too close to "
                 "its own threshold in that scenario to say whether it fires",
-                err=True,
             )
 
 
@@ -113,22 +120,16 @@ def generate(
     """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
     from obskit.model import Service
     from obskit.render import output
-    from obskit.render.bundle import PromQLProblem, render_all
+    from obskit.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.render.templates import TemplateProblem, Templates
 
     services = [s for s in _load(paths) if isinstance(s, Service)]
     if templates is not None and not templates.is_dir():
         _fail([f"{templates}: --templates must be a directory"])
-    formats = (
-        ["prometheus"]
-        if output_format is OutputFormat.prometheus
-        else [
-            "prometheus",
-            "prometheus-operator",
-        ]
-    )
+    # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
+    formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
     try:
-        files = render_all(services, Templates(templates), formats)  # type: ignore[arg-type]
+        files = render_all(services, Templates(templates), formats)
     except (TemplateProblem, PromQLProblem) as exc:
         _fail([str(exc)])
     if check:

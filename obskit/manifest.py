@@ -484,12 +484,6 @@ def _build(
     if spec.selector is not None and (message := _check_selector(spec.selector)):
         problem(("selector",), message)
     buckets = tuple(spec.buckets) if spec.buckets is not None else semconv.DEFAULT_BUCKETS
-    facts: SLOFacts = [
-        (slo.name, slo.sli.latency.threshold if slo.sli.latency is not None else None)
-        for slo in spec.slos
-    ]
-    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
-        problem(path, message)
     slos: list[SLO] = []
     for slo in spec.slos:
         kind: SLIKind = "availability" if slo.sli.availability is not None else "latency"
@@ -506,6 +500,9 @@ def _build(
                 routes=routes,
             )
         )
+    facts: SLOFacts = [(slo.name, slo.threshold) for slo in slos]
+    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
+        problem(path, message)
     common = dict(spec.alerting.labels)
     for path, labels in (
         (("labels",), common),
@@ -567,11 +564,11 @@ def loads(text: str, file: str = "<string>") -> list[Service]:
             problems.append(
                 Problem(
                     file,
-                    lines.line((*base, "service")),
+                    service.line,
                     f"duplicate service name {service.name!r} (also line {seen[service.name]})",
                 )
             )
-        seen.setdefault(service.name, lines.line((*base, "service")))
+        seen.setdefault(service.name, service.line)
         services.append(service)
     if problems:
         raise ManifestError(sorted(problems, key=lambda p: p.line or 0))

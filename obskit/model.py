@@ -92,21 +92,13 @@ BURN_RATE_ROWS: Final = (
 
 SEVERITIES: Final[tuple[Severity, ...]] = ("page", "ticket")
 
-RATIO_WINDOWS: Final = (
-    minutes(5),
-    minutes(30),
-    hours(1),
-    hours(2),
-    hours(6),
-    days(1),
-    days(3),
-)
-"""Windows of the recorded error ratios: every window any burn-rate row uses."""
+RATIO_WINDOWS: Final = tuple(sorted({w for row in BURN_RATE_ROWS for w in (row.long, row.short)}))
+"""Windows of the recorded error ratios: every window any burn-rate row uses (5m ... 3d)."""
 
 DASHBOARD_BURN_WINDOWS: Final = (hours(1), hours(6), days(3))
 
 DEFAULT_WINDOW: Final = days(30)
-MIN_SLO_WINDOW: Final = days(3)
+MIN_SLO_WINDOW: Final = RATIO_WINDOWS[-1]
 """An SLO window shorter than the longest alert window (3d) makes the table meaningless."""
 MAX_SLO_WINDOW: Final = days(365)
 
@@ -169,9 +161,13 @@ class SLO:
     def factor(self, row: BurnRateRow) -> Decimal:
         return row.factor(self.window)
 
+    def limit(self, row: BurnRateRow) -> Decimal:
+        """The error ratio above which `row` burns too fast: `factor * budget`."""
+        return self.factor(row) * self.budget
+
     def can_fire(self, row: BurnRateRow) -> bool:
         """A row whose threshold needs an error ratio above 100% can never fire."""
-        return self.factor(row) * self.budget < 1
+        return self.limit(row) < 1
 
 
 @dataclass(frozen=True)
@@ -225,8 +221,7 @@ class Service:
 def format_decimal(value: Decimal) -> str:
     """Shortest plain decimal (no exponent) with at most 12 significant digits: 0.001, 14.4."""
     rounded = +value.normalize() if value == 0 else round(value, 12 - value.adjusted() - 1)
-    text = format(rounded.normalize(), "f")
-    return text
+    return format(rounded.normalize(), "f")
 
 
 def format_le(value: float) -> str:

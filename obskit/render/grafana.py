@@ -39,7 +39,6 @@ SCHEMA_VERSION: Final = 42
 """The last classic (v1) dashboard schema version (Grafana 12.x/13.x import it as is)."""
 WIDTH: Final = 24
 HEIGHT: Final = 8
-RATE: Final = "5m"
 QUANTILES: Final = (0.5, 0.9, 0.99)
 PROMETHEUS_DS: Final = {"type": "prometheus", "uid": "${datasource}"}
 THRESHOLD_COLORS: Final = ("yellow", "orange", "red", "dark-red")
@@ -86,7 +85,7 @@ def _sum(expr: str, by: tuple[str, ...] = ()) -> str:
 
 
 def _rate(metric: str, *matchers: str) -> str:
-    return f"rate({metric}{promql.selector(*matchers)}[{RATE}])"
+    return f"rate({metric}{promql.selector(*matchers)}[{promql.RATE}])"
 
 
 def _ratio(bad: str, total: str) -> str:

@@ -133,7 +133,7 @@ def _text(value: str | None, escape: bool) -> str | None:
     return go_literal(value) if escape and value is not None else value
 
 
-def slo_context(service: Service, slo: SLO, escape: bool = False) -> dict[str, Any]:
+def slo_context(slo: SLO, escape: bool = False) -> dict[str, Any]:
     return {
         "name": slo.name,
         "objective": format_decimal(slo.objective),
@@ -145,53 +145,60 @@ def slo_context(service: Service, slo: SLO, escape: bool = False) -> dict[str, A
     }
 
 
-def _strings(templates: Templates, name: str, data: dict[str, Any]) -> dict[str, str]:
+def _annotations(
+    templates: Templates, name: str, service: Service, expanded: bool, **context: Any
+) -> dict[str, str]:
+    """Template `name` rendered with the service's links; every annotation must be a string."""
+    data = templates.render_yaml_mapping(
+        name,
+        service=service.name,
+        runbook_url=_text(service.runbook_url, not expanded),
+        dashboard_url=_text(service.dashboard_url, not expanded),
+        **context,
+    )
     for key, value in data.items():
         if not isinstance(value, str):
             raise templates.problem(name, f"annotation {key!r} must be a string")
     return {str(k): str(v) for k, v in data.items()}
 
 
+def _row_context(slo: SLO, row: BurnRateRow) -> dict[str, str]:
+    factor = format_decimal(slo.factor(row))
+    return {
+        "factor": factor,
+        "long": str(row.long),
+        "short": str(row.short),
+        "text": f"{factor}x over {row.long} and {row.short}",
+    }
+
+
 def alert_annotations(
     templates: Templates, service: Service, slo: SLO, severity: Severity, expanded: bool = False
 ) -> dict[str, str]:
     """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    rows = [
-        {
-            "factor": format_decimal(slo.factor(row)),
-            "long": str(row.long),
-            "short": str(row.short),
-            "text": f"{format_decimal(slo.factor(row))}x over {row.long} and {row.short}",
-        }
-        for row in rows_of(slo, severity)
-    ]
-    name = "alert_annotations.yaml.j2"
-    data = templates.render_yaml_mapping(
-        name,
-        service=service.name,
-        slo=slo_context(service, slo, escape=not expanded),
+    return _annotations(
+        templates,
+        "alert_annotations.yaml.j2",
+        service,
+        expanded,
+        slo=slo_context(slo, escape=not expanded),
         severity=severity,
-        rows=rows,
-        runbook_url=_text(service.runbook_url, not expanded),
-        dashboard_url=_text(service.dashboard_url, not expanded),
+        rows=[_row_context(slo, row) for row in rows_of(slo, severity)],
     )
-    return _strings(templates, name, data)
 
 
 def absent_annotations(
     templates: Templates, service: Service, expanded: bool = False
 ) -> dict[str, str]:
     """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    name = "absent_annotations.yaml.j2"
-    data = templates.render_yaml_mapping(
-        name,
-        service=service.name,
+    return _annotations(
+        templates,
+        "absent_annotations.yaml.j2",
+        service,
+        expanded,
         metric=semconv.BUILD_INFO,
         duration=str(ABSENT_FOR),
-        runbook_url=_text(service.runbook_url, not expanded),
-        dashboard_url=_text(service.dashboard_url, not expanded),
     )
-    return _strings(templates, name, data)
 
 
 def alert_labels(service: Service, slo: SLO, severity: Severity) -> dict[str, str]:

@@ -31,6 +31,8 @@ SERVER_COUNT: Final = semconv.HTTP_SERVER_DURATION + semconv.COUNT
 SERVER_BUCKET: Final = semconv.HTTP_SERVER_DURATION + semconv.BUCKET
 CLIENT_COUNT: Final = semconv.HTTP_CLIENT_DURATION + semconv.COUNT
 CLIENT_BUCKET: Final = semconv.HTTP_CLIENT_DURATION + semconv.BUCKET
+RATE: Final = "5m"
+"""Range of every `rate()` the rules and the dashboard compute."""
 SERVER_ERROR_STATUS: Final = "5.."
 """Regex on `http_response_status_code` for server errors."""
 
@@ -91,26 +93,26 @@ def error_ratio(service: Service, slo: SLO, window: Duration) -> str:
     return recorded(REC_ERROR_RATIO, service, slo, window)
 
 
-def sli_totals(service: Service, slo: SLO, rate_window: str = "5m") -> str:
+def sli_totals(service: Service, slo: SLO) -> str:
     """Rate of every request the SLI counts."""
     sel = selector(*slo_matchers(service, slo))
-    return f"sum(rate({SERVER_COUNT}{sel}[{rate_window}]))"
+    return f"sum(rate({SERVER_COUNT}{sel}[{RATE}]))"
 
 
-def sli_errors(service: Service, slo: SLO, rate_window: str = "5m") -> str:
+def sli_errors(service: Service, slo: SLO) -> str:
     """Rate of bad requests: 5xx (availability) or slower than the threshold (latency).
 
     Both forms return 0, not nothing, while there is traffic and no error yet, so ratios and
     panels never go blank on a healthy service.
     """
     base = slo_matchers(service, slo)
-    total = sli_totals(service, slo, rate_window)
+    total = sli_totals(service, slo)
     if slo.kind == "availability":
         sel = selector(*base, match(semconv.LABEL_STATUS, SERVER_ERROR_STATUS))
-        return f"sum(rate({SERVER_COUNT}{sel}[{rate_window}])) or 0 * {total}"
+        return f"sum(rate({SERVER_COUNT}{sel}[{RATE}])) or 0 * {total}"
     assert slo.threshold is not None
     good_sel = selector(*base, eq(LABEL_LE, format_le(slo.threshold)))
-    return f"{total} - sum(rate({SERVER_BUCKET}{good_sel}[{rate_window}]))"
+    return f"{total} - sum(rate({SERVER_BUCKET}{good_sel}[{RATE}]))"
 
 
 def fmt_number(value: float) -> str:

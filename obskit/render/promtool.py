@@ -67,6 +67,8 @@ DEFAULT_ROUTE: Final = "/"
 OK_STATUS: Final = "200"
 ERROR_STATUS: Final = "500"
 METHOD: Final = "GET"
+ALL_ALERTS: Final = (*(ALERT_NAMES[s] for s in SEVERITIES), ALERT_ABSENT)
+"""Every alert a service's rules define (the ones a quiet scenario asserts silent)."""
 
 
 @dataclass(frozen=True)
@@ -158,12 +160,9 @@ def _matches(slo: SLO, route: str) -> bool:
 
 def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
     """1.5x the row's threshold, below the next faster row of its severity, below 100%."""
-    budget = slo.budget
-    low = slo.factor(row) * budget
+    low = slo.limit(row)
     faster = [
-        r.factor(slo.window) * budget
-        for r in BURN_RATE_ROWS
-        if r.severity == row.severity and r.long < row.long
+        slo.limit(r) for r in BURN_RATE_ROWS if r.severity == row.severity and r.long < row.long
     ]
     high = min([Decimal(1), *faster])
     return min(low * Decimal("1.5"), (low + high) / 2)
@@ -196,7 +195,7 @@ def _window_ratio(phases: list[Phase], end: int, window: Duration) -> Decimal | 
 
 def _fires_at(slo: SLO, severity: Severity, phases: list[Phase], at: int) -> bool:
     for row in rows_of(slo, severity):
-        limit = slo.factor(row) * slo.budget
+        limit = slo.limit(row)
         ratios = [_window_ratio(phases, at, w) for w in (row.long, row.short)]
         if all(r is not None and r > limit for r in ratios):
             return True
@@ -302,9 +301,7 @@ def _burn_test(
 
 
 def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Decimal]:
-    smallest = min(
-        (s.factor(r) * s.budget for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(0)
-    )
+    smallest = min((s.limit(r) for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(0))
     ratio = smallest / 2
     return [Phase(total.seconds // 60, RATE, ratio)], ratio
 
@@ -320,18 +317,18 @@ def _all_routes_series(service: Service, phases: list[Phase], *, bad: bool) -> l
     return out
 
 
-def _silent(alertnames: list[str], eval_times: list[str]) -> list[dict[str, Any]]:
+def _silent(eval_times: list[str]) -> list[dict[str, Any]]:
+    """Every alert of the service asserted silent at each of `eval_times`."""
     return [
         {"eval_time": t, "alertname": name, "exp_alerts": []}
         for t in eval_times
-        for name in alertnames
+        for name in ALL_ALERTS
     ]
 
 
 def _healthy_test(service: Service) -> dict[str, Any]:
     total = Duration(3 * 86400 + 3600)
     phases, ratio = _healthy_phases(service, total)
-    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     return {
         "name": (
             f"{service.name}: healthy traffic ({float(ratio * 100):.3g}% bad) "
@@ -339,18 +336,17 @@ def _healthy_test(service: Service) -> dict[str, Any]:
         ),
         "interval": str(SCRAPE_INTERVAL),
         "input_series": _all_routes_series(service, phases, bad=True),
-        "alert_rule_test": _silent(names, ["1h", "1d", f"{total.seconds // 60}m"]),
+        "alert_rule_test": _silent(["1h", "1d", f"{total.seconds // 60}m"]),
     }
 
 
 def _zero_traffic_test(service: Service) -> dict[str, Any]:
     phases = [Phase(60, 0, Decimal(0))]
-    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     return {
         "name": f"{service.name}: no traffic means no error-ratio series and no alert",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": _all_routes_series(service, phases, bad=False),
-        "alert_rule_test": _silent(names, ["30m", "1h"]),
+        "alert_rule_test": _silent(["30m", "1h"]),
         "promql_expr_test": [
             {
                 "expr": f"{REC_ERROR_RATIO}{{{LABEL_SERVICE}={promql.quote(service.name)}}}",
@@ -370,11 +366,10 @@ def _reset_test(service: Service) -> dict[str, Any]:
         series.append(
             {"series": entry["series"], "values": entry["values"] + " " + entry["values"]}
         )
-    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     checks = []
     for slo in service.slos:
         window = hours(1)
-        limit = min(slo.factor(r) for r in BURN_RATE_ROWS) * slo.budget
+        limit = min(slo.limit(r) for r in BURN_RATE_ROWS)
         ratio = promql.error_ratio(service, slo, window)
         checks.append(
             {
@@ -387,7 +382,7 @@ def _reset_test(service: Service) -> dict[str, Any]:
         "name": f"{service.name}: a counter reset (restart) keeps ratios sane and raises no alert",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": series,
-        "alert_rule_test": _silent(names, ["1h", "2h"]),
+        "alert_rule_test": _silent(["1h", "2h"]),
     }
     if checks:
         test["promql_expr_test"] = checks
@@ -419,19 +414,18 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
 def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[str, Any]:
     """Add the always-present `obskit_build_info` series: the service is up and scraped."""
     series = {
-        "series": semconv.BUILD_INFO + _labels(example_labels(service.selector)),
+        "series": semconv.BUILD_INFO + _labels(selector_labels(service)),
         "values": f"1+0x{minutes_}",
     }
     return {**test, "input_series": [*test["input_series"], series]}
 
 
 def _idle_test(service: Service) -> dict[str, Any]:
-    names = [ALERT_NAMES[s] for s in SEVERITIES] + [ALERT_ABSENT]
     return {
         "name": f"{service.name}: up but never called (no request series) raises no alert",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": [],
-        "alert_rule_test": _silent(names, ["30m", "1h"]),
+        "alert_rule_test": _silent(["30m", "1h"]),
     }
 
 
