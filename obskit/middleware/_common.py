@@ -25,6 +25,20 @@ _UNMATCHED = semconv.UNMATCHED_ROUTE
 _ERROR = Status(StatusCode.ERROR)
 
 
+def prepare(runtime: Obskit) -> tuple[bool, frozenset[str]]:
+    """A middleware's setup: (serve the metrics endpoint here?, paths never observed).
+
+    Also reroutes the servers' loggers: servers (uvicorn.run, gunicorn) may have configured
+    them after init(). The metrics endpoint is never observed, whatever path it is served on.
+    """
+    if runtime.bridge is not None:
+        runtime.bridge.reroute_servers()
+    config = runtime.config
+    serve_metrics = runtime.metrics is not None and config.metrics_port is None
+    extra = (config.metrics_path,) if serve_metrics else ()
+    return serve_metrics, frozenset((*config.excluded_paths, *extra))
+
+
 def begin_span(
     tracing: Tracing,
     method: str,
