@@ -22,7 +22,7 @@ from obskit import __version__, _errors, semconv
 from obskit.config import Config
 
 if TYPE_CHECKING:
-    from obskit.tracing import SpanPipe
+    from obskit._pipe import SpanPipe
 
 _CACHE_LIMIT: Final = 10_000  # children cached; label values are bounded anyway
 

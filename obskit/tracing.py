@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
 import uuid
 from contextvars import ContextVar
 from typing import Any, Final
@@ -41,8 +40,6 @@ from opentelemetry.trace import (
     Span,
     SpanContext,
     SpanKind,
-    Status,
-    StatusCode,
     TraceFlags,
     TraceState,
 )
@@ -51,8 +48,6 @@ from obskit import __version__, _errors, logs
 from obskit._pipe import SpanPipe, _OncePerInterval
 from obskit._span import ServerSpan, UnsampledSpan, fast_sampler
 from obskit.config import Config
-
-__all__ = ["ServerSpan", "SpanPipe", "Status", "StatusCode", "Tracing"]
 
 _log = logging.getLogger("obskit")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -64,12 +59,8 @@ _EXPORTER_LOGGERS: Final = (
 )
 INSTRUMENTATION_NAME: Final = "obskit"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
-_UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
-_TRACE_ID_LIMIT: Final = (1 << 64) - 1
 _getrandbits = random.getrandbits
-_time_ns = time.time_ns
 
 
 def build_sampler(config: Config) -> Sampler:

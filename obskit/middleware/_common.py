@@ -5,16 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import Status, StatusCode
+
 from obskit import _errors, semconv
-from obskit.tracing import (
-    ServerSpan,
-    Status,
-    StatusCode,
-    Tracing,
-    attach,
-    baggage_context,
-    parse_traceparent,
-)
+from obskit._span import ServerSpan
+from obskit.tracing import Tracing, attach, baggage_context, parse_traceparent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
