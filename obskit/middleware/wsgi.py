@@ -90,7 +90,7 @@ class ObskitWSGI:
             raw_id = environ.get(key)
             if raw_id is not None:
                 break
-        cid = correlation.accept(raw_id.encode("latin-1") if raw_id is not None else None)
+        cid = correlation.accept(raw_id)
         method = environ.get("REQUEST_METHOD", "GET")
         tracing = rt.tracing
         span = otel_token = None
