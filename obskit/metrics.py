@@ -208,7 +208,3 @@ class _Merged:
         for metric in local.collect():
             if metric.name not in seen and metric.type != "histogram":
                 yield metric
-
-
-def method_label(method: str) -> str:
-    return method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
