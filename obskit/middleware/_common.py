@@ -43,9 +43,11 @@ def begin_span(
 ) -> tuple[Any, Any, str, str, bool]:
     """(span, context token, trace_id hex, span_id hex, sampled) for a new server request."""
     parent = parse_traceparent(traceparent, tracestate) if traceparent else None
-    if baggage is None and tracing.pipe is not None:
-        return tracing.begin_server_span(method, parent)
-    span = tracing.start_server_span(method, parent)
+    if tracing.pipe is not None:
+        return tracing.begin_server_span(
+            method, parent, baggage_context(baggage) if baggage else None
+        )
+    span = tracing.start_server_span(method, parent)  # the user's provider
     span_context = span.get_span_context()
     token = attach(span, baggage_context(baggage) if baggage else None)
     return (
