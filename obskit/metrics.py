@@ -22,7 +22,7 @@ from obskit import __version__, _errors, semconv
 from obskit.config import Config
 
 if TYPE_CHECKING:
-    from obskit.tracing import SpanPipe
+    from obskit._pipe import SpanPipe
 
 _CACHE_LIMIT: Final = 10_000  # children cached; label values are bounded anyway
 
@@ -208,7 +208,3 @@ class _Merged:
         for metric in local.collect():
             if metric.name not in seen and metric.type != "histogram":
                 yield metric
-
-
-def method_label(method: str) -> str:
-    return method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD

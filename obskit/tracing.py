@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
 import uuid
 from contextvars import ContextVar
 from typing import Any, Final
@@ -41,8 +40,6 @@ from opentelemetry.trace import (
     Span,
     SpanContext,
     SpanKind,
-    Status,
-    StatusCode,
     TraceFlags,
     TraceState,
 )
@@ -51,8 +48,6 @@ from obskit import __version__, _errors, logs
 from obskit._pipe import SpanPipe, _OncePerInterval
 from obskit._span import ServerSpan, UnsampledSpan, fast_sampler
 from obskit.config import Config
-
-__all__ = ["ServerSpan", "SpanPipe", "Status", "StatusCode", "Tracing"]
 
 _log = logging.getLogger("obskit")
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -64,12 +59,8 @@ _EXPORTER_LOGGERS: Final = (
 )
 INSTRUMENTATION_NAME: Final = "obskit"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
-_UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
-_TRACE_ID_LIMIT: Final = (1 << 64) - 1
 _getrandbits = random.getrandbits
-_time_ns = time.time_ns
 
 
 def build_sampler(config: Config) -> Sampler:
@@ -160,24 +151,16 @@ class Tracing:
                 _log.warning("obskit: a global TracerProvider is already set; leaving it alone")
 
     def start_server_span(self, name: str, parent: SpanContext | None) -> Span:
-        """The request's server span: obskit's lean span when obskit owns the provider."""
-        if self.pipe is None:  # the user's provider: go through its tracer and processors
-            parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
-            return self.tracer.start_span(name, context=parent_ctx, kind=_SERVER)
-        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
-        span_id = _getrandbits(64) or 1
-        state = parent.trace_state if parent is not None else None
-        if self._sample(parent, trace_id):
-            return ServerSpan(
-                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
-            )
-        return UnsampledSpan(trace_id, span_id, state)
+        """The request's server span from the user's provider (its tracer and processors)."""
+        parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+        return self.tracer.start_span(name, context=parent_ctx, kind=_SERVER)
 
     def begin_server_span(
-        self, name: str, parent: SpanContext | None
+        self, name: str, parent: SpanContext | None, context: Context | None = None
     ) -> tuple[Span, object, str, str, bool]:
-        """(span, context token, trace_id hex, span_id hex, sampled): a request's server span,
-        made current. One call on the request path; only when obskit owns the provider."""
+        """(span, context token, trace_id hex, span_id hex, sampled): a request's lean server
+        span, made current (in `context`, e.g. the inbound baggage, when given). One call on
+        the request path; only when obskit owns the provider (else `start_server_span`)."""
         trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
         span_id = _getrandbits(64) or 1
         state = parent.trace_state if parent is not None else None
@@ -190,7 +173,8 @@ class Tracing:
         else:
             span = UnsampledSpan(trace_id, span_id, state)
             sampled = False
-        return span, attach_span(span), f"{trace_id:032x}", f"{span_id:016x}", sampled
+        token = attach_span(span) if context is None else attach(span, context)
+        return span, token, f"{trace_id:032x}", f"{span_id:016x}", sampled
 
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:

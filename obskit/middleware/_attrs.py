@@ -17,7 +17,7 @@ from obskit.config import DEFAULT_REDACT_KEYS
 REDACTED: Final = "REDACTED"
 SEMCONV_SECRET_KEYS: Final = frozenset({"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"})
 """Query keys whose values OTel semconv says to redact in url.query / url.full."""
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _CACHE_SIZE: Final = 256
 
 
@@ -82,7 +82,7 @@ class ServerAttributes:
             if len(self._hosts) >= _CACHE_SIZE:
                 self._hosts.clear()
             self._hosts[host] = hit
-        return hit[0], hit[1] or _DEFAULT_PORTS.get(scheme)
+        return hit[0], hit[1] or DEFAULT_PORTS.get(scheme)
 
     def _text(self, raw: bytes) -> str:
         text = self._texts.get(raw)

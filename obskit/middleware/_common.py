@@ -5,16 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import Status, StatusCode
+
 from obskit import _errors, semconv
-from obskit.tracing import (
-    ServerSpan,
-    Status,
-    StatusCode,
-    Tracing,
-    attach,
-    baggage_context,
-    parse_traceparent,
-)
+from obskit._span import ServerSpan
+from obskit.tracing import Tracing, attach, baggage_context, parse_traceparent
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,6 +18,20 @@ if TYPE_CHECKING:
 
 _UNMATCHED = semconv.UNMATCHED_ROUTE
 _ERROR = Status(StatusCode.ERROR)
+
+
+def prepare(runtime: Obskit) -> tuple[bool, frozenset[str]]:
+    """A middleware's setup: (serve the metrics endpoint here?, paths never observed).
+
+    Also reroutes the servers' loggers: servers (uvicorn.run, gunicorn) may have configured
+    them after init(). The metrics endpoint is never observed, whatever path it is served on.
+    """
+    if runtime.bridge is not None:
+        runtime.bridge.reroute_servers()
+    config = runtime.config
+    serve_metrics = runtime.metrics is not None and config.metrics_port is None
+    extra = (config.metrics_path,) if serve_metrics else ()
+    return serve_metrics, frozenset((*config.excluded_paths, *extra))
 
 
 def begin_span(
@@ -34,9 +43,11 @@ def begin_span(
 ) -> tuple[Any, Any, str, str, bool]:
     """(span, context token, trace_id hex, span_id hex, sampled) for a new server request."""
     parent = parse_traceparent(traceparent, tracestate) if traceparent else None
-    if baggage is None and tracing.pipe is not None:
-        return tracing.begin_server_span(method, parent)
-    span = tracing.start_server_span(method, parent)
+    if tracing.pipe is not None:
+        return tracing.begin_server_span(
+            method, parent, baggage_context(baggage) if baggage else None
+        )
+    span = tracing.start_server_span(method, parent)  # the user's provider
     span_context = span.get_span_context()
     token = attach(span, baggage_context(baggage) if baggage else None)
     return (

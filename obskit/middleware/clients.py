@@ -22,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import _errors, correlation, semconv
 from obskit.config import DEFAULT_REDACT_KEYS
-from obskit.middleware._attrs import redact_query
+from obskit.middleware._attrs import DEFAULT_PORTS, redact_query
 from obskit.tracing import attach, detach, outbound_headers
 
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ _runtime: Obskit | None = None
 _originals: list[tuple[Any, str, Any]] = []
 _CLIENT = SpanKind.CLIENT
 _ERROR = Status(StatusCode.ERROR)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _SUPPRESS = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 
 
@@ -62,7 +61,7 @@ def server_address(scheme: str, host: str, port: int | None) -> str:
     """'host' or 'host:port' when the port is not the scheme's default."""
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+    if port is None or DEFAULT_PORTS.get(scheme) == port:
         return host
     return f"{host}:{port}"
 
@@ -97,7 +96,7 @@ class _Call:
                     attributes={
                         "http.request.method": self.method,
                         "server.address": host,
-                        "server.port": port or _DEFAULT_PORTS.get(scheme, 80),
+                        "server.port": port or DEFAULT_PORTS.get(scheme, 80),
                         "url.full": url_full(url, rt.config.redact_keys),
                     },
                 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from obskit import _errors, correlation, semconv
 from obskit.metrics import exposition
 from obskit.middleware._attrs import ServerAttributes
-from obskit.middleware._common import begin_span, record_request
+from obskit.middleware._common import begin_span, prepare, record_request
 from obskit.tracing import detach
 
 if TYPE_CHECKING:
@@ -41,14 +41,8 @@ class ObskitWSGI:
         self.app = app
         self.rt = runtime
         config = runtime.config
-        if runtime.bridge is not None:
-            # servers (uvicorn.run, gunicorn) may have configured their loggers after init()
-            runtime.bridge.reroute_servers()
         self.metrics_path = config.metrics_path
-        self.serve_metrics = runtime.metrics is not None and config.metrics_port is None
-        # the metrics endpoint is never observed, whatever path it is served on
-        extra = (self.metrics_path,) if self.serve_metrics else ()
-        self.excluded = frozenset((*config.excluded_paths, *extra))
+        self.serve_metrics, self.excluded = prepare(runtime)
         self.id_keys = tuple(
             "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
         )
@@ -96,7 +90,7 @@ class ObskitWSGI:
             raw_id = environ.get(key)
             if raw_id is not None:
                 break
-        cid = correlation.accept(raw_id.encode("latin-1") if raw_id is not None else None)
+        cid = correlation.accept(raw_id)
         method = environ.get("REQUEST_METHOD", "GET")
         tracing = rt.tracing
         span = otel_token = None
