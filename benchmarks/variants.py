@@ -390,4 +390,4 @@ def _available(v: Variant) -> bool:
         return True
     import importlib.util
 
-    return importlib.util.find_spec("obskit._state") is not None
+    return importlib.util.find_spec("obskit.runtime.state") is not None

@@ -29,9 +29,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from obskit._state import Obskit
-    from obskit.config import Config, ConfigError
-    from obskit.operation import observe
+    from obskit.runtime.config import Config, ConfigError
+    from obskit.runtime.observe import observe
+    from obskit.runtime.state import Obskit
 
 
 def init(
@@ -49,9 +49,9 @@ def init(
     `tracer_provider=` (use your TracerProvider instead of obskit's). A second call warns and
     returns the same handle. For a bare ASGI/WSGI callable, serve `handle.app`.
     """
-    from obskit import _state
+    from obskit.runtime import state
 
-    return _state.init(app, service=service, version=version, environment=environment, **settings)
+    return state.init(app, service=service, version=version, environment=environment, **settings)
 
 
 def shutdown(timeout: float | None = None) -> None:
@@ -59,16 +59,16 @@ def shutdown(timeout: float | None = None) -> None:
 
     Without `timeout`, the `shutdown_timeout` setting bounds it (OBSKIT_SHUTDOWN_TIMEOUT).
     """
-    from obskit import _state
+    from obskit.runtime import state
 
-    _state.shutdown(timeout)
+    state.shutdown(timeout)
 
 
 def reset() -> None:
     """Undo init() entirely (for tests)."""
-    from obskit import _state
+    from obskit.runtime import state
 
-    _state.reset()
+    state.reset()
 
 
 def get_logger(name: str | None = None) -> Any:
@@ -76,7 +76,7 @@ def get_logger(name: str | None = None) -> Any:
 
     Without a name, the `logger` field is the calling module's `__name__`.
     """
-    from obskit import logs
+    from obskit.runtime import logs
 
     if name is None:
         import sys
@@ -91,9 +91,9 @@ def get_tracer(name: str = "app") -> Any:
     obskit's provider is not global by default, so `opentelemetry.trace.get_tracer()` gives
     no-op spans unless `set_global_tracer_provider=True`; this one always records.
     """
-    from obskit import _state
+    from obskit.runtime import state
 
-    handle = _state.current()
+    handle = state.current()
     if handle is None or handle.tracing is None:
         from opentelemetry import trace
 
@@ -103,22 +103,22 @@ def get_tracer(name: str = "app") -> Any:
 
 def correlation_id() -> str | None:
     """The current request's correlation ID, or None outside a request."""
-    from obskit import correlation
+    from obskit.runtime import correlation
 
     return correlation.correlation_id()
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Config", "ConfigError"):
-        from obskit import config
+        from obskit.runtime import config
 
         return getattr(config, name)
     if name == "observe":
-        from obskit.operation import observe
+        from obskit.runtime.observe import observe
 
         return observe
     if name == "Obskit":
-        from obskit._state import Obskit
+        from obskit.runtime.state import Obskit
 
         return Obskit
     if name == "testing":

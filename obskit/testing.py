@@ -28,14 +28,14 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from obskit import _state
+from obskit.runtime import state
 
 
 class Capture:
     """What obskit emitted since it was initialised (or since `clear()`)."""
 
     def __init__(
-        self, handle: _state.Obskit, stream: io.BytesIO, exporter: Any, registry: CollectorRegistry
+        self, handle: state.Obskit, stream: io.BytesIO, exporter: Any, registry: CollectorRegistry
     ) -> None:
         self.handle = handle
         self.stream = stream
@@ -102,7 +102,7 @@ def capture(app: Any = None, **settings: Any) -> Iterator[Capture]:
     settings.setdefault("log_format", "json")
     settings.setdefault("capture_stdlib_logs", False)
     settings.setdefault("instrument_clients", False)
-    handle = _state.init(
+    handle = state.init(
         app, log_stream=stream, registry=registry, span_exporter=exporter, environ={}, **settings
     )
     try:
@@ -113,7 +113,7 @@ def capture(app: Any = None, **settings: Any) -> Iterator[Capture]:
 
 def reset() -> None:
     """Undo obskit.init() (providers, patches, handlers, registry entries)."""
-    _state.reset()
+    state.reset()
 
 
 try:

@@ -157,8 +157,8 @@ def file_list(out: Path) -> None:
 
 def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
     """Error ratios and burn rates per SLO and window, from the generated recording rules."""
-    from obskit.manifest import load  # noqa: PLC0415 - the generator's model, for thresholds
-    from obskit.model import BURN_RATE_ROWS  # noqa: PLC0415
+    from obskit.generator.manifest import load  # noqa: PLC0415 - the generator's model, for thresholds
+    from obskit.generator.model import BURN_RATE_ROWS  # noqa: PLC0415
 
     burn = prom.query(
         "obskit_slo:error_ratio / on (service, slo) group_left () (1 - obskit_slo:objective)"

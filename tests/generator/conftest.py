@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from obskit.manifest import load_all, loads
-from obskit.model import Service
-from obskit.render.bundle import render_all
-from obskit.render.templates import Templates
+from obskit.generator.manifest import load_all, loads
+from obskit.generator.model import Service
+from obskit.generator.render.bundle import render_all
+from obskit.generator.render.templates import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from obskit.cli import EXIT_DRIFT, EXIT_INVALID, EXIT_OK, app
+from obskit.generator.cli import EXIT_DRIFT, EXIT_INVALID, EXIT_OK, app
 from tests.generator.conftest import EXAMPLES, MINIMAL, ROOT
 
 runner = CliRunner()
@@ -68,7 +68,7 @@ def test_validate_notes_burn_rate_rows_left_without_a_unit_test(
     manifest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A row whose promtool scenario cannot be called is named, never dropped silently."""
-    from obskit.render import promtool
+    from obskit.generator.render import promtool
 
     manifest.write_text(MINIMAL)
     code, _, err = invoke("validate", manifest)
@@ -308,7 +308,7 @@ def test_schema_prints_a_json_schema() -> None:
 
 def test_module_entry_point_runs_the_cli() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "obskit.cli", "--help"],
+        [sys.executable, "-m", "obskit.generator.cli", "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -322,7 +322,7 @@ def test_module_entry_point_runs_the_cli() -> None:
 def test_help_does_not_import_the_generator() -> None:
     """Lazy imports: `obskit --help` loads neither pydantic, jinja2, yaml nor the OTel SDK."""
     code = (
-        "import sys\nfrom obskit.cli import app\n"
+        "import sys\nfrom obskit.generator.cli import app\n"
         "from typer.testing import CliRunner\nCliRunner().invoke(app, ['--help'])\n"
         "heavy = ('pydantic', 'jinja2', 'yaml', 'opentelemetry.sdk')\n"
         "print([m for m in heavy if m in sys.modules])"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obskit.model import Service
-from obskit.render import grafana
-from obskit.render.templates import Templates
+from obskit.generator.model import Service
+from obskit.generator.render import grafana
+from obskit.generator.render.templates import Templates
 from tests.generator.conftest import MINIMAL, service_of
 
 

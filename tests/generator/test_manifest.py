@@ -14,9 +14,17 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from obskit import semconv
-from obskit.cli import app
-from obskit.manifest import ManifestError, Problem, discover, json_schema, load, load_all, loads
-from obskit.model import Duration
+from obskit.generator.cli import app
+from obskit.generator.manifest import (
+    ManifestError,
+    Problem,
+    discover,
+    json_schema,
+    load,
+    load_all,
+    loads,
+)
+from obskit.generator.model import Duration
 from tests.generator.conftest import EXAMPLES, MINIMAL, service_of
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client.utils import floatToGoString
 
 from obskit import semconv
-from obskit.model import (
+from obskit.generator.model import (
     BURN_RATE_ROWS,
     SLO,
     Duration,

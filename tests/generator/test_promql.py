@@ -11,11 +11,11 @@ import pytest
 import yaml
 
 from obskit import semconv
-from obskit.model import PROMETHEUS_LABELS, RECORDED_NAMES, RULE_LABELS, Service
-from obskit.render import grafana, prometheus, promql
-from obskit.render.bundle import PromQLProblem, check_promql
-from obskit.render.promtool import selector_labels
-from obskit.render.templates import Templates
+from obskit.generator.model import PROMETHEUS_LABELS, RECORDED_NAMES, RULE_LABELS, Service
+from obskit.generator.render import grafana, prometheus, promql
+from obskit.generator.render.bundle import PromQLProblem, check_promql
+from obskit.generator.render.promtool import selector_labels
+from obskit.generator.render.templates import Templates
 from tests.generator.conftest import MINIMAL, service_of
 
 RUNTIME_METRICS = {

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from obskit.render import output
+from obskit.generator.render import output
 from tests.conftest import require_binary
 from tests.generator.conftest import MINIMAL, service_of
 
@@ -58,8 +58,8 @@ def test_promtool_test_rules_passes_for_every_service(written: Path) -> None:
 def test_generated_unit_tests_fail_when_an_alert_threshold_is_wrong(tmp_path: Path) -> None:
     """Raise the page threshold tenfold: the 'page row fires' tests must now fail."""
     promtool = require_binary("promtool")
-    from obskit.render.bundle import render_service
-    from obskit.render.templates import Templates
+    from obskit.generator.render.bundle import render_service
+    from obskit.generator.render.templates import Templates
 
     files = render_service(service_of(MINIMAL), Templates())
     broken = files["rules.yaml"].replace("> (14.4 * 0.001)", "> (144 * 0.001)")
@@ -74,8 +74,8 @@ def test_generated_unit_tests_fail_when_an_alert_threshold_is_wrong(tmp_path: Pa
 def test_generated_unit_tests_fail_when_zero_traffic_divides_by_zero(tmp_path: Path) -> None:
     """Dropping the `> 0` guard makes NaN ratio series appear: the zero-traffic test catches it."""
     promtool = require_binary("promtool")
-    from obskit.render.bundle import render_service
-    from obskit.render.templates import Templates
+    from obskit.generator.render.bundle import render_service
+    from obskit.generator.render.templates import Templates
 
     files = render_service(service_of(MINIMAL), Templates())
     broken = files["rules.yaml"].replace(" > 0)", ")")
@@ -102,8 +102,8 @@ slos:
 def test_unit_tests_expect_every_slo_that_shares_the_burning_series(tmp_path: Path) -> None:
     """A burn on /orders/{order_id} also burns the all-routes SLO; the tests expect both."""
     promtool = require_binary("promtool")
-    from obskit.render.bundle import render_service
-    from obskit.render.templates import Templates
+    from obskit.generator.render.bundle import render_service
+    from obskit.generator.render.templates import Templates
 
     files = render_service(service_of(OVERLAPPING), Templates())
     tests = yaml.safe_load(files["rules.test.yaml"])["tests"]
@@ -122,8 +122,8 @@ def test_unit_tests_expect_every_slo_that_shares_the_burning_series(tmp_path: Pa
 def test_unit_tests_build_series_that_match_a_regex_selector(tmp_path: Path) -> None:
     """selector `env=~"prod|staging"`: the synthetic series carry env="prod" and the tests pass."""
     promtool = require_binary("promtool")
-    from obskit.render.bundle import render_service
-    from obskit.render.templates import Templates
+    from obskit.generator.render.bundle import render_service
+    from obskit.generator.render.templates import Templates
 
     text = MINIMAL + 'selector: \'job="checkout", env=~"prod|staging", canary!="true"\'\n'
     files = render_service(service_of(text), Templates())
@@ -138,8 +138,8 @@ def test_braces_in_manifest_text_are_literal_annotation_text(tmp_path: Path) -> 
     """Prometheus expands annotations as Go templates: a description or URL holding `{{` must
     neither break `promtool check rules` nor change when the alert fires."""
     promtool = require_binary("promtool")
-    from obskit.render.bundle import render_service
-    from obskit.render.templates import Templates
+    from obskit.generator.render.bundle import render_service
+    from obskit.generator.render.templates import Templates
 
     text = MINIMAL.replace(
         "    objective: 99.9\n",
@@ -193,7 +193,7 @@ def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: P
     promtool = require_binary("promtool")
     from typer.testing import CliRunner
 
-    from obskit.cli import app
+    from obskit.generator.cli import app
 
     (tmp_path / "obskit.yaml").write_text(ISSUE_EXAMPLE)
     out = tmp_path / "observability"

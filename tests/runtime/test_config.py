@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from obskit.config import Config, ConfigError
+from obskit.runtime.config import Config, ConfigError
 
 
 def test_defaults_without_environment():

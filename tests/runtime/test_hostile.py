@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from obskit import correlation
+from obskit.runtime import correlation
 from obskit.testing import capture
 
 from .apps import fastapi_app

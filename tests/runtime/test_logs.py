@@ -9,7 +9,7 @@ import orjson
 import structlog
 
 import obskit
-from obskit import logs
+from obskit.runtime import logs
 
 
 def _init(**settings):

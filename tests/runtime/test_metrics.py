@@ -128,7 +128,7 @@ async def run():
         await _request(app, "/orders/1")
 asyncio.run(run())
 if len(sys.argv) > 2:
-    from obskit.metrics import exposition
+    from obskit.runtime.metrics import exposition
     from prometheus_client import REGISTRY
     sys.stdout.write(exposition(REGISTRY, None)[0].decode())
 """

@@ -20,7 +20,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from obskit.otlp import Encoder
+from obskit.runtime.tracing.otlp import Encoder
 
 
 def _spans():

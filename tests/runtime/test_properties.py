@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
-from obskit import correlation
-from obskit.config import SAMPLERS, Config
-from obskit.logs import LogPipeline
-from obskit.otlp import Encoder
+from obskit.runtime import correlation
+from obskit.runtime.config import SAMPLERS, Config
+from obskit.runtime.logs import LogPipeline
+from obskit.runtime.tracing.otlp import Encoder
 
 
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300)))
@@ -114,8 +114,8 @@ def test_encoder_matches_the_stock_encoder_for_any_attributes(attrs, name, trace
 def test_fast_sampler_decides_like_the_sdk_sampler(name, ratio, trace_id, parent_sampled):
     from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
-    from obskit._span import fast_sampler
-    from obskit.tracing import build_sampler
+    from obskit.runtime.tracing.provider import build_sampler
+    from obskit.runtime.tracing.span import fast_sampler
 
     config = Config(sampler=name, sampler_arg=ratio)
     parent = None

@@ -123,17 +123,17 @@ def test_server_span_context_keeps_what_was_current_before():
     """The request's span joins the current OTel context (baggage set outside stays visible)."""
     from opentelemetry import baggage, context
 
-    from obskit import tracing
-    from obskit._span import UnsampledSpan
+    from obskit.runtime.tracing import provider
+    from obskit.runtime.tracing.span import UnsampledSpan
 
     outer = context.attach(baggage.set_baggage("tenant", "acme"))
     try:
         span = UnsampledSpan(0xABC, 0xDEF, None)
-        token = tracing.attach_span(span)
+        token = provider.attach_span(span)
         assert trace.get_current_span() is span
         assert baggage.get_baggage("tenant") == "acme"
         assert f"{trace.get_current_span().get_span_context().trace_id:x}" == "abc"
-        tracing.detach_span(token)
+        provider.detach_span(token)
         assert trace.get_current_span() is trace.INVALID_SPAN
         assert baggage.get_baggage("tenant") == "acme"
     finally:
@@ -145,10 +145,10 @@ def test_server_span_context_keeps_what_was_current_before():
 )
 def test_sampled_out_contract_holds_on_the_public_api_fallback(echo, monkeypatch, missing):
     """Without the span's context key or OTel's ContextVar, obskit uses the public OTel calls."""
-    from obskit import tracing
+    from obskit.runtime.tracing import provider
 
     for name in missing:
-        monkeypatch.setattr(tracing, name, None)
+        monkeypatch.setattr(provider, name, None)
     test_sampled_out_request_keeps_metrics_logs_ids_and_propagation(echo, None)
     if "_SPAN_KEY" not in missing:
         test_server_span_context_keeps_what_was_current_before()
@@ -158,13 +158,13 @@ def test_otel_context_var_is_used_only_when_it_is_what_the_public_api_sets(monke
     """The private ContextVar shortcut is found on this OTel and refused for another runtime."""
     from opentelemetry import context
 
-    from obskit import tracing
+    from obskit.runtime.tracing import provider
 
-    assert tracing._find_context_var() is not None  # in use with the installed OTel
-    assert tracing._find_span_key() is not None
+    assert provider._find_context_var() is not None  # in use with the installed OTel
+    assert provider._find_span_key() is not None
 
     class OtherRuntime:  # e.g. a custom OTEL_PYTHON_CONTEXT runtime
         _current_context = None
 
     monkeypatch.setattr(context, "_RUNTIME_CONTEXT", OtherRuntime())
-    assert tracing._find_context_var() is None
+    assert provider._find_context_var() is None

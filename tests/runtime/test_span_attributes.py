@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 
 import obskit
 from examples.lab.otlp_receiver import OTLPReceiver
-from obskit.middleware._attrs import ServerAttributes, redact_query
-from obskit.middleware.clients import url_full
+from obskit.integrations._http import ServerAttributes, redact_query
+from obskit.runtime.client import url_full
 
 from .apps import fastapi_app, flask_app
 from .servers import serve_asgi, serve_wsgi

@@ -34,17 +34,17 @@ def test_capture_clear_forgets_logs_and_spans_and_exit_resets():
         asyncio.run(_request(app, "/orders/5"))
         cap.clear()
         assert cap.logs() == [] and cap.spans() == []
-    from obskit import _state
+    from obskit.runtime import state
 
-    assert _state.current() is None
+    assert state.current() is None
     assert obskit.correlation_id() is None
 
 
 def test_grpc_protocol_builds_the_stock_grpc_exporter():
     with capture(otlp_protocol="grpc") as cap:
         assert cap.handle.tracing is not None
-    from obskit.config import Config
-    from obskit.tracing import build_exporter
+    from obskit.runtime.config import Config
+    from obskit.runtime.tracing.provider import build_exporter
 
     exporter = build_exporter(Config(otlp_protocol="grpc", otlp_endpoint="http://127.0.0.1:9"))
     assert type(exporter).__module__.startswith("opentelemetry.exporter.otlp.proto.grpc")

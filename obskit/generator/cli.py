@@ -1,0 +1,195 @@
+"""The `obskit` command: scaffold, validate and generate from service manifests.
+
+Thin typer layer: heavy modules (pydantic, jinja2, yaml, promql-parser) are imported inside the
+commands, so `obskit --help` stays instant. Exit codes: 0 fine, 1 drift (`generate --check`),
+2 invalid input (one `file:line: message` per problem on stderr, nothing written).
+"""
+
+# ruff: noqa: PLC0415  (lazy imports keep `obskit --help` instant)
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+EXIT_OK = 0
+EXIT_DRIFT = 1
+EXIT_INVALID = 2
+
+app = typer.Typer(
+    name="obskit",
+    help="Generate Prometheus SLO alerts and Grafana dashboards from obskit service manifests.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class OutputFormat(StrEnum):
+    prometheus = "prometheus"
+    prometheus_operator = "prometheus-operator"
+
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Manifest files, or directories searched recursively for obskit.yaml / *.obskit.yaml.",
+        show_default=False,
+    ),
+]
+
+
+def _fail(lines: list[str]) -> NoReturn:
+    for line in lines:
+        typer.echo(line, err=True)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _load(paths: list[Path]) -> list[object]:
+    from obskit.generator.manifest import ManifestError, load_all
+
+    try:
+        return list(load_all(paths))
+    except ManifestError as exc:
+        _fail([str(p) for p in exc.problems])
+
+
+@app.command()
+def validate(paths: PathsArg) -> None:
+    """Check manifests; print one line per problem (file:line) and exit 2 if any."""
+    from obskit.generator.model import BURN_RATE_ROWS, SLO, BurnRateRow, Service, format_decimal
+    from obskit.generator.render.promtool import untested_rows
+
+    def note(service: Service, slo: SLO, row: BurnRateRow, text: str) -> None:
+        typer.echo(
+            f"note: {service.source}: {service.name}/{slo.name}: the "
+            f"{format_decimal(slo.factor(row))}x {row.long}/{row.short} {row.severity} row {text}",
+            err=True,
+        )
+
+    services = [s for s in _load(paths) if isinstance(s, Service)]
+    for service in services:
+        slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
+        typer.echo(f"ok: {service.source}: {service.name} ({slos})")
+        for slo in service.slos:
+            for row in BURN_RATE_ROWS:
+                if not slo.can_fire(row):
+                    note(
+                        service,
+                        slo,
+                        row,
+                        f"would need an error ratio above 100% at "
+                        f"{format_decimal(slo.objective)}%; it is left out",
+                    )
+        for slo, row in untested_rows(service):
+            note(
+                service,
+                slo,
+                row,
+                "gets no promtool unit test: another SLO on the same series sits too close to "
+                "its own threshold in that scenario to say whether it fires",
+            )
+
+
+@app.command()
+def generate(
+    paths: PathsArg,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory; files go to <out>/<service>/.")
+    ] = Path("observability"),
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Write nothing; exit 1 with a diff if <out> is stale."),
+    ] = False,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--format",
+            help="prometheus-operator also writes prometheusrule.yaml beside rules.yaml.",
+        ),
+    ] = OutputFormat.prometheus,
+    templates: Annotated[
+        Path | None,
+        typer.Option("--templates", help="Directory whose templates override the built-in ones."),
+    ] = None,
+) -> None:
+    """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
+    from obskit.generator.model import Service
+    from obskit.generator.render import output
+    from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
+    from obskit.generator.render.templates import TemplateProblem, Templates
+
+    services = [s for s in _load(paths) if isinstance(s, Service)]
+    if templates is not None and not templates.is_dir():
+        _fail([f"{templates}: --templates must be a directory"])
+    # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
+    formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
+    try:
+        files = render_all(services, Templates(templates), formats)
+    except (TemplateProblem, PromQLProblem) as exc:
+        _fail([str(exc)])
+    if check:
+        drifts = output.check(out, files)
+        for drift in drifts:
+            typer.echo(drift.diff, nl=False)
+        if drifts:
+            typer.echo(
+                f"{len(drifts)} generated file(s) stale under {out}: run obskit generate "
+                f"without --check",
+                err=True,
+            )
+            raise typer.Exit(EXIT_DRIFT)
+        typer.echo(f"up to date: {out} ({len(services)} service(s))")
+        return
+    removed: list[Path] = []
+    try:
+        written = output.write(out, files, removed)
+    except OSError as exc:
+        _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
+    for path in written:
+        typer.echo(f"wrote {path}")
+    for path in removed:
+        typer.echo(f"removed {path} (not generated)")
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Service name, [a-z][a-z0-9_-]*.")],
+    team: Annotated[str | None, typer.Option(help="Team label for the alerts.")] = None,
+    templates: Annotated[
+        Path | None, typer.Option("--templates", help="Directory overriding manifest.yaml.j2.")
+    ] = None,
+) -> None:
+    """Print a valid starter manifest for NAME (redirect it to obskit.yaml)."""
+    from obskit.generator.manifest import ManifestError, loads
+    from obskit.generator.render.templates import TemplateProblem, Templates
+
+    try:
+        text = Templates(templates).render("manifest.yaml.j2", service=name, team=team)
+        loads(text, f"<new {name}>")
+    except (TemplateProblem, ManifestError) as exc:
+        _fail([str(exc)])
+    typer.echo(text, nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the manifest (for editor completion)."""
+    import json
+
+    from obskit.generator.manifest import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

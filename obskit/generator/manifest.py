@@ -1,0 +1,676 @@
+"""Service manifests: YAML -> validated specs -> frozen model objects, errors with file:line.
+
+The YAML is composed into nodes (so every key and value keeps its line), converted to plain
+data with a path -> line map, validated by pydantic models that forbid unknown keys, and then
+checked for what pydantic cannot see (duplicate names, thresholds that are not buckets). Every
+problem becomes one `Problem(file, line, message)`; `load()` raises `ManifestError` carrying all of
+them, never a traceback.
+
+Directory rule: in a directory, the manifests are the files named `obskit.yaml`, `obskit.yml`,
+`*.obskit.yaml` or `*.obskit.yml`, found recursively (hidden directories skipped), sorted by path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from types import NoneType, UnionType
+from typing import Annotated, Any, Final, Union, get_args, get_origin
+
+import promql_parser
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from obskit import semconv
+from obskit.generator.model import (
+    DEFAULT_FOR,
+    DEFAULT_SEVERITY_LABEL,
+    DEFAULT_WINDOW,
+    DURATION_PATTERN,
+    LABEL_SEVERITY,
+    LABEL_TEAM,
+    MAX_SLO_WINDOW,
+    MIN_SLO_WINDOW,
+    RULE_LABELS,
+    SEVERITIES,
+    SLO,
+    AlertPolicy,
+    Duration,
+    Service,
+    SLIKind,
+    format_le,
+)
+from obskit.generator.selectors import example_labels
+
+MANIFEST_NAMES: Final = ("obskit.yaml", "obskit.yml")
+MANIFEST_SUFFIXES: Final = (".obskit.yaml", ".obskit.yml")
+
+NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]*$"
+LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+URL_PATTERN: Final = r"^https?://\S+$"
+MAX_BUCKET: Final = 1e6
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input, at one place."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+class ManifestError(Exception):
+    """Raised with every problem found; `str()` is one line per problem."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+# --------------------------------------------------------------------------- specs (pydantic)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class AvailabilitySpec(_Spec):
+    """Share of inbound requests that are not answered with a 5xx status."""
+
+
+class LatencySpec(_Spec):
+    """Share of inbound requests served within `threshold` seconds."""
+
+    threshold: float = Field(gt=0, description="Seconds; must be a histogram bucket boundary.")
+
+
+class SLISpec(_Spec):
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+    availability: AvailabilitySpec | None = None
+    latency: LatencySpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SLISpec:
+        chosen = [k for k in ("availability", "latency") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("sli needs exactly one of: availability, latency")
+        return self
+
+
+class SLOSpec(_Spec):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within the service.")]
+    objective: float = Field(
+        description="Percent, strictly between 0 and 100, e.g. 99.9.",
+        json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 100},
+    )
+    window: str = Field(
+        default=str(DEFAULT_WINDOW),
+        description="SLO period, e.g. 30d or 4w (3d to 365d).",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
+    description: str | None = None
+    sli: SLISpec
+    routes: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, description="Only these http_route values (route templates)."
+    )
+
+    @field_validator("objective")
+    @classmethod
+    def _objective_range(cls, value: float) -> float:
+        if not 0 < value < 100:
+            raise ValueError(f"objective must be strictly between 0 and 100 (percent), got {value}")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window_parses(cls, value: str) -> str:
+        window = Duration.parse(value)
+        if not MIN_SLO_WINDOW <= window <= MAX_SLO_WINDOW:
+            raise ValueError(
+                f"window must be between {MIN_SLO_WINDOW} and {MAX_SLO_WINDOW}, got {value}"
+            )
+        return value
+
+
+LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], str]
+
+
+class SeveritySpec(_Spec):
+    model_config = ConfigDict(populate_by_name=True)
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this severity's alerts.")
+    for_: str | None = Field(
+        default=None,
+        alias="for",
+        description="Alert `for` duration, e.g. 2m.",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
+
+    @field_validator("for_")
+    @classmethod
+    def _for_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            Duration.parse(value)
+        return value
+
+
+class AlertingSpec(_Spec):
+    labels: LabelMap = Field(default_factory=dict, description="Extra labels on every alert.")
+    page: SeveritySpec = Field(default_factory=SeveritySpec)
+    ticket: SeveritySpec = Field(default_factory=SeveritySpec)
+
+
+class LinksSpec(_Spec):
+    logs: bool = Field(default=False, description="Add a Loki datasource variable and log link.")
+    traces: bool = Field(default=False, description="Add a Tempo datasource variable and link.")
+
+
+class ServiceSpec(_Spec):
+    service: Annotated[str, Field(pattern=NAME_PATTERN)]
+    team: str | None = None
+    selector: str | None = Field(
+        default=None, description='PromQL label matchers; default job="<service>".'
+    )
+    runbook_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = None
+    grafana_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = Field(
+        default=None, description="Grafana base URL; alerts then link the dashboard."
+    )
+    slos: list[SLOSpec] = Field(default_factory=list)
+    alerting: AlertingSpec = Field(default_factory=AlertingSpec)
+    dependencies: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._\[\]:-]+$")]] = Field(
+        default_factory=list,
+        description='server_address values ("host:port"); a bare host matches any port.',
+    )
+    buckets: list[float] | None = Field(
+        default=None,
+        min_length=1,
+        description="The service's histogram buckets when not obskit's defaults.",
+    )
+    links: LinksSpec = Field(default_factory=LinksSpec)
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets_sane(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None:
+            if any(not 0 < b < MAX_BUCKET for b in value):
+                raise ValueError(f"buckets must be positive and below {MAX_BUCKET:g}")
+            if list(value) != sorted(set(value)):
+                raise ValueError("buckets must be strictly increasing")
+        return value
+
+
+class ServicesFile(_Spec):
+    services: list[ServiceSpec] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+class _Lines:
+    """Path -> line for every mapping key, value and sequence item of one document."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+
+    def line(self, path: Path_) -> int:
+        """Line of `path`, or of its nearest ancestor that exists (missing keys)."""
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+
+def _to_data(
+    loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: _Lines, problems: list[str]
+) -> Any:
+    lines.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                key = str(key)
+            child = (*path, str(key))
+            if key in out:
+                problems.append(f"{key_node.start_mark.line + 1}\0duplicate key {key!r}")
+            lines.lines[child] = key_node.start_mark.line + 1
+            out[key] = _to_data(loader, value_node, child, lines, problems)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_data(loader, item, (*path, index), lines, problems)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
+    """Compose one YAML document into data and a line map; raise ManifestError on bad YAML."""
+    lines = _Lines()
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
+        raise ManifestError([Problem(file, line, message)]) from None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ManifestError([Problem(file, 1, "file is empty: expected a service manifest")])
+        duplicates: list[str] = []
+        data = _to_data(loader, node, (), lines, duplicates)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        mark_line = mark.line + 1 if mark is not None else None
+        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ManifestError([Problem(file, mark_line, f"invalid YAML: {reason}")]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([Problem(file, None, f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if duplicates:
+        problems = []
+        for entry in duplicates:
+            line_text, message = entry.split("\0", 1)
+            problems.append(Problem(file, int(line_text), message))
+        raise ManifestError(problems)
+    return data, lines
+
+
+# --------------------------------------------------------------------------- error mapping
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated layers down to the model, list or dict type."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            args = [a for a in get_args(annotation) if a is not NoneType]
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The spec class that owns the mapping at `loc` (to list its keys for did-you-mean)."""
+    current: Any = root
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = {f.alias or name: f for name, f in current.model_fields.items()}
+            if not isinstance(part, str) or part not in fields:
+                return None
+            current = fields[part].annotation
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _keys_of(model: type[BaseModel]) -> list[str]:
+    return sorted(f.alias or name for name, f in model.model_fields.items())
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _known_and_close(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[list[str], str]:
+    """The keys allowed beside the unknown key at `loc`, and the closest of them (or "")."""
+    owner = _model_at(root, loc[:-1])
+    known = _keys_of(owner) if owner is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    return known, close[0] if close else ""
+
+
+def _message(error: Any, root: type[BaseModel]) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known, close = _known_and_close(root, loc)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        where = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
+        return f"unknown key {key!r}{where}{hint}; allowed keys: {', '.join(known)}"
+    if kind == "missing":
+        return f"missing required key {_dotted(loc)!r}"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    got = error.get("input")
+    if (kind.endswith("_type") or kind == "string_pattern_mismatch") and not isinstance(
+        got, dict | list
+    ):
+        message = f"{message}, got {got!r}"
+    return f"{_dotted(loc)}: {message}"
+
+
+def _validate(data: Any, lines: _Lines, file: str) -> list[tuple[ServiceSpec, Path_]]:
+    if not isinstance(data, dict):
+        raise ManifestError(
+            [Problem(file, 1, "expected a mapping with 'service:' (or 'services:') at top level")]
+        )
+    root: type[BaseModel] = ServicesFile if "services" in data else ServiceSpec
+    try:
+        spec = root.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # `objectiv: 99` is one problem: the did-you-mean says it; no "missing 'objective'" too.
+        misspelt = {
+            (*e["loc"][:-1], close)
+            for e in errors
+            if e["type"] == "extra_forbidden"
+            and (close := _known_and_close(root, tuple(e["loc"]))[1])
+        }
+        problems = [
+            Problem(file, lines.line(tuple(e["loc"])), _message(e, root))
+            for e in errors
+            if not (e["type"] == "missing" and tuple(e["loc"]) in misspelt)
+        ]
+        raw = data.get("services") if root is ServicesFile else [data]
+        for index, item in enumerate(raw if isinstance(raw, list) else []):
+            if isinstance(item, dict):
+                base: Path_ = ("services", index) if root is ServicesFile else ()
+                problems.extend(_raw_problems(item, base, lines, file))
+        raise ManifestError(sorted(problems, key=lambda p: p.line or 0)) from None
+    if isinstance(spec, ServicesFile):
+        return [(s, ("services", i)) for i, s in enumerate(spec.services)]
+    assert isinstance(spec, ServiceSpec)
+    return [(spec, ())]
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+
+def _check_selector(selector: str) -> str | None:
+    """Return an error message when `selector` is not a list of PromQL label matchers."""
+    try:
+        node = promql_parser.parse("{" + selector + "}")
+    except ValueError as exc:
+        return f"selector is not valid PromQL label matchers: {exc}"
+    if not isinstance(node, promql_parser.VectorSelector) or node.name:
+        return 'selector must be label matchers only, e.g. job="checkout"'
+    try:
+        example_labels(selector)
+    except (ValueError, re.error) as exc:
+        return f"selector: {exc}"
+    return None
+
+
+SLOFacts = list[tuple[str | None, float | None]]
+"""Per SLO, in order: its name and its latency threshold (None when unknown or not latency)."""
+
+
+def _slo_problems(
+    facts: SLOFacts, buckets: Sequence[float], custom: bool
+) -> Iterator[tuple[Path_, str]]:
+    """Duplicate SLO names and thresholds that are not buckets, as (path in service, message)."""
+    seen: dict[str, int] = {}
+    for index, (name, threshold) in enumerate(facts):
+        if name is not None:
+            if name in seen:
+                yield (
+                    ("slos", index, "name"),
+                    f"duplicate SLO name {name!r} (also slos[{seen[name]}])",
+                )
+            seen.setdefault(name, index)
+        if threshold is not None and threshold not in buckets:
+            listed = ", ".join(format_le(b) for b in buckets)
+            origin = "the manifest's buckets" if custom else "obskit's default buckets"
+            yield (
+                ("slos", index, "sli", "latency", "threshold"),
+                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
+                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
+            )
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_BUCKET
+    return float(value) if ok else None
+
+
+def _raw_problems(data: dict[str, Any], base: Path_, lines: _Lines, file: str) -> list[Problem]:
+    """The checks of `_build` that raw data still allows when the spec itself did not validate,
+    so a file's structural and semantic problems are reported in one run."""
+    raw_slos = data.get("slos")
+    if not isinstance(raw_slos, list):
+        return []
+    raw_buckets = data.get("buckets")
+    buckets: tuple[float, ...] | None = semconv.DEFAULT_BUCKETS
+    if raw_buckets is not None:
+        parsed = [_number(b) for b in raw_buckets] if isinstance(raw_buckets, list) else [None]
+        valid = [b for b in parsed if b is not None]
+        buckets = tuple(valid) if len(valid) == len(parsed) and valid else None
+    facts: SLOFacts = []
+    for item in raw_slos:
+        slo: dict[str, Any] = item if isinstance(item, dict) else {}
+        name = slo.get("name") if isinstance(slo.get("name"), str) else None
+        sli = slo.get("sli")
+        sli = sli if isinstance(sli, dict) else {}
+        latency = sli.get("latency")
+        latency = latency if isinstance(latency, dict) else {}
+        threshold = _number(latency.get("threshold")) if buckets is not None else None
+        facts.append((name, threshold))
+    return [
+        Problem(file, lines.line((*base, *path)), message)
+        for path, message in _slo_problems(facts, buckets or (), custom=raw_buckets is not None)
+    ]
+
+
+def _build(
+    spec: ServiceSpec, base: Path_, lines: _Lines, file: str
+) -> tuple[Service, list[Problem]]:
+    problems: list[Problem] = []
+
+    def problem(path: Path_, message: str) -> None:
+        problems.append(Problem(file, lines.line((*base, *path)), message))
+
+    selector = spec.selector if spec.selector is not None else f'job="{spec.service}"'
+    if spec.selector is not None and (message := _check_selector(spec.selector)):
+        problem(("selector",), message)
+    buckets = tuple(spec.buckets) if spec.buckets is not None else semconv.DEFAULT_BUCKETS
+    slos: list[SLO] = []
+    for slo in spec.slos:
+        kind: SLIKind = "availability" if slo.sli.availability is not None else "latency"
+        threshold = slo.sli.latency.threshold if slo.sli.latency is not None else None
+        routes = tuple(dict.fromkeys(slo.routes or ()))
+        slos.append(
+            SLO(
+                name=slo.name,
+                objective=Decimal(str(slo.objective)),
+                window=Duration.parse(slo.window),
+                description=slo.description or "",
+                kind=kind,
+                threshold=threshold,
+                routes=routes,
+            )
+        )
+    facts: SLOFacts = [(slo.name, slo.threshold) for slo in slos]
+    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
+        problem(path, message)
+    common = dict(spec.alerting.labels)
+    for path, labels in (
+        (("labels",), common),
+        (("page", "labels"), spec.alerting.page.labels),
+        (
+            ("ticket", "labels"),
+            spec.alerting.ticket.labels,
+        ),
+    ):
+        for reserved in sorted(RULE_LABELS & labels.keys()):
+            problem(("alerting", *path, reserved), f"label {reserved!r} is set by obskit")
+    policies = []
+    for severity in SEVERITIES:
+        sev = spec.alerting.page if severity == "page" else spec.alerting.ticket
+        labels = {LABEL_SEVERITY: DEFAULT_SEVERITY_LABEL[severity]}
+        if spec.team is not None:
+            labels[LABEL_TEAM] = spec.team
+        labels.update(common)
+        labels.update(sev.labels)
+        policies.append(
+            AlertPolicy(
+                severity=severity,
+                labels=tuple(sorted(labels.items())),
+                for_=Duration.parse(sev.for_) if sev.for_ else DEFAULT_FOR[severity],
+            )
+        )
+    service = Service(
+        name=spec.service,
+        source=file,
+        selector=selector,
+        team=spec.team,
+        runbook_url=spec.runbook_url,
+        grafana_url=spec.grafana_url,
+        slos=tuple(slos),
+        policies=(policies[0], policies[1]),
+        dependencies=tuple(dict.fromkeys(spec.dependencies)),
+        buckets=buckets,
+        logs=spec.links.logs,
+        traces=spec.links.traces,
+        line=lines.line((*base, "service")),
+    )
+    return service, problems
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def loads(text: str, file: str = "<string>") -> list[Service]:
+    """Parse and validate one manifest's text; raise ManifestError listing every problem."""
+    data, lines = _parse_yaml(text, file)
+    specs = _validate(data, lines, file)
+    services: list[Service] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for spec, base in specs:
+        service, found = _build(spec, base, lines, file)
+        problems.extend(found)
+        if service.name in seen:
+            problems.append(
+                Problem(
+                    file,
+                    service.line,
+                    f"duplicate service name {service.name!r} (also line {seen[service.name]})",
+                )
+            )
+        seen.setdefault(service.name, service.line)
+        services.append(service)
+    if problems:
+        raise ManifestError(sorted(problems, key=lambda p: p.line or 0))
+    return services
+
+
+def load(path: Path) -> list[Service]:
+    """Read and validate one manifest file."""
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError([Problem(file, None, "no such file")]) from None
+    except IsADirectoryError:
+        raise ManifestError([Problem(file, None, "is a directory")]) from None
+    except OSError as exc:
+        raise ManifestError([Problem(file, None, f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError([Problem(file, None, f"not UTF-8 text: {exc.reason}")]) from None
+    if not text.strip():
+        raise ManifestError([Problem(file, 1, "file is empty: expected a service manifest")])
+    return loads(text, file)
+
+
+def _is_manifest(path: Path) -> bool:
+    return path.name in MANIFEST_NAMES or path.name.endswith(MANIFEST_SUFFIXES)
+
+
+def discover(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given; directories expanded to the manifests they hold (see module doc)."""
+    for path in paths:
+        if path.is_dir():
+            found = [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and _is_manifest(p)
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
+            yield from sorted(found)
+        else:
+            yield path
+
+
+def load_all(paths: Sequence[Path]) -> list[Service]:
+    """Load every manifest under `paths`; raise one ManifestError with every problem of all."""
+    services: list[Service] = []
+    problems: list[Problem] = []
+    files = list(discover(paths))
+    for path in paths:
+        if path.is_dir() and not any(_under(f, path) for f in files):
+            problems.append(
+                Problem(str(path), None, "no manifest here (obskit.yaml or *.obskit.yaml)")
+            )
+    owners: dict[str, str] = {}
+    seen: set[Path] = set()
+    for file in files:
+        if file.resolve() in seen:  # named twice (e.g. a file and its directory): load once
+            continue
+        seen.add(file.resolve())
+        try:
+            loaded = load(file)
+        except ManifestError as exc:
+            problems.extend(exc.problems)
+            continue
+        for service in loaded:
+            if service.name in owners:
+                problems.append(
+                    Problem(
+                        str(file),
+                        service.line,
+                        f"duplicate service name {service.name!r} (also in {owners[service.name]})",
+                    )
+                )
+                continue
+            owners[service.name] = f"{file}:{service.line}"
+            services.append(service)
+    if problems:
+        raise ManifestError(problems)
+    return services
+
+
+def _under(file: Path, directory: Path) -> bool:
+    try:
+        file.relative_to(directory)
+    except ValueError:
+        return False
+    return True
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of a manifest file (one service, or `services:` holding several)."""
+    single = ServiceSpec.model_json_schema(by_alias=True)
+    several = ServicesFile.model_json_schema(by_alias=True)
+    defs = {**single.pop("$defs", {}), **several.pop("$defs", {})}
+    defs["ServiceSpec"] = single
+    defs["ServicesFile"] = several
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "obskit service manifest",
+        "anyOf": [{"$ref": "#/$defs/ServiceSpec"}, {"$ref": "#/$defs/ServicesFile"}],
+        "$defs": dict(sorted(defs.items())),
+    }

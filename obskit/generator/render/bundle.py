@@ -1,0 +1,115 @@
+"""Everything generated for one service, as file name -> text, validated before any write."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Final, Literal
+
+import promql_parser
+
+from obskit.generator.model import Service
+from obskit.generator.render import grafana, output, prometheus, promtool
+from obskit.generator.render.templates import Templates
+
+Format = Literal["prometheus", "prometheus-operator"]
+FORMATS: Final[tuple[Format, ...]] = ("prometheus", "prometheus-operator")
+
+RULES: Final = "rules.yaml"
+RULE_TESTS: Final = "rules.test.yaml"
+OPERATOR_RULES: Final = "prometheusrule.yaml"
+DASHBOARD: Final = "dashboard.json"
+
+
+class PromQLProblem(Exception):
+    """A generated expression does not parse (a bug, or a selector promql-parser rejects)."""
+
+
+def check_promql(expressions: Iterable[str], where: str) -> None:
+    for expr in expressions:
+        try:
+            promql_parser.parse(expr)
+        except ValueError as exc:
+            raise PromQLProblem(
+                f"{where}: generated PromQL does not parse: {exc}\n{expr}"
+            ) from None
+
+
+OPERATOR_API: Final = ("monitoring.coreos.com/v1", "PrometheusRule")
+_K8S_NAME: Final = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_K8S_LABEL_VALUE: Final = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_K8S_LABEL_NAME: Final = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+
+
+def k8s_name(service: str) -> str:
+    """`obskit-<service>` as a Kubernetes object name (DNS-1123: no `_`, alphanumeric ends)."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"obskit-{service}").strip("-")[:253].rstrip("-")
+
+
+def _k8s_metadata_problem(metadata: Any) -> str | None:
+    if not isinstance(metadata, dict):
+        return "must render a mapping with 'metadata'"
+    name = metadata.get("name")
+    if not isinstance(name, str) or len(name) > 253 or not _K8S_NAME.match(name):
+        return f"metadata.name {name!r} is not a valid Kubernetes object name"
+    labels = metadata.get("labels", {})
+    if not isinstance(labels, dict):
+        return "metadata.labels must be a mapping"
+    for key, value in labels.items():
+        if not isinstance(key, str) or len(key) > 317 or not _K8S_LABEL_NAME.match(key):
+            return f"metadata.labels key {key!r} is not a valid Kubernetes label name"
+        if not isinstance(value, str) or len(value) > 63 or not _K8S_LABEL_VALUE.match(value):
+            return (
+                f"metadata.labels.{key} {value!r} is not a valid Kubernetes label value "
+                "(use the k8s_label filter)"
+            )
+    return None
+
+
+def operator_resource(
+    service: Service, rules: dict[str, Any], templates: Templates
+) -> dict[str, Any]:
+    """`rules` wrapped in a Kubernetes PrometheusRule (envelope from a template, checked)."""
+    template = "prometheusrule.yaml.j2"
+    envelope = templates.render_yaml_mapping(
+        template,
+        service=service.name,
+        team=service.team,
+        resource_name=k8s_name(service.name),
+    )
+    if (envelope.get("apiVersion"), envelope.get("kind")) != OPERATOR_API:
+        raise templates.problem(
+            template, f"must render apiVersion {OPERATOR_API[0]} and kind {OPERATOR_API[1]}"
+        )
+    if problem := _k8s_metadata_problem(envelope.get("metadata")):
+        raise templates.problem(template, problem)
+    if "spec" in envelope:
+        raise templates.problem(template, "must leave 'spec' to obskit")
+    return {**envelope, "spec": rules}
+
+
+def render_service(
+    service: Service, templates: Templates, formats: Sequence[Format] = ("prometheus",)
+) -> dict[str, str]:
+    rules = prometheus.rule_groups(service, templates)
+    check_promql(prometheus.expressions(rules), f"{service.source} ({service.name}) rules")
+    files = {
+        RULES: output.dump_yaml(rules, service.name),
+        RULE_TESTS: output.dump_yaml(promtool.rule_tests(service, templates, RULES), service.name),
+    }
+    if "prometheus-operator" in formats:
+        files[OPERATOR_RULES] = output.dump_yaml(
+            operator_resource(service, rules, templates), service.name
+        )
+    dashboard = grafana.dashboard(service, templates)
+    check_promql(grafana.expressions(dashboard), f"{service.source} ({service.name}) dashboard")
+    files[DASHBOARD] = output.dump_json(dashboard)
+    return files
+
+
+def render_all(
+    services: Sequence[Service], templates: Templates, formats: Sequence[Format]
+) -> dict[str, dict[str, str]]:
+    return {s.name: render_service(s, templates, formats) for s in services}

@@ -1,0 +1,454 @@
+"""The Grafana dashboard of one service (classic JSON model, schemaVersion 42).
+
+Panels are data built here; the dashboard shell (title, tags, variables, links) comes from the
+`dashboard.json.j2` template and is parsed back. Layout is a fixed grid, 24 units wide, filled
+row by row, and panel ids count up from 1 in that order, so the same manifest always gives the
+same JSON.
+
+Queries carry no template variables: the only variables are datasources (`$datasource`, and
+`$loki` / `$tempo` when the manifest asks for links), used in `datasource` fields, never inside
+PromQL. Every query can therefore be run verbatim against Prometheus, and every one returns a
+series while the service has traffic: error ratios are built as `(errors or 0 * total) / total`
+so they read 0, not "No data", on a healthy service.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import quote as url_quote
+
+from obskit import semconv
+from obskit.generator.model import (
+    BURN_RATE_ROWS,
+    DASHBOARD_BURN_WINDOWS,
+    LABEL_LE,
+    RATIO_WINDOWS,
+    REC_BUDGET_REMAINING,
+    REC_OBJECTIVE,
+    SLO,
+    Service,
+    format_decimal,
+)
+from obskit.generator.render import promql
+from obskit.generator.render.templates import Templates
+
+SCHEMA_VERSION: Final = 42
+"""The last classic (v1) dashboard schema version (Grafana 12.x/13.x import it as is)."""
+WIDTH: Final = 24
+HEIGHT: Final = 8
+QUANTILES: Final = (0.5, 0.9, 0.99)
+PROMETHEUS_DS: Final = {"type": "prometheus", "uid": "${datasource}"}
+THRESHOLD_COLORS: Final = ("yellow", "orange", "red", "dark-red")
+
+
+@dataclass
+class Target:
+    expr: str
+    legend: str
+    exemplar: bool = False
+
+    def to_json(self, ref: str) -> dict[str, Any]:
+        return {
+            "datasource": PROMETHEUS_DS,
+            "editorMode": "code",
+            "exemplar": self.exemplar,
+            "expr": self.expr,
+            "legendFormat": self.legend,
+            "range": True,
+            "refId": ref,
+        }
+
+
+@dataclass
+class Panel:
+    title: str
+    description: str
+    targets: list[Target]
+    unit: str
+    width: int
+    kind: str = "timeseries"
+    thresholds: list[tuple[float, str]] = field(default_factory=list)
+    minimum: float | None = None
+
+
+@dataclass
+class Row:
+    title: str
+    panels: list[Panel]
+
+
+def _sum(expr: str, by: tuple[str, ...] = ()) -> str:
+    return f"sum by ({', '.join(by)}) ({expr})" if by else f"sum({expr})"
+
+
+def _rate(metric: str, *matchers: str) -> str:
+    return f"rate({metric}{promql.selector(*matchers)}[{promql.RATE}])"
+
+
+def _ratio(bad: str, total: str) -> str:
+    """bad/total that is 0 (not empty) when nothing is bad, and empty without traffic."""
+    return f"({bad} or 0 * {total})\n/\n({total} > 0)"
+
+
+def _quantile(q: float, metric: str, matchers: tuple[str, ...], by: tuple[str, ...]) -> str:
+    inner = _sum(_rate(metric, *matchers), (*by, LABEL_LE))
+    return f"histogram_quantile({promql.fmt_number(q)}, {inner})"
+
+
+def _red(
+    count: str,
+    bucket: str,
+    *,
+    base: tuple[str, ...],
+    bad: tuple[str, ...],
+    by: tuple[str, ...],
+    what: str,
+    quantiles: tuple[float, ...],
+) -> list[Panel]:
+    legend = "{{" + by[0] + "}}" if by else ""
+    total = _sum(_rate(count, *base), by)
+    errors = _sum(_rate(count, *base, *bad), by)
+    latency = [
+        Target(_quantile(q, bucket, base, by), legend or _percentile(q), exemplar=True)
+        for q in quantiles
+    ]
+    quantile_names = ", ".join(_percentile(q) for q in quantiles)
+    return [
+        Panel(
+            f"{what}: request rate",
+            "Requests per second, 5m rate.",
+            [Target(total, legend or "requests/s")],
+            "reqps",
+            8,
+            minimum=0,
+        ),
+        Panel(
+            f"{what}: error ratio",
+            "Share of failed requests, 5m rate.",
+            [Target(_ratio(errors, total), legend or "error ratio")],
+            "percentunit",
+            8,
+            minimum=0,
+        ),
+        Panel(
+            f"{what}: latency {quantile_names}",
+            "Quantiles from the duration histogram (exemplars link to traces).",
+            latency,
+            "s",
+            8,
+            minimum=0,
+        ),
+    ]
+
+
+def _percentile(q: float) -> str:
+    return "p" + promql.fmt_number(round(q * 100, 6))
+
+
+def _overview(service: Service) -> list[Row]:
+    base = (service.selector,)
+    bad = (promql.match(semconv.LABEL_STATUS, promql.SERVER_ERROR_STATUS),)
+    count, bucket = promql.SERVER_COUNT, promql.SERVER_BUCKET
+    return [
+        Row(
+            "RED overview",
+            _red(count, bucket, base=base, bad=bad, by=(), what="All routes", quantiles=QUANTILES),
+        ),
+        Row(
+            "Per route",
+            _red(
+                count,
+                bucket,
+                base=base,
+                bad=bad,
+                by=(semconv.LABEL_ROUTE,),
+                what="By route",
+                quantiles=(0.99,),
+            ),
+        ),
+    ]
+
+
+def _slo_row(service: Service, slo: SLO) -> Row:
+    budget = format_decimal(slo.budget)
+    objective = format_decimal(slo.objective)
+    short, window = RATIO_WINDOWS[0], slo.window
+    sli = [
+        Target(f"1 - {promql.error_ratio(service, slo, short)}", f"SLI ({short})"),
+        Target(f"1 - {promql.error_ratio(service, slo, window)}", f"SLI ({window})"),
+        Target(promql.recorded(REC_OBJECTIVE, service, slo), "objective"),
+    ]
+    factors = sorted({slo.factor(r) for r in BURN_RATE_ROWS if slo.can_fire(r)})
+    burn = [
+        Target(f"{promql.error_ratio(service, slo, w)} / {budget}", f"burn rate ({w})")
+        for w in DASHBOARD_BURN_WINDOWS
+    ]
+    what = (
+        "requests not answered 5xx"
+        if slo.kind == "availability"
+        else f"requests faster than {promql.fmt_number(slo.threshold or 0)}s"
+    )
+    routes = f" on {', '.join(slo.routes)}" if slo.routes else ""
+    return Row(
+        f"SLO {slo.name}: {objective}% of {what}{routes} over {window}",
+        [
+            Panel(
+                f"{slo.name}: SLI vs objective",
+                f"{slo.description or slo.name}. SLI over {short} and over the SLO window.",
+                sli,
+                "percentunit",
+                10,
+            ),
+            Panel(
+                f"{slo.name}: error budget remaining",
+                f"Share of the {window} error budget ({budget}) left; below 0 the SLO is missed.",
+                [Target(promql.recorded(REC_BUDGET_REMAINING, service, slo), "remaining")],
+                "percentunit",
+                4,
+                kind="stat",
+                thresholds=[(0.0, "orange"), (0.25, "green")],
+            ),
+            Panel(
+                f"{slo.name}: burn rate",
+                "Error ratio / (1 - objective). Lines: the alert thresholds "
+                + ", ".join(format_decimal(f) for f in factors)
+                + " (page on the two highest, ticket on the others).",
+                burn,
+                "x",
+                10,
+                thresholds=[
+                    (float(f), THRESHOLD_COLORS[min(i, len(THRESHOLD_COLORS) - 1)])
+                    for i, f in enumerate(factors)
+                ],
+                minimum=0,
+            ),
+        ],
+    )
+
+
+def _dependencies(service: Service) -> list[Row]:
+    if not service.dependencies:
+        return []
+    address = promql.match(
+        semconv.LABEL_SERVER_ADDRESS, promql.dependency_regex(service.dependencies)
+    )
+    base = (service.selector, address)
+    count, bucket = promql.CLIENT_COUNT, promql.CLIENT_BUCKET
+    by = (semconv.LABEL_SERVER_ADDRESS,)
+    total = _sum(_rate(count, *base), by)
+    good = _sum(
+        _rate(
+            count,
+            *base,
+            f"{semconv.LABEL_STATUS}!~{promql.quote(promql.SERVER_ERROR_STATUS)}",
+            promql.eq(semconv.LABEL_ERROR_TYPE, ""),
+        ),
+        by,
+    )
+    legend = "{{" + semconv.LABEL_SERVER_ADDRESS + "}}"
+    return [
+        Row(
+            "Dependencies (outbound): " + ", ".join(service.dependencies),
+            [
+                Panel(
+                    "Outbound request rate",
+                    "Outbound requests per second by server_address, 5m rate.",
+                    [Target(total, legend)],
+                    "reqps",
+                    8,
+                    minimum=0,
+                ),
+                Panel(
+                    "Outbound error ratio",
+                    "Share of outbound requests that got a 5xx or no response (error_type).",
+                    [Target(f"1 - (\n{_ratio(good, total)}\n)", legend)],
+                    "percentunit",
+                    8,
+                    minimum=0,
+                ),
+                Panel(
+                    "Outbound latency p99",
+                    "p99 of outbound request durations (exemplars link to traces).",
+                    [Target(_quantile(0.99, bucket, base, by), legend, exemplar=True)],
+                    "s",
+                    8,
+                    minimum=0,
+                ),
+            ],
+        )
+    ]
+
+
+def rows(service: Service) -> list[Row]:
+    return [
+        *_overview(service),
+        *(_slo_row(service, slo) for slo in service.slos),
+        *_dependencies(service),
+    ]
+
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"color": "green" if panel.kind != "stat" else "red", "value": None}
+    ]
+    steps += [{"color": color, "value": value} for value, color in panel.thresholds]
+    defaults: dict[str, Any] = {
+        "unit": panel.unit,
+        "thresholds": {"mode": "absolute", "steps": steps},
+        "color": {"mode": "palette-classic" if panel.kind == "timeseries" else "thresholds"},
+    }
+    if panel.minimum is not None:
+        defaults["min"] = panel.minimum
+    options: dict[str, Any]
+    if panel.kind == "timeseries":
+        defaults["custom"] = {
+            "drawStyle": "line",
+            "fillOpacity": 10,
+            "lineWidth": 1,
+            "showPoints": "never",
+            "spanNulls": False,
+            "thresholdsStyle": {"mode": "line" if panel.thresholds else "off"},
+        }
+        options = {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
+    else:
+        options = {
+            "colorMode": "value",
+            "graphMode": "area",
+            "justifyMode": "auto",
+            "orientation": "auto",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "auto",
+        }
+    return {
+        "datasource": PROMETHEUS_DS,
+        "description": panel.description,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "gridPos": {"h": HEIGHT, "w": panel.width, "x": x, "y": y},
+        "id": panel_id,
+        "options": options,
+        "targets": [t.to_json(chr(ord("A") + i)) for i, t in enumerate(panel.targets)],
+        "title": panel.title,
+        "type": panel.kind,
+    }
+
+
+def layout(all_rows: list[Row]) -> list[dict[str, Any]]:
+    """Row headers and panels with sequential ids and a packed 24-wide grid."""
+    out: list[dict[str, Any]] = []
+    panel_id = 0
+    y = 0
+    for row in all_rows:
+        panel_id += 1
+        out.append(
+            {
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": y},
+                "id": panel_id,
+                "panels": [],
+                "title": row.title,
+                "type": "row",
+            }
+        )
+        y += 1
+        x = 0
+        for panel in row.panels:
+            if x + panel.width > WIDTH:
+                x, y = 0, y + HEIGHT
+            panel_id += 1
+            out.append(_panel_json(panel, panel_id, x, y))
+            x += panel.width
+        y += HEIGHT
+    return out
+
+
+def _explore_url(datasource: str, query: dict[str, Any]) -> str:
+    state = {"datasource": datasource, "queries": [{"refId": "A", **query}]}
+    compact = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return "/explore?left=" + url_quote(compact, safe="")
+
+
+def variables(service: Service) -> list[dict[str, Any]]:
+    wanted = [("datasource", "Prometheus", "prometheus")]
+    if service.logs:
+        wanted.append(("loki", "Logs (Loki)", "loki"))
+    if service.traces:
+        wanted.append(("tempo", "Traces (Tempo)", "tempo"))
+    return [
+        {
+            "current": {},
+            "hide": 0,
+            "includeAll": False,
+            "label": label,
+            "multi": False,
+            "name": name,
+            "options": [],
+            "query": plugin,
+            "refresh": 1,
+            "regex": "",
+            "skipUrlSync": False,
+            "type": "datasource",
+        }
+        for name, label, plugin in wanted
+    ]
+
+
+def links(service: Service) -> list[dict[str, Any]]:
+    out = []
+    if service.logs:
+        query = {"expr": f"{{service_name={promql.quote(service.name)}}} | json"}
+        out.append(("Logs (Loki)", _explore_url("${loki}", query)))
+    if service.traces:
+        query = {
+            "queryType": "traceql",
+            "query": f"{{resource.service.name={promql.quote(service.name)}}}",
+        }
+        out.append(("Traces (Tempo)", _explore_url("${tempo}", query)))
+    return [
+        {
+            "asDropdown": False,
+            "icon": "external link",
+            "includeVars": False,
+            "keepTime": True,
+            "targetBlank": True,
+            "title": title,
+            "tooltip": "",
+            "type": "link",
+            "url": url,
+        }
+        for title, url in out
+    ]
+
+
+def dashboard(service: Service, templates: Templates) -> dict[str, Any]:
+    name = "dashboard.json.j2"
+    data = templates.render_json_mapping(
+        name,
+        service=service.name,
+        team=service.team,
+        uid=service.dashboard_uid,
+        schema_version=SCHEMA_VERSION,
+        variables=variables(service),
+        links=links(service),
+        panels=layout(rows(service)),
+    )
+    for key in ("uid", "panels", "schemaVersion"):
+        if key not in data:
+            raise templates.problem(name, f"must keep the {key!r} key")
+    return data
+
+
+def _targets(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield from panel.get("targets", [])
+        yield from _targets(panel.get("panels", []))
+
+
+def expressions(document: dict[str, Any]) -> list[str]:
+    """Every PromQL expression of the dashboard's panels."""
+    return [t["expr"] for t in _targets(document["panels"]) if "expr" in t]

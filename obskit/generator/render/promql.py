@@ -1,0 +1,121 @@
+"""PromQL building blocks shared by the rule and dashboard renderers.
+
+Every metric and label name comes from `obskit.semconv` (what the runtime emits) or from
+`obskit.generator.model` (what the generated recording rules produce). Strings are quoted through
+`quote()`; route templates become regex alternations through `route_regex()`, so `{order_id}`
+in a route never turns into a regex quantifier. Prometheus anchors every `=~` matcher
+(`^(?:...)$`), so an alternation of escaped routes matches exactly those routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from obskit import semconv
+from obskit.generator.model import (
+    LABEL_LE,
+    LABEL_SERVICE,
+    LABEL_SLO,
+    LABEL_WINDOW,
+    REC_ERROR_RATIO,
+    SLO,
+    Duration,
+    Service,
+    format_le,
+)
+
+_RE2_SPECIAL: Final = frozenset("\\.+*?()|[]{}^$")
+
+SERVER_COUNT: Final = semconv.HTTP_SERVER_DURATION + semconv.COUNT
+SERVER_BUCKET: Final = semconv.HTTP_SERVER_DURATION + semconv.BUCKET
+CLIENT_COUNT: Final = semconv.HTTP_CLIENT_DURATION + semconv.COUNT
+CLIENT_BUCKET: Final = semconv.HTTP_CLIENT_DURATION + semconv.BUCKET
+RATE: Final = "5m"
+"""Range of every `rate()` the rules and the dashboard compute."""
+SERVER_ERROR_STATUS: Final = "5.."
+"""Regex on `http_response_status_code` for server errors."""
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal holding exactly `value`."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def regex_escape(value: str) -> str:
+    """Escape RE2 metacharacters so `value` matches only itself."""
+    return "".join(f"\\{c}" if c in _RE2_SPECIAL else c for c in value)
+
+
+def route_regex(routes: Iterable[str]) -> str:
+    """Alternation of escaped route templates (anchored by Prometheus)."""
+    return "|".join(regex_escape(r) for r in routes)
+
+
+def dependency_regex(dependencies: Iterable[str]) -> str:
+    """`host:port` matches itself; a bare `host` matches that host on any port."""
+    parts = []
+    for dep in dependencies:
+        escaped = regex_escape(dep)
+        parts.append(escaped if ":" in dep.lstrip("[").split("]")[-1] else f"{escaped}(:[0-9]+)?")
+    return "|".join(parts)
+
+
+def selector(*matchers: str) -> str:
+    return "{" + ", ".join(m for m in matchers if m) + "}"
+
+
+def eq(label: str, value: str) -> str:
+    return f"{label}={quote(value)}"
+
+
+def match(label: str, regex: str) -> str:
+    return f"{label}=~{quote(regex)}"
+
+
+def slo_matchers(service: Service, slo: SLO) -> tuple[str, ...]:
+    """The service selector plus the SLO's route filter."""
+    if slo.routes:
+        return (service.selector, match(semconv.LABEL_ROUTE, route_regex(slo.routes)))
+    return (service.selector,)
+
+
+def recorded(name: str, service: Service, slo: SLO, window: Duration | None = None) -> str:
+    """Selector of one recorded series of `slo` (optionally one window of it)."""
+    matchers = [eq(LABEL_SERVICE, service.name), eq(LABEL_SLO, slo.name)]
+    if window is not None:
+        matchers.append(eq(LABEL_WINDOW, str(window)))
+    return name + selector(*matchers)
+
+
+def error_ratio(service: Service, slo: SLO, window: Duration) -> str:
+    return recorded(REC_ERROR_RATIO, service, slo, window)
+
+
+def sli_totals(service: Service, slo: SLO) -> str:
+    """Rate of every request the SLI counts."""
+    sel = selector(*slo_matchers(service, slo))
+    return f"sum(rate({SERVER_COUNT}{sel}[{RATE}]))"
+
+
+def sli_errors(service: Service, slo: SLO) -> str:
+    """Rate of bad requests: 5xx (availability) or slower than the threshold (latency).
+
+    Both forms return 0, not nothing, while there is traffic and no error yet, so ratios and
+    panels never go blank on a healthy service.
+    """
+    base = slo_matchers(service, slo)
+    total = sli_totals(service, slo)
+    if slo.kind == "availability":
+        sel = selector(*base, match(semconv.LABEL_STATUS, SERVER_ERROR_STATUS))
+        return f"sum(rate({SERVER_COUNT}{sel}[{RATE}])) or 0 * {total}"
+    assert slo.threshold is not None
+    good_sel = selector(*base, eq(LABEL_LE, format_le(slo.threshold)))
+    return f"{total} - sum(rate({SERVER_BUCKET}{good_sel}[{RATE}]))"
+
+
+def fmt_number(value: float) -> str:
+    """A float literal for PromQL without exponent surprises (0.99, 14.4)."""
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text

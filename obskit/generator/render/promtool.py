@@ -1,0 +1,460 @@
+"""promtool unit tests (`rules.test.yaml`) proving the generated alerts behave.
+
+For every SLO and every burn-rate row that can fire, one test group builds a synthetic history
+in which *only that row* holds, and asserts the alert fires with its exact labels and annotations:
+
+    phase A  (min(long, 6h)): healthy traffic, 100x the request rate of phase B, no errors
+    phase B  (long + for + 5m + 3 evaluations): 1x rate with an error ratio of 1.5x the row's
+             threshold, capped below the threshold of the next faster row of the same severity
+
+Longer windows still see phase A's heavy healthy traffic, so their ratio (a ratio of summed
+counts) stays far below their thresholds; faster rows need more than 1.5x. The alert must also
+be silent at the end of phase A. Further groups assert: silence under healthy traffic whose error
+ratio is half of the smallest threshold (over 3 days), no ratio series at all on zero traffic, no
+alert across a counter reset, none for a service that is up but never called, and the
+telemetry-absent alert when `obskit_build_info` vanishes. Every group but the last carries the
+build-info series of a running service.
+
+Counts are integers (1e6 requests a minute in phase B) so every sample is exact; assertions are
+on alerts and on `count(...)` results, never on formatted floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from obskit import semconv
+from obskit.generator.model import (
+    ABSENT_FOR,
+    ALERT_ABSENT,
+    ALERT_NAMES,
+    BURN_RATE_ROWS,
+    LABEL_LE,
+    LABEL_SERVICE,
+    REC_ERROR_RATIO,
+    SEVERITIES,
+    SLO,
+    BurnRateRow,
+    Duration,
+    Service,
+    Severity,
+    format_decimal,
+    format_le,
+    hours,
+    minutes,
+)
+from obskit.generator.render import promql
+from obskit.generator.render.prometheus import (
+    absent_annotations,
+    absent_labels,
+    alert_annotations,
+    alert_labels,
+    rows_of,
+)
+from obskit.generator.render.templates import Templates
+from obskit.generator.selectors import equality_labels, example_labels
+
+RATE: Final = 1_000_000
+"""Requests per minute in the burn phase; integer counts keep every sample exact."""
+HEAVY: Final = 100
+"""Traffic multiplier of the healthy phase A."""
+EVAL_INTERVAL: Final = minutes(15)
+"""Coarse on purpose: days of history evaluate in about a second per test."""
+SCRAPE_INTERVAL: Final = minutes(1)
+DEFAULT_ROUTE: Final = "/"
+OK_STATUS: Final = "200"
+ERROR_STATUS: Final = "500"
+METHOD: Final = "GET"
+ALL_ALERTS: Final = (*(ALERT_NAMES[s] for s in SEVERITIES), ALERT_ABSENT)
+"""Every alert a service's rules define (the ones a quiet scenario asserts silent)."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    minutes: int
+    rate: int
+    """Requests per minute."""
+    bad: Decimal
+    """Share of bad requests (5xx for availability, slow for latency)."""
+
+
+def _labels(pairs: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{k}={promql.quote(v)}" for k, v in sorted(pairs.items())) + "}"
+
+
+def _values(increments: list[tuple[int, int]]) -> str:
+    """promtool expanding notation for a counter growing `per_minute` for `n` minutes each."""
+    parts = []
+    value = 0
+    first = True
+    for n, per_minute in increments:
+        if n <= 0:
+            continue
+        if first:
+            parts.append(f"{value}+{per_minute}x{n}")
+            first = False
+        else:
+            parts.append(f"{value + per_minute}+{per_minute}x{n - 1}")
+        value += per_minute * n
+    return " ".join(parts)
+
+
+def selector_labels(service: Service) -> dict[str, str]:
+    """Labels the synthetic series carry so that the service selector matches them."""
+    return example_labels(service.selector)
+
+
+def _route(slo: SLO) -> str:
+    return slo.routes[0] if slo.routes else DEFAULT_ROUTE
+
+
+def _series(
+    service: Service,
+    route: str,
+    phases: list[Phase],
+    *,
+    errors: bool,
+    slow: frozenset[float],
+) -> list[dict[str, str]]:
+    """Input series of one route: request counts by status and the latency buckets.
+
+    `errors`: the phase's bad share answers 5xx; `slow`: thresholds the bad share misses.
+    """
+    base = {
+        **selector_labels(service),
+        semconv.LABEL_METHOD: METHOD,
+        semconv.LABEL_ROUTE: route,
+    }
+
+    bad = _bad_count
+    ok = [(p.minutes, p.rate - (bad(p) if errors else 0)) for p in phases]
+    failed = [(p.minutes, bad(p) if errors else 0) for p in phases]
+    out = [
+        {
+            "series": promql.SERVER_COUNT + _labels({**base, semconv.LABEL_STATUS: status}),
+            "values": _values(increments),
+        }
+        for status, increments in ((OK_STATUS, ok), (ERROR_STATUS, failed))
+    ]
+    thresholds = sorted(
+        {s.threshold for s in service.slos if s.threshold is not None and _matches(s, route)}
+    )
+    for value in thresholds:
+        fast_ok = [
+            (p.minutes, ok_count - (bad(p) if value in slow else 0))
+            for p, (_, ok_count) in zip(phases, ok, strict=True)
+        ]
+        for status, increments in ((OK_STATUS, fast_ok), (ERROR_STATUS, failed)):
+            labels = {**base, semconv.LABEL_STATUS: status, LABEL_LE: format_le(value)}
+            out.append(
+                {"series": promql.SERVER_BUCKET + _labels(labels), "values": _values(increments)}
+            )
+    return out
+
+
+def _matches(slo: SLO, route: str) -> bool:
+    return not slo.routes or route in slo.routes
+
+
+def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
+    """1.5x the row's threshold, below the next faster row of its severity, below 100%."""
+    low = slo.limit(row)
+    faster = [
+        slo.limit(r) for r in BURN_RATE_ROWS if r.severity == row.severity and r.long < row.long
+    ]
+    high = min([Decimal(1), *faster])
+    return min(low * Decimal("1.5"), (low + high) / 2)
+
+
+def _alert(service: Service, slo: SLO, templates: Templates, severity: Severity) -> dict[str, Any]:
+    return {
+        "exp_labels": alert_labels(service, slo, severity),
+        "exp_annotations": alert_annotations(templates, service, slo, severity, expanded=True),
+    }
+
+
+def _bad_count(phase: Phase) -> int:
+    return int((phase.rate * phase.bad).to_integral_value())
+
+
+def _window_ratio(phases: list[Phase], end: int, window: Duration) -> Decimal | None:
+    """Error ratio over (end - window, end] minutes of a phased history, as summed counts."""
+    start = end - window.seconds // 60
+    errors = total = 0
+    t = 0
+    for phase in phases:
+        overlap = min(t + phase.minutes, end) - max(t, start)
+        if overlap > 0:
+            total += phase.rate * overlap
+            errors += _bad_count(phase) * overlap
+        t += phase.minutes
+    return Decimal(errors) / Decimal(total) if total else None
+
+
+def _fires_at(slo: SLO, severity: Severity, phases: list[Phase], at: int) -> bool:
+    for row in rows_of(slo, severity):
+        limit = slo.limit(row)
+        ratios = [_window_ratio(phases, at, w) for w in (row.long, row.short)]
+        if all(r is not None and r > limit for r in ratios):
+            return True
+    return False
+
+
+def _expected_firing(
+    service: Service, slo: SLO, severity: Severity, phases: list[Phase], end: int
+) -> bool | None:
+    """Whether `slo` fires at `end` by the numbers; None when too close to call."""
+    step = EVAL_INTERVAL.seconds // 60
+    since = end - service.policy(severity).for_.seconds // 60 - 2 * step - 5
+    now, before = _fires_at(slo, severity, phases, end), _fires_at(slo, severity, phases, since)
+    return now if now == before else None
+
+
+def _shares_series(slo: SLO, other: SLO, route: str) -> bool:
+    """`other` counts the same bad requests as `slo` in a scenario on `route`."""
+    return (
+        other.kind == slo.kind
+        and other.threshold == slo.threshold
+        and (not other.routes or route in other.routes)
+    )
+
+
+def _burn_scenario(
+    service: Service, slo: SLO, row: BurnRateRow
+) -> tuple[list[Phase], int, int, list[SLO]] | None:
+    """Phases, healthy and end minutes, and every SLO expected to fire in the row's scenario.
+
+    None when another SLO counting the same series is too close to its own threshold to call.
+    """
+    policy = service.policy(row.severity)
+    healthy = min(row.long, hours(6)).seconds // 60
+    step = EVAL_INTERVAL.seconds // 60
+    # The long window must leave phase A (+5m of rate range), then stay true for `for` plus
+    # two evaluations; rounded up to whole evaluation steps.
+    burn = (row.long.seconds + policy.for_.seconds) // 60 + 5 + 3 * step
+    burn = -(-burn // step) * step
+    ratio = _burn_ratio(slo, row)
+    phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
+    route = _route(slo)
+    end = healthy + burn
+    firing = [slo]
+    for other in service.slos:
+        if other is slo or not _shares_series(slo, other, route):
+            continue
+        expected = _expected_firing(service, other, row.severity, phases, end)
+        if expected is None:
+            return None
+        if expected:
+            firing.append(other)
+    return phases, healthy, end, firing
+
+
+def untested_rows(service: Service) -> list[tuple[SLO, BurnRateRow]]:
+    """Burn-rate rows that get no promtool unit test (see `_burn_scenario`), for a note."""
+    return [
+        (slo, row)
+        for slo in service.slos
+        for severity in SEVERITIES
+        for row in rows_of(slo, severity)
+        if _burn_scenario(service, slo, row) is None
+    ]
+
+
+def _burn_test(
+    service: Service, slo: SLO, row: BurnRateRow, templates: Templates
+) -> dict[str, Any] | None:
+    """The row's unit test, or None when its scenario is too close to call."""
+    scenario = _burn_scenario(service, slo, row)
+    if scenario is None:
+        return None
+    phases, healthy, end, firing = scenario
+    ratio = _burn_ratio(slo, row)
+    alertname = ALERT_NAMES[row.severity]
+    route = _route(slo)
+    return {
+        "name": (
+            f"{service.name}/{slo.name}: {row.severity} row {row.long}/{row.short} fires at "
+            f"{format_decimal(ratio / slo.budget)}x the budget rate, silent before"
+        ),
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": _series(
+            service,
+            route,
+            phases,
+            errors=slo.kind == "availability",
+            slow=frozenset({slo.threshold}) if slo.threshold is not None else frozenset(),
+        ),
+        "alert_rule_test": [
+            {"eval_time": f"{healthy}m", "alertname": alertname, "exp_alerts": []},
+            {
+                "eval_time": f"{end}m",
+                "alertname": alertname,
+                "exp_alerts": [
+                    _alert(service, s, templates, row.severity)
+                    for s in sorted(firing, key=lambda s: s.name)
+                ],
+            },
+        ],
+    }
+
+
+def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Decimal]:
+    smallest = min((s.limit(r) for s in service.slos for r in BURN_RATE_ROWS), default=Decimal(0))
+    ratio = smallest / 2
+    return [Phase(total.seconds // 60, RATE, ratio)], ratio
+
+
+def _all_routes_series(service: Service, phases: list[Phase], *, bad: bool) -> list[dict[str, str]]:
+    """Series for every SLO's route; when `bad`, the bad share is both 5xx and slow."""
+    thresholds = frozenset(s.threshold for s in service.slos if s.threshold is not None)
+    out: list[dict[str, str]] = []
+    for route in sorted({_route(s) for s in service.slos} or {DEFAULT_ROUTE}):
+        out.extend(
+            _series(service, route, phases, errors=bad, slow=thresholds if bad else frozenset())
+        )
+    return out
+
+
+def _silent(eval_times: list[str]) -> list[dict[str, Any]]:
+    """Every alert of the service asserted silent at each of `eval_times`."""
+    return [
+        {"eval_time": t, "alertname": name, "exp_alerts": []}
+        for t in eval_times
+        for name in ALL_ALERTS
+    ]
+
+
+def _healthy_test(service: Service) -> dict[str, Any]:
+    total = Duration(3 * 86400 + 3600)
+    phases, ratio = _healthy_phases(service, total)
+    return {
+        "name": (
+            f"{service.name}: healthy traffic ({float(ratio * 100):.3g}% bad) "
+            "raises no alert for 3 days"
+        ),
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": _all_routes_series(service, phases, bad=True),
+        "alert_rule_test": _silent(["1h", "1d", f"{total.seconds // 60}m"]),
+    }
+
+
+def _zero_traffic_test(service: Service) -> dict[str, Any]:
+    phases = [Phase(60, 0, Decimal(0))]
+    return {
+        "name": f"{service.name}: no traffic means no error-ratio series and no alert",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": _all_routes_series(service, phases, bad=False),
+        "alert_rule_test": _silent(["30m", "1h"]),
+        "promql_expr_test": [
+            {
+                "expr": f"{REC_ERROR_RATIO}{{{LABEL_SERVICE}={promql.quote(service.name)}}}",
+                "eval_time": "1h",
+                "exp_samples": [],
+            }
+        ],
+    }
+
+
+def _reset_test(service: Service) -> dict[str, Any]:
+    """Healthy traffic whose counters restart from zero halfway: ratios stay sane, no alert."""
+    phases, _ = _healthy_phases(service, hours(1))
+    before = _all_routes_series(service, phases, bad=True)
+    series = []
+    for entry in before:
+        series.append(
+            {"series": entry["series"], "values": entry["values"] + " " + entry["values"]}
+        )
+    checks = []
+    for slo in service.slos:
+        window = hours(1)
+        limit = min(slo.limit(r) for r in BURN_RATE_ROWS)
+        ratio = promql.error_ratio(service, slo, window)
+        checks.append(
+            {
+                "expr": f"count({ratio} < {format_decimal(limit)})",
+                "eval_time": "2h",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        )
+    test: dict[str, Any] = {
+        "name": f"{service.name}: a counter reset (restart) keeps ratios sane and raises no alert",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": series,
+        "alert_rule_test": _silent(["1h", "2h"]),
+    }
+    if checks:
+        test["promql_expr_test"] = checks
+    return test
+
+
+def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
+    wait = ABSENT_FOR.seconds // 60 + 2 * EVAL_INTERVAL.seconds // 60
+    labels = {**equality_labels(service.selector), **absent_labels(service)}
+    return {
+        "name": f"{service.name}: no obskit series at all raises {ALERT_ABSENT}",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [],
+        "alert_rule_test": [
+            {
+                "eval_time": f"{wait}m",
+                "alertname": ALERT_ABSENT,
+                "exp_alerts": [
+                    {
+                        "exp_labels": labels,
+                        "exp_annotations": absent_annotations(templates, service, expanded=True),
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[str, Any]:
+    """Add the always-present `obskit_build_info` series: the service is up and scraped."""
+    series = {
+        "series": semconv.BUILD_INFO + _labels(selector_labels(service)),
+        "values": f"1+0x{minutes_}",
+    }
+    return {**test, "input_series": [*test["input_series"], series]}
+
+
+def _idle_test(service: Service) -> dict[str, Any]:
+    return {
+        "name": f"{service.name}: up but never called (no request series) raises no alert",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [],
+        "alert_rule_test": _silent(["30m", "1h"]),
+    }
+
+
+def _last_minute(test: dict[str, Any]) -> int:
+    units = {"m": 1, "h": 60, "d": 1440}
+    return max(
+        int(check["eval_time"][:-1]) * units[check["eval_time"][-1]]
+        for key in ("alert_rule_test", "promql_expr_test")
+        for check in test.get(key, [])
+    )
+
+
+def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[str, Any]:
+    """The rules.test.yaml document of one service, as data."""
+    tests: list[dict[str, Any]] = []
+    for slo in service.slos:
+        for severity in SEVERITIES:
+            for row in rows_of(slo, severity):
+                test = _burn_test(service, slo, row, templates)
+                if test is not None:
+                    tests.append(test)
+    tests.append(_healthy_test(service))
+    tests.append(_zero_traffic_test(service))
+    tests.append(_idle_test(service))
+    tests.append(_reset_test(service))
+    tests = [_build_info(service, t, _last_minute(t)) for t in tests]
+    tests.append(_absent_test(service, templates))
+    return {
+        "rule_files": [rules_file],
+        "evaluation_interval": str(EVAL_INTERVAL),
+        "tests": tests,
+    }

@@ -1,1 +1,0 @@
-"""ASGI and WSGI middleware and outbound client instrumentation (imported lazily by init)."""

@@ -1,1 +1,0 @@
-"""Renderers: model objects in, documents out (Prometheus rules, promtool tests, Grafana)."""

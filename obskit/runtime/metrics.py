@@ -1,0 +1,211 @@
+"""RED metrics on a prometheus-client registry passed in (the global one is only the default).
+
+Instruments are created at `init()`, never at import. Label children are cached per label
+tuple, so the hot path is one dict lookup and one `observe`. Label values come only from
+bounded sources: known methods (others become `_OTHER`), route templates (unmatched requests
+share `__unmatched__`), status codes, URL authorities and exception class names.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Final
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from obskit import __version__, semconv
+from obskit.runtime import errors
+from obskit.runtime.config import Config
+
+if TYPE_CHECKING:
+    from obskit.runtime.tracing.pipe import SpanPipe
+
+_CACHE_LIMIT: Final = 10_000  # children cached; label values are bounded anyway
+
+
+def multiprocess_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR when set (prometheus-client's multi-process mode)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _Observer:
+    """A histogram with a per-label-tuple cache of bound `observe` methods."""
+
+    __slots__ = ("_bounds", "_cache", "_exemplar_at", "histogram")
+
+    def __init__(self, histogram: Histogram, buckets: tuple[float, ...] = ()) -> None:
+        self.histogram = histogram
+        self._cache: dict[tuple[str, ...], Callable[..., None]] = {}
+        self._bounds = buckets
+        self._exemplar_at: dict[tuple[tuple[str, ...], int], float] = {}
+
+    def observe_with_exemplar(self, labels: tuple[str, ...], value: float, trace_id: str) -> None:
+        """Observe; attach a trace_id exemplar at most once a second per bucket.
+
+        Prometheus keeps one exemplar per bucket, so refreshing it on every request only costs
+        time; once a second per bucket keeps every bucket's exemplar recent.
+        """
+        observe = self.get(labels)
+        key = (labels, bisect_left(self._bounds, value))
+        now = monotonic()
+        if now - self._exemplar_at.get(key, -10.0) >= 1.0:
+            if len(self._exemplar_at) < _CACHE_LIMIT:
+                self._exemplar_at[key] = now
+            observe(value, {"trace_id": trace_id})
+        else:
+            observe(value)
+
+    def get(self, labels: tuple[str, ...]) -> Callable[..., None]:
+        observe = self._cache.get(labels)
+        if observe is None:
+            observe = self.histogram.labels(*labels).observe
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[labels] = observe
+        return observe
+
+
+class Metrics:
+    """obskit's instruments, registered on `registry` (unregistered again by `close()`)."""
+
+    def __init__(self, config: Config, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.multiprocess = multiprocess_dir() is not None
+        self.exemplars = config.exemplars and not self.multiprocess
+        buckets = config.buckets
+        self._collectors: list[Collector] = []
+        self.server = _Observer(
+            self._add(
+                Histogram(
+                    semconv.HTTP_SERVER_DURATION,
+                    "Duration of inbound HTTP requests.",
+                    semconv.SERVER_LABELS,
+                    buckets=buckets,
+                    registry=None,
+                )
+            ),
+            tuple(buckets),
+        )
+        self.client = _Observer(
+            self._add(
+                Histogram(
+                    semconv.HTTP_CLIENT_DURATION,
+                    "Duration of outbound HTTP requests.",
+                    semconv.CLIENT_LABELS,
+                    buckets=buckets,
+                    registry=None,
+                )
+            )
+        )
+        self.operation = _Observer(
+            self._add(
+                Histogram(
+                    semconv.OPERATION_DURATION,
+                    "Duration of operations wrapped with obskit.observe.",
+                    semconv.OPERATION_LABELS,
+                    buckets=buckets,
+                    registry=None,
+                )
+            )
+        )
+        self.self_metrics = SelfMetrics(config)
+        self._add(self.self_metrics)
+
+    def _add(self, collector: Any) -> Any:
+        try:
+            self.registry.register(collector)
+        except ValueError:  # a name taken on the registry: leave nothing half-registered
+            self.close()
+            raise
+        self._collectors.append(collector)
+        return collector
+
+    def close(self) -> None:
+        for collector in self._collectors:
+            try:
+                self.registry.unregister(collector)
+            except KeyError:
+                continue
+        self._collectors.clear()
+
+
+class SelfMetrics(Collector):
+    """obskit's own health, read at scrape time (no cost on the request path)."""
+
+    def __init__(self, config: Config) -> None:
+        self.pipe: SpanPipe | None = None
+        self.service = config.service
+
+    def collect(self) -> Iterator[Metric]:
+        build = GaugeMetricFamily(
+            semconv.BUILD_INFO, "obskit version and service.", labels=["version", "service"]
+        )
+        build.add_metric([__version__, self.service], 1.0)
+        yield build
+        pipe = self.pipe
+        finished = CounterMetricFamily(
+            semconv.SPANS_FINISHED, "Sampled spans that ended (queued for export or dropped)."
+        )
+        exported = CounterMetricFamily(semconv.SPANS_EXPORTED, "Spans exported successfully.")
+        dropped = CounterMetricFamily(
+            semconv.SPANS_DROPPED, "Spans lost, by reason.", labels=[semconv.LABEL_REASON]
+        )
+        failures = CounterMetricFamily(
+            semconv.SPAN_EXPORT_FAILURES, "Span export batches that failed."
+        )
+        queued = GaugeMetricFamily(semconv.SPANS_QUEUED, "Spans waiting for export.")
+        if pipe is not None:
+            finished.add_metric([], pipe.finished)
+            exported.add_metric([], pipe.exported)
+            dropped.add_metric(["queue_full"], pipe.dropped_queue_full)
+            dropped.add_metric(["export_failed"], pipe.dropped_export)
+            dropped.add_metric(["shutdown"], pipe.dropped_shutdown)
+            failures.add_metric([], pipe.failed_batches)
+            queued.add_metric([], pipe.queued)
+        else:
+            for family in (finished, exported, failures, queued):
+                family.add_metric([], 0.0)
+            for reason in ("queue_full", "export_failed", "shutdown"):
+                dropped.add_metric([reason], 0.0)
+        instrumentation = CounterMetricFamily(
+            semconv.INSTRUMENTATION_ERRORS,
+            "Errors inside obskit's instrumentation or a user hook (recorded, never raised).",
+        )
+        instrumentation.add_metric([], errors.total())
+        yield from (finished, exported, dropped, failures, queued, instrumentation)
+
+
+def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """(body, content type) for a scrape; OpenMetrics (with exemplars) when asked for."""
+    from prometheus_client import exposition as expo  # noqa: PLC0415
+
+    source: Any = registry
+    if multiprocess_dir() is not None:
+        from prometheus_client import multiprocess  # noqa: PLC0415
+
+        source = CollectorRegistry()
+        multiprocess.MultiProcessCollector(source)  # type: ignore[no-untyped-call]
+        source = _Merged((source, registry))
+    encoder, content_type = expo.choose_encoder(accept or "")
+    return encoder(source), content_type
+
+
+class _Merged:
+    """Multi-process samples plus this process's non-histogram collectors (self-metrics)."""
+
+    def __init__(self, registries: Iterable[CollectorRegistry]) -> None:
+        self._registries = tuple(registries)
+
+    def collect(self) -> Iterator[Metric]:
+        mp, local = self._registries
+        seen: set[str] = set()
+        for metric in mp.collect():
+            seen.add(metric.name)
+            yield metric
+        for metric in local.collect():
+            if metric.name not in seen and metric.type != "histogram":
+                yield metric

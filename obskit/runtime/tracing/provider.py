@@ -1,0 +1,328 @@
+"""Traces: TracerProvider, sampler, OTLP exporter and a bounded, counted export pipeline.
+
+obskit builds its own `TracerProvider` and, by default, does NOT install it as the global
+OpenTelemetry provider (`set_global_tracer_provider=False`): FastAPI >= 0.13x switches on its
+own native spans as soon as a global provider exists, and obskit already emits the one server
+span per request. A provider the user set globally is never replaced; pass
+`tracer_provider=...` to make obskit use yours.
+
+Finished spans go to `SpanPipe`: a bounded deque (appending is all the request thread does),
+drained by one daemon thread that exports batches. Spans that do not fit are dropped and
+counted, never blocking a request; export failures are counted and logged at most once per
+interval. Counters are exposed as obskit_spans_* metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import uuid
+from contextvars import ContextVar
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
+
+from obskit import __version__
+from obskit.runtime import errors, logs
+from obskit.runtime.config import Config
+from obskit.runtime.tracing.pipe import SpanPipe, _OncePerInterval
+from obskit.runtime.tracing.span import ServerSpan, UnsampledSpan, fast_sampler
+
+_log = logging.getLogger("obskit")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_EXPORTER_LOGGERS: Final = (
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http._common",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+)
+INSTRUMENTATION_NAME: Final = "obskit"
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_SERVER: Final = SpanKind.SERVER
+_getrandbits = random.getrandbits
+
+
+def build_sampler(config: Config) -> Sampler:
+    name = config.sampler
+    root: Sampler
+    if name.endswith("always_on"):
+        root = ALWAYS_ON
+    elif name.endswith("always_off"):
+        root = ALWAYS_OFF
+    else:
+        root = TraceIdRatioBased(config.sampler_arg)
+    return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def build_resource(config: Config) -> Resource:
+    attrs: dict[str, Any] = dict(config.resource_attributes)
+    attrs["service.name"] = config.service
+    if config.version:
+        attrs["service.version"] = config.version
+    if config.environment:
+        attrs["deployment.environment.name"] = config.environment
+    attrs.setdefault("service.instance.id", str(uuid.uuid4()))
+    attrs.setdefault("telemetry.distro.name", "obskit")
+    return Resource.create(attrs)
+
+
+def build_exporter(config: Config) -> SpanExporter:
+    headers = dict(config.otlp_headers) or None
+    if config.otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcExporter,
+        )
+
+        return GrpcExporter(
+            endpoint=config.otlp_endpoint, headers=headers, timeout=config.otlp_timeout
+        )
+    from obskit.runtime.tracing.otlp import OTLPHttpExporter  # noqa: PLC0415
+
+    return OTLPHttpExporter(
+        config.otlp_endpoint,
+        headers=headers,
+        timeout=config.otlp_timeout,
+        compression=config.otlp_compression,
+    )
+
+
+class Tracing:
+    """The tracer obskit uses, its provider and (when obskit built it) its pipe."""
+
+    def __init__(
+        self, config: Config, tracer_provider: Any = None, span_exporter: Any = None
+    ) -> None:
+        self.pipe: SpanPipe | None = None
+        self._filters: list[tuple[logging.Logger, logging.Filter]] = []
+        self.owned = tracer_provider is None
+        if tracer_provider is None:
+            self.provider = TracerProvider(
+                resource=build_resource(config),
+                sampler=build_sampler(config),
+                shutdown_on_exit=False,
+            )
+            self.pipe = SpanPipe(
+                span_exporter if span_exporter is not None else build_exporter(config),
+                max_queue=config.span_queue_size,
+                batch_size=config.span_batch_size,
+                interval=config.span_export_interval,
+                error_interval=config.export_error_interval,
+            )
+            self.provider.add_span_processor(self.pipe)
+            for name in _EXPORTER_LOGGERS:
+                logger = logging.getLogger(name)
+                flt = _OncePerInterval(config.export_error_interval)
+                logger.addFilter(flt)
+                self._filters.append((logger, flt))
+        else:
+            self.provider = tracer_provider
+        self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, __version__)
+        self.resource = getattr(self.provider, "resource", None)
+        self.scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
+        self._sample = fast_sampler(config)
+        self.global_set = False
+        if config.set_global_tracer_provider and self.owned:
+            current = trace.get_tracer_provider()
+            if isinstance(current, trace.ProxyTracerProvider):
+                trace.set_tracer_provider(self.provider)
+                self.global_set = True
+            else:
+                _log.warning("obskit: a global TracerProvider is already set; leaving it alone")
+
+    def start_server_span(self, name: str, parent: SpanContext | None) -> Span:
+        """The request's server span from the user's provider (its tracer and processors)."""
+        parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+        return self.tracer.start_span(name, context=parent_ctx, kind=_SERVER)
+
+    def begin_server_span(
+        self, name: str, parent: SpanContext | None, context: Context | None = None
+    ) -> tuple[Span, object, str, str, bool]:
+        """(span, context token, trace_id hex, span_id hex, sampled): a request's lean server
+        span, made current (in `context`, e.g. the inbound baggage, when given). One call on
+        the request path; only when obskit owns the provider (else `start_server_span`)."""
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        span_id = _getrandbits(64) or 1
+        state = parent.trace_state if parent is not None else None
+        span: Span
+        if self._sample(parent, trace_id):
+            span = ServerSpan(
+                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
+            )
+            sampled = True
+        else:
+            span = UnsampledSpan(trace_id, span_id, state)
+            sampled = False
+        token = attach_span(span) if context is None else attach(span, context)
+        return span, token, f"{trace_id:032x}", f"{span_id:016x}", sampled
+
+    def shutdown(self, timeout: float) -> None:
+        if self.pipe is not None:
+            self.pipe.shutdown(timeout)
+        for logger, flt in self._filters:
+            logger.removeFilter(flt)
+        self._filters.clear()
+
+
+# ------------------------------------------------------------------- propagation ---
+
+
+def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext | None:
+    """A remote SpanContext from a W3C traceparent header, or None when it is malformed."""
+    match = _TRACEPARENT.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    version, trace_hex, span_hex, flags_hex, rest = match.groups()
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id = int(trace_hex, 16)
+    span_id = int(span_hex, 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    state = None
+    if tracestate:
+        try:
+            state = TraceState.from_header([tracestate])
+        except ValueError:
+            state = None
+    return SpanContext(
+        trace_id,
+        span_id,
+        is_remote=True,
+        trace_flags=TraceFlags(int(flags_hex, 16) & 0x01),
+        trace_state=state,
+    )
+
+
+def baggage_context(baggage: str) -> Context:
+    """An OTel context carrying the inbound W3C baggage."""
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
+
+    return W3CBaggagePropagator().extract({"baggage": baggage})
+
+
+def outbound_headers() -> dict[str, str]:
+    """traceparent (+ tracestate, baggage) for the current OTel context."""
+    headers: dict[str, str] = {}
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        headers["traceparent"] = (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+            f"{int(span_context.trace_flags):02x}"
+        )
+        if span_context.trace_state:
+            headers["tracestate"] = span_context.trace_state.to_header()
+    from opentelemetry import baggage  # noqa: PLC0415
+
+    entries = baggage.get_all()
+    if entries:
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
+
+        W3CBaggagePropagator().inject(headers)
+    return headers
+
+
+def current_span_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) hex of the current span, or None when there is none."""
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
+        return None
+    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+
+
+def install_log_hook() -> None:
+    logs.set_span_ids_hook(current_span_ids)
+
+
+def attach(span: Any, parent: Context | None) -> object:
+    return otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _find_span_key() -> str | None:
+    """The context key the OTel API keeps the current span under, found through its public API.
+
+    `trace.set_span_in_context` adds exactly one key; knowing it lets the request path build
+    the new context in one step. None (use the public calls) if the API ever behaves otherwise.
+    """
+    probe = NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+    keys = list(trace.set_span_in_context(probe, Context()))
+    if len(keys) != 1 or trace.get_current_span(Context({keys[0]: probe})) is not probe:
+        return None
+    return keys[0]
+
+
+_SPAN_KEY = _find_span_key()
+
+
+def _find_context_var() -> ContextVar[Context] | None:
+    """The ContextVar behind OTel's default runtime context (a private name), or None.
+
+    Setting it directly skips two call layers on each attach and detach. Only used after
+    checking that a context attached through the public API is exactly what it holds; any
+    other runtime context (OTEL_PYTHON_CONTEXT) or a future change means the public calls.
+    """
+    var = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    if not isinstance(var, ContextVar):
+        return None
+    probe = Context()
+    token = otel_context.attach(probe)
+    try:
+        found = var.get(None) is probe
+    finally:
+        otel_context.detach(token)
+    return var if found else None
+
+
+_CONTEXT_VAR = _find_context_var()
+
+
+def attach_span(span: Any) -> object:
+    """Make `span` current in the OTel context (the same as `attach(span, None)`, cheaper)."""
+    key = _SPAN_KEY
+    if key is None:
+        return otel_context.attach(trace.set_span_in_context(span))
+    var = _CONTEXT_VAR
+    if var is None:
+        current = otel_context.get_current()
+        return otel_context.attach(
+            Context({**current, key: span}) if current else Context({key: span})
+        )
+    current = var.get()
+    return var.set(Context({**current, key: span}) if current else Context({key: span}))
+
+
+def detach_span(token: Any) -> None:
+    """Undo `attach_span` (the request's own token, in the request's own context)."""
+    var = _CONTEXT_VAR
+    if var is None:
+        otel_context.detach(token)
+        return
+    try:
+        var.reset(token)
+    except (ValueError, RuntimeError) as exc:  # a token from elsewhere: what OTel would log
+        errors.record("context detach", exc)
+
+
+def detach(token: Any) -> None:
+    otel_context.detach(token)
