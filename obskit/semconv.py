@@ -22,6 +22,79 @@ HTTP_CLIENT_DURATION: Final = "http_client_request_duration_seconds"
 OPERATION_DURATION: Final = "obskit_operation_duration_seconds"
 """Histogram of wrapped operation durations, seconds."""
 
+# --- Saturation: in-flight requests (how a cascade starts) ---
+HTTP_SERVER_ACTIVE: Final = "http_server_active_requests"
+"""Gauge of inbound requests in flight, by `http_request_method`."""
+HTTP_CLIENT_ACTIVE: Final = "http_client_active_requests"
+"""Gauge of outbound requests in flight, by `server_address`."""
+
+# --- Retries (tenacity, stamina, backoff, or obskit's own API) ---
+RETRIES: Final = "obskit_retries_total"
+"""One per retry scheduled: an attempt failed and the policy will try again."""
+RETRY_CALLS: Final = "obskit_retry_calls_total"
+"""One per logical call through a retry policy, by `outcome` (RETRY_OUTCOMES)."""
+RETRY_SUCCESS: Final = "success"
+RETRY_RECOVERED: Final = "recovered"
+RETRY_EXHAUSTED: Final = "exhausted"
+RETRY_FAILED: Final = "failed"
+RETRY_OUTCOMES: Final = (RETRY_SUCCESS, RETRY_RECOVERED, RETRY_EXHAUSTED, RETRY_FAILED)
+
+# --- Circuit breakers (pybreaker, circuitbreaker, or obskit's own API) ---
+BREAKER_STATE: Final = "obskit_circuit_breaker_state"
+"""Gauge: 1 for the breaker's current `state`, 0 for the others."""
+BREAKER_TRANSITIONS: Final = "obskit_circuit_breaker_transitions_total"
+"""Transitions into `state`."""
+BREAKER_CALLS: Final = "obskit_circuit_breaker_calls_total"
+"""Calls through a breaker, by `outcome` (BREAKER_OUTCOMES)."""
+STATE_CLOSED: Final = "closed"
+STATE_OPEN: Final = "open"
+STATE_HALF_OPEN: Final = "half_open"
+BREAKER_STATES: Final = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
+BREAKER_SUCCESS: Final = "success"
+BREAKER_FAILURE: Final = "failure"
+BREAKER_REJECTED: Final = "rejected"
+BREAKER_OUTCOMES: Final = (BREAKER_SUCCESS, BREAKER_FAILURE, BREAKER_REJECTED)
+OTHER_ERROR_TYPE: Final = "_OTHER"
+"""`error_type` value past the per-operation bound of distinct error types."""
+ERROR_TYPES_PER_OPERATION: Final = 50
+
+# --- Background work: messaging (Celery, or obskit.produce/consume for any broker) ---
+MESSAGING_SENT: Final = "messaging_client_sent_messages_total"
+"""Messages published, by system, destination and task."""
+MESSAGING_PROCESS_DURATION: Final = "messaging_process_duration_seconds"
+"""Histogram of message processing durations, by `outcome` (PROCESS_OUTCOMES)."""
+MESSAGING_QUEUE_WAIT: Final = "messaging_queue_wait_seconds"
+"""Histogram of the time from when a message became due to the start of its processing."""
+PROCESS_SUCCESS: Final = "success"
+PROCESS_RETRY: Final = "retry"
+PROCESS_FAILURE: Final = "failure"
+PROCESS_DUPLICATE: Final = "duplicate"
+PROCESS_OUTCOMES: Final = (PROCESS_SUCCESS, PROCESS_RETRY, PROCESS_FAILURE, PROCESS_DUPLICATE)
+DEFAULT_QUEUE_WAIT_BUCKETS: Final[tuple[float, ...]] = (
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+"""Queue-wait buckets, seconds (configurable; a freshness SLO threshold must be one of them)."""
+
+# --- Outbox ---
+OUTBOX_PENDING: Final = "obskit_outbox_pending"
+"""Gauge: rows waiting in a transactional outbox."""
+OUTBOX_OLDEST_AGE: Final = "obskit_outbox_oldest_age_seconds"
+"""Gauge: age of the oldest pending outbox row, seconds."""
+
 # --- obskit's own health: lost telemetry is never silent ---
 SPANS_EXPORTED: Final = "obskit_spans_exported_total"
 SPANS_DROPPED: Final = "obskit_spans_dropped_total"
@@ -44,9 +117,23 @@ LABEL_OPERATION: Final = "operation"
 LABEL_OUTCOME: Final = "outcome"
 LABEL_REASON: Final = "reason"
 
+LABEL_BREAKER: Final = "breaker"
+LABEL_STATE: Final = "state"
+LABEL_MESSAGING_SYSTEM: Final = "messaging_system"
+LABEL_DESTINATION: Final = "messaging_destination_name"
+LABEL_TASK: Final = "task"
+LABEL_OUTBOX: Final = "outbox"
+
 SERVER_LABELS: Final = (LABEL_METHOD, LABEL_ROUTE, LABEL_STATUS)
 CLIENT_LABELS: Final = (LABEL_METHOD, LABEL_SERVER_ADDRESS, LABEL_STATUS, LABEL_ERROR_TYPE)
 OPERATION_LABELS: Final = (LABEL_OPERATION, LABEL_OUTCOME)
+
+RETRY_LABELS: Final = (LABEL_OPERATION, LABEL_ERROR_TYPE)
+RETRY_CALL_LABELS: Final = (LABEL_OPERATION, LABEL_OUTCOME)
+BREAKER_STATE_LABELS: Final = (LABEL_BREAKER, LABEL_STATE)
+BREAKER_CALL_LABELS: Final = (LABEL_BREAKER, LABEL_OUTCOME)
+MESSAGING_LABELS: Final = (LABEL_MESSAGING_SYSTEM, LABEL_DESTINATION, LABEL_TASK)
+MESSAGING_PROCESS_LABELS: Final = (*MESSAGING_LABELS, LABEL_OUTCOME)
 
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_ERROR: Final = "error"
@@ -98,6 +185,35 @@ LOG_SERVICE: Final = "service"
 LOG_CORRELATION_ID: Final = "correlation_id"
 LOG_TRACE_ID: Final = "trace_id"
 LOG_SPAN_ID: Final = "span_id"
+
+# --- Log events and their fields (retries, breakers, background work) ---
+EVENT_RETRY_SCHEDULED: Final = "retry_scheduled"
+EVENT_RETRIES_EXHAUSTED: Final = "retries_exhausted"
+EVENT_BREAKER_STATE_CHANGED: Final = "circuit_breaker_state_changed"
+EVENT_TASK: Final = "task"
+LOG_OPERATION: Final = "operation"
+LOG_ATTEMPT: Final = "attempt"
+LOG_ATTEMPTS: Final = "attempts"
+LOG_ERROR_TYPE: Final = "error_type"
+LOG_WAIT_SECONDS: Final = "wait_seconds"
+LOG_BREAKER: Final = "breaker"
+LOG_FROM_STATE: Final = "from_state"
+LOG_TO_STATE: Final = "to_state"
+LOG_TASK: Final = "task"
+LOG_QUEUE: Final = "queue"
+LOG_OUTCOME: Final = "outcome"
+LOG_DURATION_MS: Final = "duration_ms"
+LOG_RETRIES: Final = "retries"
+
+# --- Span attribute of a resent HTTP request (stable HTTP semconv) ---
+HTTP_RESEND_COUNT: Final = "http.request.resend_count"
+
+# --- Alert names the generator emits (shared with docs and the demo) ---
+ALERT_BREAKER_OPEN: Final = "ObskitCircuitBreakerOpen"
+ALERT_BREAKER_FLAPPING: Final = "ObskitCircuitBreakerFlapping"
+ALERT_RETRY_STORM: Final = "ObskitRetryStorm"
+ALERT_OUTBOX_STALE: Final = "ObskitOutboxStale"
+ALERT_TASKS_STALLED: Final = "ObskitTasksStalled"
 
 # --- Span attribute carrying the correlation ID (same name as the log field) ---
 SPAN_CORRELATION_ID: Final = "correlation_id"
