@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench goldens prometheus clean
+.PHONY: demo test lint typecheck bench goldens packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,15 +13,15 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-prometheus:
-	@scripts/ensure-prometheus.sh
+packages:
+	@bash scripts/ensure-packages.sh
 
 ## The README's first command: the whole toolkit in one run.
-demo: $(STAMP) prometheus
+demo: $(STAMP) packages
 	$(PY) -m examples.demo
 
 ## The README's second command: lint, type-check and the whole test suite.
-test: $(STAMP) prometheus
+test: $(STAMP) packages
 	$(PY) -m pytest
 
 lint: $(STAMP)
