@@ -4,7 +4,7 @@
     obskit.init(app, service="checkout")
 
 The public API is re-exported here lazily: importing obskit loads nothing heavy and
-configures nothing. See README.md for every setting.
+configures nothing. Every setting is in docs/settings.md.
 """
 
 # ruff: noqa: PLC0415 - every import here is deliberately lazy (import obskit stays fast)
