@@ -114,6 +114,11 @@ class Metrics:
         )
         self.self_metrics = SelfMetrics(config)
         self._add(self.self_metrics)
+        from obskit.runtime.resilience import ResilienceMetrics  # noqa: PLC0415
+
+        self.resilience = ResilienceMetrics(None)
+        for collector in self.resilience.collectors:
+            self._add(collector)
 
     def _add(self, collector: Any) -> Any:
         try:
