@@ -72,7 +72,7 @@ def server_address(scheme: str, host: str, port: int | None) -> str:
 class OutboundCall:
     """One outbound call: span, headers, timing, observation."""
 
-    __slots__ = ("address", "method", "rt", "span", "start", "token")
+    __slots__ = ("active", "address", "method", "rt", "span", "start", "token")
 
     def __init__(  # noqa: PLR0917
         self,
@@ -90,7 +90,12 @@ class OutboundCall:
         self.address = address
         self.span: Any = None
         self.token: Any = None
+        self.active: Any = None
         try:
+            metrics = rt.metrics
+            if metrics is not None:
+                self.active = metrics.client_active.get(address)
+                self.active.inc()
             tracing = rt.tracing
             if tracing is not None:
                 self.span = tracing.tracer.start_span(
@@ -116,6 +121,8 @@ class OutboundCall:
     def done(self, status: int | None, error: BaseException | None) -> None:
         duration = perf_counter() - self.start
         try:
+            if self.active is not None:
+                self.active.dec()
             if self.token is not None:
                 detach(self.token)
             error_type = type(error).__name__ if error is not None else ""
