@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "httpx": lambda config: bool(config.instrument_clients),
     "requests": lambda config: bool(config.instrument_clients),
+    "tenacity": lambda config: True,
+    "stamina": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""
 

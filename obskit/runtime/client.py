@@ -22,6 +22,7 @@ from obskit import semconv
 from obskit.runtime import correlation, errors
 from obskit.runtime.config import DEFAULT_REDACT_KEYS
 from obskit.runtime.redact import redact_query
+from obskit.runtime.resilience import current_attempt
 from obskit.runtime.tracing.provider import attach, detach, outbound_headers
 
 if TYPE_CHECKING:
@@ -98,15 +99,19 @@ class OutboundCall:
                 self.active.inc()
             tracing = rt.tracing
             if tracing is not None:
+                attributes: dict[str, Any] = {
+                    "http.request.method": self.method,
+                    "server.address": host,
+                    "server.port": port or DEFAULT_PORTS.get(scheme, 80),
+                    "url.full": url_full(url, rt.config.redact_keys),
+                }
+                attempt = current_attempt()
+                if attempt > 1:  # made by a retry: the stable semconv's resend count
+                    attributes[semconv.HTTP_RESEND_COUNT] = attempt - 1
                 self.span = tracing.tracer.start_span(
                     self.method if self.method != semconv.OTHER_METHOD else "HTTP",
                     kind=_CLIENT,
-                    attributes={
-                        "http.request.method": self.method,
-                        "server.address": host,
-                        "server.port": port or DEFAULT_PORTS.get(scheme, 80),
-                        "url.full": url_full(url, rt.config.redact_keys),
-                    },
+                    attributes=attributes,
                 )
                 self.token = attach(self.span, None)
             cid = correlation.correlation_id()
