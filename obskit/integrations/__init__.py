@@ -32,6 +32,7 @@ LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "requests": lambda config: bool(config.instrument_clients),
     "tenacity": lambda config: True,
     "stamina": lambda config: True,
+    "backoff": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""
 
