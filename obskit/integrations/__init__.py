@@ -33,6 +33,8 @@ LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "tenacity": lambda config: True,
     "stamina": lambda config: True,
     "backoff": lambda config: True,
+    "pybreaker": lambda config: True,
+    "circuitbreaker": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""
 
