@@ -105,6 +105,8 @@ MAX_SLO_WINDOW: Final = days(365)
 DEFAULT_FOR: Final[dict[Severity, Duration]] = {"page": minutes(2), "ticket": minutes(15)}
 DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
 ABSENT_FOR: Final = minutes(10)
+GUARD_FOR: Final = minutes(10)
+"""`for` of ObskitSLOBucketMissing: a misconfiguration, not an outage (ticket severity)."""
 MAX_UID: Final = 40
 """Grafana's limit on a dashboard uid."""
 
@@ -132,6 +134,7 @@ PROMETHEUS_LABELS: Final = frozenset({LABEL_LE, "job", "instance", "__name__"})
 ALERT_PAGE: Final = "ObskitSLOBurnRatePage"
 ALERT_TICKET: Final = "ObskitSLOBurnRateTicket"
 ALERT_ABSENT: Final = "ObskitTelemetryAbsent"
+ALERT_BUCKET_MISSING: Final = "ObskitSLOBucketMissing"
 ALERT_NAMES: Final[dict[Severity, str]] = {"page": ALERT_PAGE, "ticket": ALERT_TICKET}
 
 
