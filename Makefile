@@ -26,7 +26,7 @@ test: $(STAMP) packages
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check obskit tests benchmarks examples
-	$(VENV)/bin/ruff format --check obskit
+	$(VENV)/bin/ruff format --check obskit tests benchmarks examples
 	$(VENV)/bin/mypy
 
 ## Regenerate the committed golden files and dashboards/ after an intended change.

@@ -1,4 +1,5 @@
-"""The codebase stays lint-clean and strictly typed: ruff and mypy run as part of the tests."""
+"""The codebase stays lint-clean, formatted and strictly typed: `ruff check`, `ruff format
+--check` and mypy run as part of the tests (so `make test` lints, as the README says)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+LINTED = ("obskit", "tests", "benchmarks", "examples")
+"""The tree `make test` lints and format-checks (also `make lint`)."""
 
 
 def _tool(name: str) -> str:
@@ -20,16 +23,23 @@ def _tool(name: str) -> str:
     return found
 
 
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def test_ruff_reports_no_lint_errors() -> None:
-    result = subprocess.run(
-        [_tool("ruff"), "check", "obskit", "tests", "benchmarks", "examples"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )
+    result = _run(_tool("ruff"), "check", *LINTED)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_passes_on_the_package() -> None:
-    result = subprocess.run(
-        [_tool("mypy")], cwd=ROOT, capture_output=True, text=True, check=False
+def test_ruff_format_check_passes_on_the_whole_linted_tree() -> None:
+    """`ruff format --check` over everything `ruff check` covers; fix with `ruff format`."""
+    result = _run(_tool("ruff"), "format", "--check", *LINTED)
+    assert result.returncode == 0, (
+        result.stdout + result.stderr + "\nrun: .venv/bin/ruff format " + " ".join(LINTED)
     )
+
+
+def test_mypy_strict_passes_on_the_package() -> None:
+    result = _run(_tool("mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
