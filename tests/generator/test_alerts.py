@@ -165,7 +165,7 @@ def test_the_latency_guard_fires_only_while_requests_flow_without_the_bucket() -
     assert latency["expr"] == (
         'sum(rate(http_server_request_duration_seconds_count{job="checkout"}[5m])) > 0\n'
         "unless\n"
-        'count(http_server_request_duration_seconds_bucket{job="checkout", le="0.25"})'
+        'sum(rate(http_server_request_duration_seconds_bucket{job="checkout", le="0.25"}[5m]))'
     )
     assert latency["labels"]["severity"] == "warning"
     assert "{{ $value | humanize }} requests/s" in latency["annotations"]["summary"]

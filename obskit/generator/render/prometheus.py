@@ -175,8 +175,9 @@ def burn_alert(service: Service, slo: SLO, severity: Severity) -> alerts.Alert:
 
 
 def bucket_missing_alert(service: Service, slo: SLO) -> alerts.Alert:
-    """Requests flow but the latency threshold's bucket does not exist: the SLO reads as no
-    data and could never fire. Its value is the request rate."""
+    """Requests flow but the latency threshold's bucket does not exist: the SLO's good side
+    (`sum(rate(bucket{le=...}[5m]))`) is empty, it reads as no data and could never fire. Its
+    value is the request rate."""
     assert slo.threshold is not None
     le = format_le(slo.threshold)
     bucket = promql.SERVER_BUCKET + promql.selector(
@@ -184,7 +185,9 @@ def bucket_missing_alert(service: Service, slo: SLO) -> alerts.Alert:
     )
     return alerts.Alert(
         name=ALERT_BUCKET_MISSING,
-        expr=f"{promql.sli_totals(service, slo)} > 0\nunless\ncount({bucket})",
+        # Both sides read the same 5m range: an instant `count(bucket)` would lose the bucket
+        # at a restart (stale series) while `rate()` still sees the old requests.
+        expr=f"{promql.sli_totals(service, slo)} > 0\nunless\nsum(rate({bucket}[{promql.RATE}]))",
         for_=GUARD_FOR,
         labels={**dict(service.policy("ticket").labels), **_slo_labels(service, slo)},
         summary=(
