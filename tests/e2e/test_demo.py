@@ -25,7 +25,8 @@ SECTIONS = (
     "== 3. Traffic",
     "== 4. Correlated logs",
     "== 5. The same request's trace",
-    "== 9. Use the generated files",
+    "== 8. Resilience",
+    "== 10. Use the generated files",
 )
 
 
@@ -56,16 +57,20 @@ def _demo(out: Path, *extra: str) -> subprocess.Popen[str]:
 
 def test_the_demo_prints_every_section_exits_0_and_leaves_no_process(tmp_path: Path) -> None:
     out = tmp_path / "demo-output"
-    proc = _demo(out, "--healthy", "3", "--burst", "6")
+    proc = _demo(out, "--healthy", "3", "--burst", "10")
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output
     for heading in SECTIONS:
         assert heading in output, f"missing {heading!r} in:\n{output}"
     assert "share correlation_id=demo-" in output
+    # payments fails hard for 4 s of the burst: shop's breaker opens, a retried call's trace
+    # shows its second attempt's client span with resend_count
+    assert "closed -> open" in output
+    assert "http.request.resend_count=1" in output
     if shutil.which("prometheus"):
         assert "== 6. RED per route" in output
         assert "== 7. SLOs" in output
-        assert "== 8. Alerts" in output
+        assert "== 9. Alerts" in output
     else:
         assert "sudo apt-get install" in output
     assert "no process left behind" in output
