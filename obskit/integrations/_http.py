@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from obskit import semconv
 from obskit.runtime.client import DEFAULT_PORTS
-from obskit.runtime.redact import redact_query
+from obskit.runtime.redact import redactor
 
 _CACHE_SIZE: Final = 256
 
@@ -43,10 +43,10 @@ def _port(text: Any) -> int | None:
 class ServerAttributes:
     """Fills a server span's attribute dict from the request (one per middleware)."""
 
-    __slots__ = ("_hosts", "_texts", "_words")
+    __slots__ = ("_hosts", "_query", "_texts")
 
     def __init__(self, redact_keys: tuple[str, ...]) -> None:
-        self._words = redact_keys
+        self._query = redactor(redact_keys).query
         # Host and User-Agent values repeat: decoded/parsed once per distinct value (the same
         # str objects also hit the exporter's cache); bounded, emptied when full
         self._hosts: dict[str | bytes, tuple[str, int | None]] = {}
@@ -79,7 +79,7 @@ class ServerAttributes:
             attributes["http.request.method_original"] = method
         query = scope.get("query_string")
         if query:
-            attributes["url.query"] = redact_query(query.decode("utf-8", "replace"), self._words)
+            attributes["url.query"] = self._query(query.decode("utf-8", "replace"))
         version = scope.get("http_version")
         if version:
             attributes["network.protocol.version"] = version
@@ -116,7 +116,7 @@ class ServerAttributes:
         if query:
             if not query.isascii():  # PEP 3333: latin-1 decoded bytes
                 query = query.encode("latin-1", "replace").decode("utf-8", "replace")
-            attributes["url.query"] = redact_query(query, self._words)
+            attributes["url.query"] = self._query(query)
         protocol = environ.get("SERVER_PROTOCOL", "")
         if protocol.startswith("HTTP/"):
             attributes["network.protocol.version"] = protocol[5:]
