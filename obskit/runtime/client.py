@@ -100,7 +100,8 @@ class OutboundCall:
                         "http.request.method": self.method,
                         "server.address": host,
                         "server.port": port or DEFAULT_PORTS.get(scheme, 80),
-                        "url.full": url_full(url, rt.config.redact_keys),
+                        # redacted, then cut (a cut could hide the end of the credentials)
+                        "url.full": url_full(url, rt.config.redact_keys)[: rt.request_limit],
                     },
                 )
                 self.token = attach(self.span, None)
