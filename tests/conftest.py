@@ -12,11 +12,15 @@ import shutil
 import pytest
 
 
+PACKAGES = {"amtool": "prometheus-alertmanager", "prometheus-alertmanager": "prometheus-alertmanager"}
+
+
 def require_binary(name: str) -> str:
     """Return the path of a required binary; fail in CI, skip elsewhere, when it is missing."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not found: install the Debian package 'prometheus' (make test does)"
+        package = PACKAGES.get(name, "prometheus")
+        message = f"{name} not found: install the Debian package {package!r} (make test does)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
