@@ -11,8 +11,8 @@ import shutil
 
 import pytest
 
-
-PACKAGES = {"amtool": "prometheus-alertmanager", "prometheus-alertmanager": "prometheus-alertmanager"}
+PACKAGES = dict.fromkeys(("amtool", "prometheus-alertmanager"), "prometheus-alertmanager")
+"""Debian package of each binary the tests run (default: prometheus)."""
 
 
 def require_binary(name: str) -> str:
