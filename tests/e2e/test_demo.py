@@ -6,6 +6,7 @@ Shortened phases keep it quick; the e2e lab tests check what the figures mean.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,13 @@ SECTIONS = (
     "== 3. Traffic",
     "== 4. Correlated logs",
     "== 5. The same request's trace",
-    "== 9. Use the generated files",
+    "== 13. Use the generated files",
+)
+BACKGROUND = (
+    "== 9. Background work",
+    "== 10. At-least-once delivery",
+    "== 11. Queue wait (freshness) and processing per task",
+    "== 12. The relay stalls",
 )
 
 
@@ -56,12 +63,21 @@ def _demo(out: Path, *extra: str) -> subprocess.Popen[str]:
 
 def test_the_demo_prints_every_section_exits_0_and_leaves_no_process(tmp_path: Path) -> None:
     out = tmp_path / "demo-output"
-    proc = _demo(out, "--healthy", "3", "--burst", "6")
-    output, _ = proc.communicate(timeout=120)
+    proc = _demo(out, "--healthy", "3", "--burst", "6", "--stall", "8")
+    output, _ = proc.communicate(timeout=150)
     assert proc.returncode == 0, output
     for heading in SECTIONS:
         assert heading in output, f"missing {heading!r} in:\n{output}"
     assert "share correlation_id=demo-" in output
+    if shutil.which("redis-server"):
+        for heading in BACKGROUND:
+            assert heading in output, f"missing {heading!r} in:\n{output}"
+        assert "the worker and payments share correlation_id=demo-bg-" in output
+        assert "worker: process examples.worker.tasks.charge_order [consumer]" in output
+        assert "payments: POST /charge [server]" in output
+        assert "counted as outcome=duplicate; payments charged it 1 time(s)" in output
+        pending = [int(n) for n in re.findall(r"outbox orders: (\d+) pending", output)]
+        assert max(pending) > 5 and pending[-1] == 0, pending  # rose while stalled, then drained
     if shutil.which("prometheus"):
         assert "== 6. RED per route" in output
         assert "== 7. SLOs" in output
