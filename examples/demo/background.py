@@ -43,6 +43,7 @@ class Background:
         self.elapsed = elapsed
         self.stall_seconds = stall_seconds
         self.client = httpx.Client(base_url=system.url("shop"), timeout=10.0)
+        self._samples: list[dict[str, Any]] = []
 
     def run(self) -> None:
         try:
@@ -91,12 +92,16 @@ class Background:
             f"  -> {n} lines from shop (request + relay), the worker and payments share "
             f"correlation_id={cid} and trace_id={', '.join(sorted(trace_ids)) or '-'}"
         )
+        report.record(
+            "background_journey",
+            {"correlation_id": cid, "order_id": order_id, "trace_ids": sorted(trace_ids)},
+        )
         say("\n  the trace, as received over OTLP/HTTP (server -> relay -> producer -> consumer "
             "-> client -> payments):")  # fmt: skip
         time.sleep(0.6)  # one export interval, so the last spans are in
         spans = [s for s in self.receiver.spans() if s.trace_id in trace_ids]
         if spans:
-            report.trace_tree(spans)
+            report.trace_tree(spans, record_as="background_trace")
         else:
             say("  no span of that trace reached the receiver")
 
@@ -118,6 +123,14 @@ class Background:
             )
             for r in self._task_lines(cid)
         ]
+        report.record(
+            "background_duplicate",
+            {
+                "correlation_id": cid,
+                "order_id": order_id,
+                "outcomes": sorted(str(r.get("outcome")) for r in self._task_lines(cid)),
+            },
+        )
         say(f"  order {order_id} (correlation_id={cid}) reached the worker twice:")
         table(("time", "task id", "outcome", "processing"), rows)
         skipped = [
@@ -179,6 +192,7 @@ class Background:
                     outcomes,
                 )
             )
+        report.record("background_per_task", [list(r) for r in rows])
         say(f"  from Prometheus, over the last {window} (histogram_quantile over the buckets):")
         table(("task", "queue wait p99", "processing p99", "outcomes"), rows)
         say(
@@ -229,6 +243,8 @@ class Background:
     def _outbox_line(self) -> None:
         pending, age = self._outbox()
         alert = self._alert_state()
+        self._samples.append({"pending": pending, "age": age, "alert": alert.strip("; ")})
+        report.record("background_outbox", self._samples)
         say(
             f"{self.elapsed()} outbox orders: {pending} pending, oldest "
             f"{report.fmt_number(age, ' s', 1)}{alert}"

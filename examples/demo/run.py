@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         signal.alarm(0)
+        report.write_findings(demo.out)
         if demo.prom is not None:
             demo.prom.stop()
         supervisor.stop_all()
@@ -153,6 +154,7 @@ class Demo:
         correlation_id = f"demo-{uuid.uuid4().hex[:12]}"
         call = Call("shop", "POST", "/orders", "/orders", {"product_id": "teapot", "quantity": 2})
         resp = driver.send(call, headers={"X-Request-ID": correlation_id})
+        report.record("request", {"correlation_id": correlation_id, "status": resp.status_code})
         say(
             f"{self.elapsed()} sent POST /orders with X-Request-ID: {correlation_id}"
             f" -> {resp.status_code}, echoed X-Request-ID: {resp.headers.get('x-request-id')}"
@@ -201,6 +203,10 @@ class Demo:
             for r in recs
             if r.get("correlation_id") == correlation_id and r.get("trace_id")
         }
+        report.record(
+            "correlated_logs",
+            {"correlation_id": correlation_id, "lines": n, "trace_ids": sorted(trace_ids)},
+        )
         say(
             f"  -> {n} lines from {len([r for r in records.values() if r])} services share "
             f"correlation_id={correlation_id} and trace_id={', '.join(sorted(trace_ids)) or '-'}"

@@ -24,8 +24,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import obskit
 from examples.lab.otlp_receiver import OTLPReceiver, ReceivedSpan
 from examples.lab.processes import free_port, wait_until
-from examples.lab.redis import Redis, find_binary
+from examples.lab.redis import Redis
 from obskit.testing import Capture, capture
+from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +37,7 @@ CELERY_LOG_FORMAT = "]: INFO/", "]: WARNING/", "]: ERROR/"  # Celery's own forma
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[Redis]:
-    if find_binary() is None:
-        message = "redis-server not found: install the Debian package 'redis-server'"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with Redis() as server:
+    with Redis(binary=require_binary("redis-server")) as server:
         yield server
 
 

@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -58,6 +58,14 @@ _EXPORTER_LOGGERS: Final = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
 )
+_REQUEST_WARNING_LOGGERS: Final = (
+    "opentelemetry.baggage.propagation",  # inbound `baggage` headers (and message headers)
+    "opentelemetry.trace.span",  # inbound `tracestate`
+    "opentelemetry.attributes",  # attribute values
+)
+"""OpenTelemetry loggers whose warnings a request's (or message's) content can trigger, e.g. a
+100 KB `baggage` header: 0.1 wrote a 100 KB warning line on every such request."""
+_WARNING_TEXT_LIMIT: Final = 512
 INSTRUMENTATION_NAME: Final = "obskit"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _SERVER: Final = SpanKind.SERVER
@@ -108,6 +116,39 @@ def build_exporter(config: Config) -> SpanExporter:
     )
 
 
+def build_span_limits(config: Config) -> SpanLimits:
+    """The SDK's span limits, with the attribute length limits read from `config` (so
+    `Config.from_env(environ)` decides, not os.environ); counts keep the SDK's defaults."""
+    unset = SpanLimits.UNSET
+    general = config.attribute_value_length_limit
+    span = config.span_attribute_value_length_limit
+    return SpanLimits(
+        max_attribute_length=unset if general is None else general,
+        max_span_attribute_length=unset if span is None else span,
+    )
+
+
+class RequestWarnings(_OncePerInterval):
+    """Rate-limits warnings whose text a request chose (log amplification): one record per
+    interval per logger, its message cut to a few hundred characters; like export errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not super().filter(record):
+            return False
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = str(record.msg)
+        if len(text) > _WARNING_TEXT_LIMIT:
+            text = f"{text[:_WARNING_TEXT_LIMIT]}... ({len(text)} characters)"
+        record.msg = (
+            f"{text} (obskit: warnings caused by request content are rate-limited to one per "
+            f"{self.interval:.0f}s per logger)"
+        )
+        record.args = None
+        return True
+
+
 class Tracing:
     """The tracer obskit uses, its provider and (when obskit built it) its pipe."""
 
@@ -122,6 +163,7 @@ class Tracing:
                 resource=build_resource(config),
                 sampler=build_sampler(config),
                 shutdown_on_exit=False,
+                span_limits=build_span_limits(config),
             )
             self.pipe = SpanPipe(
                 span_exporter if span_exporter is not None else build_exporter(config),
@@ -138,6 +180,14 @@ class Tracing:
                 self._filters.append((logger, flt))
         else:
             self.provider = tracer_provider
+        for name in _REQUEST_WARNING_LOGGERS:
+            logger = logging.getLogger(name)
+            flt = RequestWarnings(config.export_error_interval)
+            logger.addFilter(flt)
+            self._filters.append((logger, flt))
+        self.attribute_limit = config.span_attribute_limit
+        """Longest string a lean span's attribute keeps (None: no limit), as the SDK's."""
+        self.event_attribute_limit = config.attribute_value_length_limit
         self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, __version__)
         self.resource = getattr(self.provider, "resource", None)
         self.scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)

@@ -82,6 +82,16 @@ def _valid_attribute(value: Any) -> bool:
     return False
 
 
+def bounded(value: Any, limit: int) -> Any:
+    """`value` with strings cut to `limit` characters (each string of a sequence too): what the
+    SDK does with OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit]
+    if isinstance(value, (list, tuple)):
+        return [v[:limit] if isinstance(v, str) else v for v in value]
+    return value
+
+
 class UnsampledSpan(NonRecordingSpan):
     """The server span of a request whose trace is sampled out: IDs only, nothing recorded.
 
@@ -154,6 +164,9 @@ class ServerSpan(Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if not self._ended and isinstance(key, str) and _valid_attribute(value):
+            limit = self._tracing.attribute_limit
+            if limit is not None:
+                value = bounded(value, limit)
             self._attrs[key] = list(value) if isinstance(value, tuple) else value
 
     def set_known(self, attributes: dict[str, Any]) -> None:
@@ -163,6 +176,9 @@ class ServerSpan(Span):
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if not self._ended:
             clean = {k: v for k, v in (attributes or {}).items() if _valid_attribute(v)}
+            limit = self._tracing.event_attribute_limit
+            if limit is not None:
+                clean = {k: bounded(v, limit) for k, v in clean.items()}
             self._events.append(Event(name, clean, timestamp or _time_ns()))
 
     def update_name(self, name: str) -> None:
