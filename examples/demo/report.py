@@ -104,12 +104,12 @@ CLIENT_ATTRIBUTES = (semconv.HTTP_RESEND_COUNT, "http.response.status_code")
 
 
 def trace_tree(
-    spans: Sequence[ReceivedSpan], attributes: Sequence[str] = (), finding: str = "trace"
+    spans: Sequence[ReceivedSpan], attributes: Sequence[str] = (), record_as: str = "trace"
 ) -> None:
     """Print the spans of one trace as a tree (parent before children), with `attributes`;
-    record them as `finding`."""
+    record them as `record_as`."""
     record(
-        finding,
+        record_as,
         [
             {
                 "trace_id": s.trace_id,

@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 
 from examples.demo import report
+from examples.demo.background import Background
 from examples.demo.report import say, section
 from examples.lab import generated
+from examples.lab import redis as lab_redis
 from examples.lab.otlp_receiver import OTLPReceiver
 from examples.lab.processes import Supervisor, install_signal_handlers
 from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
-from examples.lab.system import SERVICES, ExampleSystem
+from examples.lab.system import ExampleSystem
 from examples.lab.traffic import Call, TrafficDriver
 
 # The failure burst: shop fails 40% of its order requests, payments answers /charge 300 ms late
@@ -47,7 +49,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--outage", type=float, default=10.0, help="seconds payments fails hard within the burst"
     )
-    parser.add_argument("--deadline", type=int, default=150, help="give up after N seconds")
+    parser.add_argument(
+        "--stall", type=float, default=30.0, help="seconds the outbox relay stays stalled"
+    )
+    parser.add_argument("--deadline", type=int, default=240, help="give up after N seconds")
     return parser.parse_args(argv)
 
 
@@ -127,16 +132,25 @@ class Demo:
         section("2. Start the services, an OTLP receiver and Prometheus (loopback, free ports)")
         self.receiver.start()
         say(f"  OTLP/HTTP receiver  {self.receiver.endpoint}  (stands in for a collector/Tempo)")
+        background = lab_redis.find_binary() is not None
         system = ExampleSystem(
-            self.logs, otlp_endpoint=self.receiver.endpoint, supervisor=self.supervisor
+            self.logs,
+            otlp_endpoint=self.receiver.endpoint,
+            supervisor=self.supervisor,
+            background=background,
         ).start()
-        for name in SERVICES:
+        if system.redis is not None:
+            say(f"  Redis (the broker)  {system.redis.url}")
+        else:
+            say(f"  Redis               skipped. {lab_redis.INSTALL_HINT}")
+            say("                      (the demo goes on without the background-work part)")
+        for name in system.names:
             say(f"  {name:<19} {system.url(name)}  logs: {_relative(str(system.log_path(name)))}")
         if find_binary() is None:
             say(f"  Prometheus          skipped. {INSTALL_HINT}")
             say("                      (the demo goes on without RED/SLO/alert figures)")
             return system
-        targets = [Target(name, system.services[name].address) for name in SERVICES]
+        targets = [Target(name, system.services[name].address) for name in system.names]
         self.prom = Prometheus(
             targets,
             generated.rule_files(self.generated),
@@ -203,7 +217,7 @@ class Demo:
 
     def report(self, system: ExampleSystem, driver: TrafficDriver, correlation_id: str) -> None:
         section("4. Correlated logs: one request through shop and payments")
-        records = {name: system.log_records(name) for name in SERVICES}
+        records = {name: system.log_records(name) for name in ("payments", "shop")}
         n = report.correlated_logs(records, correlation_id)
         if n == 0:
             say(f"  no log line carries correlation_id={correlation_id}")
@@ -236,13 +250,15 @@ class Demo:
         self.resilience(records["shop"])
         if self.prom is not None:
             self.alerts()
+        if system.redis is not None:
+            Background(system, self.receiver, self.prom, self.elapsed, self.args.stall).run()
         self.grafana()
 
     def prometheus_report(self) -> None:
         assert self.prom is not None
         window = f"{max(10, int(self.args.burst))}s"
         section(f"6. RED per route during the failure burst (over the last {window})")
-        report.red(self.prom, SERVICES, window)
+        report.red(self.prom, ("payments", "shop"), window)
         section("7. SLOs: error ratios and burn rates from the generated recording rules")
         report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
 
@@ -261,7 +277,7 @@ class Demo:
         say(f"  one retried request's trace (trace_id={retried}), as received over OTLP:")
         spans = [s for s in self.receiver.spans() if s.trace_id == retried]
         if spans:
-            report.trace_tree(spans, report.CLIENT_ATTRIBUTES, finding="retried_trace")
+            report.trace_tree(spans, report.CLIENT_ATTRIBUTES, record_as="retried_trace")
         else:
             say("  no span of that trace reached the receiver")
 
@@ -284,8 +300,8 @@ class Demo:
         )
 
     def grafana(self) -> None:
-        section("10. Use the generated files")
-        for service in SERVICES:
+        section("14. Use the generated files")
+        for service in sorted(p.name for p in self.generated.iterdir() if p.is_dir()):
             say(f"  {service}: {_relative(str(self.generated / service))}/")
         if self.prom is not None:
             config = self.prom.workdir / "prometheus.yml"
