@@ -99,10 +99,10 @@ def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: st
     return len(lines)
 
 
-def trace_tree(spans: Sequence[ReceivedSpan]) -> None:
+def trace_tree(spans: Sequence[ReceivedSpan], record_as: str = "trace") -> None:
     """Print the spans of one trace as a tree (parent before children); record them."""
     record(
-        "trace",
+        record_as,
         [
             {
                 "trace_id": s.trace_id,

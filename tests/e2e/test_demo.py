@@ -44,7 +44,11 @@ SECTIONS = (
     "== 6. RED per route",
     "== 7. SLOs",
     "== 8. Alerts",
-    "== 9. Use the generated files",
+    "== 9. Background work",
+    "== 10. At-least-once delivery",
+    "== 11. Queue wait (freshness) and processing per task",
+    "== 12. The relay stalls",
+    "== 13. Use the generated files",
 )
 BURST_ROUTES = {"/orders", "/orders/{order_id}"}  # shop fails 40% of these in the burst
 
@@ -110,8 +114,11 @@ def _finish(proc: subprocess.Popen[str], timeout: float) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     require_binary("prometheus")  # the demo promises Prometheus figures: no silent fallback
+    require_binary("redis-server")  # and the background-work part
     out = tmp_path_factory.mktemp("demo") / "demo-output"
-    proc = _start(out, "--healthy", "3", "--burst", "6", "--deadline", str(int(DEMO_TIMEOUT)))
+    proc = _start(
+        out, "--healthy", "3", "--burst", "6", "--stall", "8", "--deadline", str(int(DEMO_TIMEOUT))
+    )
     output = _finish(proc, DEMO_TIMEOUT + 30)
     findings_file = out / FINDINGS
     findings = json.loads(findings_file.read_text()) if findings_file.exists() else {}
@@ -197,6 +204,76 @@ def test_the_demo_shows_the_burn_rate_alerts_of_the_failing_service(demo: DemoRu
     assert not [a for a in alerts if a.get("service") == "payments"], alerts
     for alert in burning:
         assert alert["alertname"] in demo.output
+
+
+def test_the_demo_follows_one_order_through_the_outbox_celery_the_worker_and_payments(
+    demo: DemoRun,
+) -> None:
+    """Section 9: one order, one correlation_id in every line of shop (request and relay), the
+    worker and payments, and one trace: server -> relay -> producer -> consumer -> client ->
+    payments server, as received over OTLP."""
+    journey = demo.findings["background_journey"]
+    correlation_id = journey["correlation_id"]
+    lines = {
+        service: [r for r in demo.log_records(service) if r.get("correlation_id") == correlation_id]
+        for service in ("shop", "worker", "payments")
+    }
+    assert all(lines.values()), lines
+    trace_ids = {r.get("trace_id") for records in lines.values() for r in records}
+    assert len(trace_ids) == 1 and None not in trace_ids, trace_ids
+    assert journey["trace_ids"] == sorted(trace_ids)
+    spans = demo.findings["background_trace"]
+    by_id = {s["span_id"]: s for s in spans}
+    [leaf] = [s for s in spans if s["service"] == "payments" and s["kind"] == "server"]
+    chain = []
+    node: dict[str, Any] | None = leaf
+    while node is not None:
+        chain.append((node["service"], node["kind"], node["name"]))
+        node = by_id.get(node["parent_span_id"])
+    task = "examples.worker.tasks.charge_order"
+    assert list(reversed(chain)) == [
+        ("shop", "server", "POST /checkout"),
+        ("shop", "consumer", "process relay"),
+        ("shop", "producer", f"send {task}"),
+        ("worker", "consumer", f"process {task}"),
+        ("worker", "client", "POST"),
+        ("payments", "server", "POST /charge"),
+    ]
+    assert f"the worker and payments share correlation_id={correlation_id}" in demo.output
+
+
+def test_the_demo_shows_a_duplicate_delivery_skipped_and_charged_once(demo: DemoRun) -> None:
+    """Section 10: the relay delivers one order twice; the worker processes it once."""
+    duplicate = demo.findings["background_duplicate"]
+    assert duplicate["outcomes"] == ["duplicate", "success"]
+    charges = [
+        r
+        for r in demo.log_records("payments")
+        if r.get("event") == "charge_captured" and r.get("order_id") == duplicate["order_id"]
+    ]
+    assert len(charges) == 1
+    assert "counted as outcome=duplicate; payments charged it 1 time(s)" in demo.output
+
+
+def test_the_demo_shows_queue_wait_and_processing_per_task(demo: DemoRun) -> None:
+    """Section 11: p99 queue wait and processing from Prometheus for the relay and the task."""
+    rows = {row[0]: row for row in demo.findings["background_per_task"]}
+    assert set(rows) >= {"relay", "examples.worker.tasks.charge_order"}
+    for task, wait, processing, outcomes in rows.values():
+        assert wait.endswith(" ms") and processing.endswith(" ms"), rows[task]
+        assert "success" in outcomes
+
+
+def test_the_demo_shows_the_outbox_age_climbing_while_the_relay_is_stalled(
+    demo: DemoRun,
+) -> None:
+    """Section 12: while stalled the outbox's pending rows and oldest age grow; after the relay
+    resumes they fall to 0."""
+    samples = demo.findings["background_outbox"]
+    ages = [s["age"] for s in samples]
+    assert max(ages) >= 4 and ages == sorted(ages[:-1]) + ages[-1:], ages  # climbing, then drop
+    assert int(samples[-2]["pending"]) > 5 and samples[-1]["pending"] == "0", samples
+    assert ages[-1] == 0
 
 
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> None:

@@ -336,3 +336,16 @@ def test_a_worker_under_load_exports_every_span_and_counts_every_task(
     wait_until(lambda: len(consumers()) >= n, 20, 0.2, f"{n} consumer spans at the receiver")
     assert len(consumers()) == n  # every task's span, exported by the pool processes
     assert prefork.count(PROCESSED, task=tasks.where.name, outcome="success") == before + n
+
+
+def test_the_queue_wait_of_a_countdown_task_runs_from_when_it_became_due(
+    prefork: Worker, tasks: Any, web: Capture
+) -> None:
+    """A task published with countdown=2 waits ~2 s by design: its freshness is measured from
+    its eta, not from the publish (which would say >= 2 s)."""
+    with obskit.observe("request"):
+        cid = obskit.correlation_id()
+        tasks.where.apply_async(countdown=2).get(timeout=30)
+    wait_until(lambda: _task_lines(prefork, cid), 10, 0.1, "the task line")
+    (line,) = _task_lines(prefork, cid)
+    assert 0 <= line["queue_wait_ms"] < 1500

@@ -227,6 +227,40 @@ class Tracing:
         token = attach_span(span) if context is None else attach(span, context)
         return span, token, f"{trace_id:032x}", f"{span_id:016x}", sampled
 
+    def begin_span(
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        context: Context | None = None,
+        *,
+        attach: bool = True,
+    ) -> tuple[Span, object]:
+        """(span, context token): a span of `kind` (a message's producer or consumer), child of
+        `parent` (a remote span context, or the current span's), made current in `context`
+        (token None with `attach=False`). obskit's lean span when it owns the provider, else
+        one from the user's tracer."""
+        make_current = attach
+        if self.pipe is None:
+            parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+            span = self.tracer.start_span(name, parent_ctx, kind, attributes)
+            return span, (_attach(span, context) if make_current else None)
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        span_id = _getrandbits(64) or 1
+        state = parent.trace_state if parent is not None else None
+        lean: Span
+        if self._sample(parent, trace_id):
+            lean = ServerSpan(
+                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent, kind
+            )
+            lean.set_known(attributes)
+        else:
+            lean = UnsampledSpan(trace_id, span_id, state)
+        if not make_current:
+            return lean, None
+        return lean, (attach_span(lean) if context is None else _attach(lean, context))
+
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:
             self.pipe.shutdown(timeout)
@@ -272,10 +306,12 @@ def baggage_context(baggage: str) -> Context:
     return W3CBaggagePropagator().extract({"baggage": baggage})
 
 
-def outbound_headers() -> dict[str, str]:
-    """traceparent (+ tracestate, baggage) for the current OTel context."""
+def outbound_headers(span_context: SpanContext | None = None) -> dict[str, str]:
+    """traceparent (+ tracestate, baggage) for the current OTel context; `span_context` (a
+    message's producer span, not made current) names the parent instead of the current span."""
     headers: dict[str, str] = {}
-    span_context = trace.get_current_span().get_span_context()
+    if span_context is None:
+        span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         headers["traceparent"] = (
             f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
@@ -307,6 +343,9 @@ def install_log_hook() -> None:
 
 def attach(span: Any, parent: Context | None) -> object:
     return otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+_attach = attach  # for methods with an `attach` parameter
 
 
 def _find_span_key() -> str | None:

@@ -115,7 +115,8 @@ class UnsampledSpan(NonRecordingSpan):
 
 
 class ServerSpan(Span):
-    """obskit's lean recording span for the one server span per request.
+    """obskit's lean recording span: the one server span per request, and the producer and
+    consumer spans of messages (`kind`).
 
     Implements the OpenTelemetry Span API (so `trace.get_current_span().set_attribute(...)`
     works in handlers) and is handed to the export pipe as an SDK `ReadableSpan` when it ends.
@@ -127,6 +128,7 @@ class ServerSpan(Span):
         "_ctx",
         "_ended",
         "_events",
+        "_kind",
         "_name",
         "_parent",
         "_start",
@@ -135,9 +137,15 @@ class ServerSpan(Span):
     )
 
     def __init__(
-        self, tracing: Tracing, name: str, ctx: SpanContext, parent: SpanContext | None
+        self,
+        tracing: Tracing,
+        name: str,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind = _SERVER,
     ) -> None:
         self._tracing = tracing
+        self._kind = kind
         self._name = name
         self._ctx = ctx
         self._parent = parent
@@ -214,7 +222,7 @@ class ServerSpan(Span):
                 self._attrs,
                 self._events,
                 (),
-                _SERVER,
+                self._kind,
                 None,
                 self._status,
                 self._start,
