@@ -43,7 +43,12 @@ if TYPE_CHECKING:
     from obskit.runtime.state import Obskit
 
 LOGGER: Final = "obskit.resilience"
-_attempt: ContextVar[int] = ContextVar("obskit_retry_attempt", default=0)
+_CHILDREN: Final = 10_000
+"""Cached label children per cache (the series themselves are bounded by the label values)."""
+ATTEMPT: ContextVar[int] = ContextVar("obskit_retry_attempt", default=0)
+"""The 1-based retry attempt running in this context (0: none). Adapters set it directly on
+their hot path; everyone else uses the functions below."""
+_attempt = ATTEMPT
 _runtime: Obskit | None = None
 generation = 0
 """Bumped by every bind(): adapters re-announce their breakers to a new handle."""
@@ -115,6 +120,7 @@ class ResilienceMetrics:
             self.breaker_calls,
         )
         self._children: dict[tuple[Any, tuple[str, str]], Any] = {}
+        self.calls: dict[tuple[str, str], Any] = {}  # (operation, outcome) -> its child's inc
         self._error_types: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.breakers: dict[str, str] = {}  # breaker name -> state last set on the gauge
@@ -124,7 +130,7 @@ class ResilienceMetrics:
         child = self._children.get(key)
         if child is None:
             child = metric.labels(*labels)
-            if len(self._children) < 10_000:
+            if len(self._children) < _CHILDREN:
                 self._children[key] = child
         return child
 
@@ -147,6 +153,15 @@ class ResilienceMetrics:
             self.breakers[breaker] = state
             for each in semconv.BREAKER_STATES:
                 self.child(self.breaker_state, (breaker, each)).set(1 if each == state else 0)
+
+
+def _incrementer(child: Any) -> Any:
+    """`inc(amount)` of a counter child, as cheap as prometheus-client allows: its value
+    holder's own `inc` (the locked add `Counter.inc` ends in, without re-checking what obskit
+    already knows: a counter, a positive amount, no exemplar), else the public `inc`."""
+    value = getattr(child, "_value", None)
+    inc = getattr(value, "inc", None)
+    return inc if callable(inc) else child.inc
 
 
 def bind(runtime: Obskit | None) -> None:
@@ -227,13 +242,20 @@ def retry_finished(
     operation: str, outcome: str, attempts: int, error: BaseException | str | None = None
 ) -> None:
     """One logical call through a retry policy ended with `outcome` after `attempts`."""
-    rt = _live()
-    if rt is None:
+    rt = _runtime
+    if rt is None or not rt.active:
         return
     try:
-        instruments = _instruments(rt)
-        if instruments is not None:
-            instruments.child(instruments.retry_calls, (operation, outcome)).inc()
+        metrics = rt.metrics
+        if metrics is not None:
+            instruments = metrics.resilience
+            key = (operation, outcome)
+            inc = instruments.calls.get(key)
+            if inc is None:
+                inc = _incrementer(instruments.child(instruments.retry_calls, key))
+                if len(instruments.calls) < _CHILDREN:
+                    instruments.calls[key] = inc
+            inc(1)
         if outcome == semconv.RETRY_EXHAUSTED:
             rt.logs.emit(
                 "error",
