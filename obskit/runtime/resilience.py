@@ -120,7 +120,7 @@ class ResilienceMetrics:
             self.breaker_calls,
         )
         self._children: dict[tuple[Any, tuple[str, str]], Any] = {}
-        self.calls: dict[tuple[str, str], Any] = {}  # (operation, outcome) -> its child's inc
+        self._incs: dict[tuple[Any, str, str], Any] = {}  # (counter, labels) -> child's inc
         self._error_types: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.breakers: dict[str, str] = {}  # breaker name -> state last set on the gauge
@@ -133,6 +133,16 @@ class ResilienceMetrics:
             if len(self._children) < _CHILDREN:
                 self._children[key] = child
         return child
+
+    def incrementer(self, counter: Any, first: str, second: str) -> Any:
+        """`inc(amount)` of the child of a two-label counter, cached (the per-call path)."""
+        key = (counter, first, second)
+        inc = self._incs.get(key)
+        if inc is None:
+            inc = _incrementer(self.child(counter, (first, second)))
+            if len(self._incs) < _CHILDREN:
+                self._incs[key] = inc
+        return inc
 
     def error_type(self, operation: str, error_type: str) -> str:
         """`error_type` as a label: at most ERROR_TYPES_PER_OPERATION values per operation."""
@@ -249,13 +259,7 @@ def retry_finished(
         metrics = rt.metrics
         if metrics is not None:
             instruments = metrics.resilience
-            key = (operation, outcome)
-            inc = instruments.calls.get(key)
-            if inc is None:
-                inc = _incrementer(instruments.child(instruments.retry_calls, key))
-                if len(instruments.calls) < _CHILDREN:
-                    instruments.calls[key] = inc
-            inc(1)
+            instruments.incrementer(instruments.retry_calls, operation, outcome)(1)
         if outcome == semconv.RETRY_EXHAUSTED:
             rt.logs.emit(
                 "error",
@@ -308,13 +312,13 @@ def breaker_transition(breaker: str, from_state: str | None, to_state: str) -> N
 
 def breaker_call(breaker: str, outcome: str) -> None:
     """One call through `breaker`: success, failure (as the breaker counts it) or rejected."""
-    rt = _live()
-    if rt is None:
+    rt = _runtime
+    if rt is None or not rt.active:
         return
     try:
-        instruments = _instruments(rt)
-        if instruments is not None:
-            instruments.child(instruments.breaker_calls, (breaker, outcome)).inc()
+        metrics = rt.metrics
+        if metrics is not None:
+            metrics.resilience.incrementer(metrics.resilience.breaker_calls, breaker, outcome)(1)
         if outcome == semconv.BREAKER_REJECTED:
             _span_event(semconv.EVENT_BREAKER_REJECTED, {"circuit_breaker.name": breaker})
     except Exception as exc:  # noqa: BLE001 - telemetry never fails the user's call
