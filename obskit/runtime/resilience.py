@@ -139,7 +139,9 @@ class ResilienceMetrics:
         key = (counter, first, second)
         inc = self._incs.get(key)
         if inc is None:
-            inc = _incrementer(self.child(counter, (first, second)))
+            from obskit.runtime.metrics import adder  # noqa: PLC0415
+
+            inc = adder(self.child(counter, (first, second)))
             if len(self._incs) < _CHILDREN:
                 self._incs[key] = inc
         return inc
@@ -163,15 +165,6 @@ class ResilienceMetrics:
             self.breakers[breaker] = state
             for each in semconv.BREAKER_STATES:
                 self.child(self.breaker_state, (breaker, each)).set(1 if each == state else 0)
-
-
-def _incrementer(child: Any) -> Any:
-    """`inc(amount)` of a counter child, as cheap as prometheus-client allows: its value
-    holder's own `inc` (the locked add `Counter.inc` ends in, without re-checking what obskit
-    already knows: a counter, a positive amount, no exemplar), else the public `inc`."""
-    value = getattr(child, "_value", None)
-    inc = getattr(value, "inc", None)
-    return inc if callable(inc) else child.inc
 
 
 def bind(runtime: Obskit | None) -> None:
