@@ -17,6 +17,8 @@ from obskit.runtime.client import DEFAULT_PORTS
 from obskit.runtime.redact import redact_query
 
 _CACHE_SIZE: Final = 256
+ROUTE_KEY: Final = "obskit.route"
+"""environ/scope key where a framework adapter (Django) leaves the matched route template."""
 
 
 def _host_port(host: str) -> tuple[str, int | None]:
