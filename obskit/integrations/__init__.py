@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "httpx": lambda config: bool(config.instrument_clients),
     "requests": lambda config: bool(config.instrument_clients),
+    "celery": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""
 
@@ -122,3 +123,24 @@ def _is_asgi(app: Any) -> bool:
     if inspect.isfunction(app) or inspect.ismethod(app):
         return inspect.iscoroutinefunction(app)
     return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
+
+
+def is_worker_app(app: Any) -> bool:
+    """True for an app whose `init()` waits for a worker to start in this process (Celery)."""
+    from obskit.integrations.celery import is_celery_app  # noqa: PLC0415
+
+    return is_celery_app(app)
+
+
+def configure_worker(app: Any, settings: dict[str, Any]) -> Obskit | None:
+    """`init(celery_app, ...)`: apply `settings` when a worker starts in this process."""
+    from obskit.integrations import celery  # noqa: PLC0415
+
+    return celery.configure_worker(app, settings)
+
+
+def forget_workers() -> None:
+    """Forget every `configure_worker` (reset)."""
+    module = sys.modules.get("obskit.integrations.celery")
+    if module is not None:
+        module.reset()

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -112,8 +112,42 @@ class Metrics:
                 )
             )
         )
+        self.sent = self._add(
+            Counter(
+                semconv.MESSAGING_SENT.removesuffix("_total"),
+                "Messages published (Celery tasks, obskit.produce).",
+                semconv.MESSAGING_LABELS,
+                registry=None,
+            )
+        )
+        self._sent: dict[tuple[str, str, str], Callable[..., None]] = {}
+        self.process = _Observer(
+            self._add(
+                Histogram(
+                    semconv.MESSAGING_PROCESS_DURATION,
+                    "Duration of message processing (Celery tasks, obskit.consume), by outcome.",
+                    semconv.MESSAGING_PROCESS_LABELS,
+                    buckets=config.process_buckets,
+                    registry=None,
+                )
+            )
+        )
+        self.wait = _Observer(
+            self._add(
+                Histogram(
+                    semconv.MESSAGING_QUEUE_WAIT,
+                    "Time from when a message became due to the start of its processing.",
+                    semconv.MESSAGING_LABELS,
+                    buckets=config.queue_wait_buckets,
+                    registry=None,
+                )
+            )
+        )
         self.self_metrics = SelfMetrics(config)
         self._add(self.self_metrics)
+        from obskit.runtime.outbox import OutboxCollector  # noqa: PLC0415
+
+        self._add(OutboxCollector())
 
     def _add(self, collector: Any) -> Any:
         try:
@@ -123,6 +157,24 @@ class Metrics:
             raise
         self._collectors.append(collector)
         return collector
+
+    # -- messaging -------------------------------------------------------------------
+    def messaging_sent(self, system: str, destination: str, task: str) -> None:
+        key = (system, destination, task)
+        inc = self._sent.get(key)
+        if inc is None:
+            inc = self.sent.labels(*key).inc
+            if len(self._sent) < _CACHE_LIMIT:
+                self._sent[key] = inc
+        inc()
+
+    def process_duration(
+        self, system: str, destination: str, task: str, outcome: str, seconds: float
+    ) -> None:
+        self.process.get((system, destination, task, outcome))(seconds)
+
+    def queue_wait(self, system: str, destination: str, task: str, seconds: float) -> None:
+        self.wait.get((system, destination, task))(seconds)
 
     def close(self) -> None:
         for collector in self._collectors:

@@ -235,7 +235,11 @@ def reset() -> None:
         handle, _handle = _handle, None
         if handle is not None:
             handle.close()
-        from obskit.runtime import errors  # noqa: PLC0415
+        from obskit.integrations import forget_workers  # noqa: PLC0415
+        from obskit.runtime import errors, outbox  # noqa: PLC0415
+
+        forget_workers()
+        outbox.reset()
 
         errors.reset()
 
