@@ -24,10 +24,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from obskit.integrations._http import ROUTE_KEY
-from obskit.runtime import errors
+from obskit.runtime import correlation, errors
+from obskit.runtime.logs import StdlibHandler
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -230,7 +232,14 @@ def _subclass(original: Any, is_async: bool) -> type:
     else:
 
         def call(self: Any, environ: Any, start_response: Any) -> Any:  # type: ignore[misc]
-            return self._obskit_app(environ, start_response)
+            try:
+                result = self._obskit_app(environ, start_response)
+            except BaseException:
+                _dev_server.ctx = None
+                raise
+            if getattr(_dev_server, "ctx", None) is not None:
+                return _DevServerBody(result)
+            return result
 
     namespace = {
         "__call__": call,
@@ -246,9 +255,54 @@ def _wsgi_inner(app: Any, original: Any) -> Callable[..., Any]:
     call = original.__call__
 
     def django_wsgi(environ: Any, start_response: Any) -> Any:
+        if environ.get("SERVER_SOFTWARE", "").startswith(_DEV_SERVER):
+            _dev_server.ctx = correlation.current()  # see _DevServerBody
         return call(app, environ, start_response)
 
     return django_wsgi
+
+
+# `manage.py runserver` (wsgiref underneath) writes its per-request `django.server` line after
+# the body was sent and before the response is closed, outside the request's context. Under
+# that server only, the request's context stays reachable from its thread until the close, so
+# the line carries the request's IDs. (gunicorn and uvicorn never log to django.server.)
+_DEV_SERVER: Final = "WSGIServer/"
+_dev_server = threading.local()
+
+
+class _DevServerBody:
+    """The response iterable under runserver: forgets the request's context on close()."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def __iter__(self) -> Any:
+        return iter(self._result)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            _dev_server.ctx = None
+
+
+class _DevServerHandler(StdlibHandler):
+    """django.server's obskit handler: a runserver request line gets its request's IDs."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ctx = getattr(_dev_server, "ctx", None)
+        if ctx is None or correlation.current() is not None:
+            super().emit(record)
+            return
+        token = correlation.bind(ctx)
+        try:
+            super().emit(record)
+        finally:
+            correlation.unbind(token)
 
 
 def _asgi_inner(app: Any, original: Any) -> Callable[..., Any]:
@@ -289,8 +343,6 @@ def adopt_logging() -> Callable[[], None]:
     from django.conf import settings  # noqa: PLC0415
     from django.utils.log import DEFAULT_LOGGING  # noqa: PLC0415
 
-    from obskit.runtime.logs import StdlibHandler  # noqa: PLC0415
-
     names = {"", *DEFAULT_LOGGING.get("loggers", {})}
     configured = getattr(settings, "LOGGING", None) or {}
     if isinstance(configured, dict):
@@ -304,7 +356,8 @@ def adopt_logging() -> Callable[[], None]:
                 continue
             replacement = replaced.get(id(handler))
             if replacement is None:
-                replacement = StdlibHandler(handler.level, threshold=False)
+                kind = _DevServerHandler if name == "django.server" else StdlibHandler
+                replacement = kind(handler.level, threshold=False)
                 replacement.filters = list(handler.filters)
                 replaced[id(handler)] = replacement
             logger.handlers[index] = replacement

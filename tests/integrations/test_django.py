@@ -307,3 +307,36 @@ def test_a_second_init_after_reset_instruments_the_same_handler_again():
         with capture(app, service=service) as cap:
             get(app, "/api/orders/1/").close()
             assert [line["service"] for line in access(cap)] == [service]
+
+
+@pytest.mark.integration
+def test_runserver_request_lines_are_obskit_json_with_the_request_ids():
+    """`manage.py runserver`'s own server classes: its django.server line per request is
+    written after the response, yet carries that request's IDs."""
+    import threading
+    import urllib.request
+
+    from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
+
+    app = wsgi_app()
+    with bare_root(), capture(app, capture_stdlib_logs=True) as cap:
+        httpd = WSGIServer(("127.0.0.1", 0), WSGIRequestHandler)
+        httpd.set_app(app)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}"
+            for rid in ("dev-1", "dev-2"):
+                request = urllib.request.Request(
+                    url + "/legacy/2020/", headers={"X-Request-ID": rid}
+                )
+                with urllib.request.urlopen(request, timeout=10) as resp:
+                    assert resp.status == 200 and resp.headers["X-Request-ID"] == rid
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(10)
+        lines = [line for line in cap.logs(logger="django.server") if "GET" in line["event"]]
+        assert [line["correlation_id"] for line in lines] == ["dev-1", "dev-2"]
+        assert lines[0]["event"] == '"GET /legacy/2020/ HTTP/1.1" 200 4'
+        assert lines[0]["trace_id"] == access(cap)[0]["trace_id"]

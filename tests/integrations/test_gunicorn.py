@@ -180,3 +180,35 @@ def test_the_error_log_keeps_gunicorn_s_destination(tmp_path: Path, env):
     assert not error_log(server)  # nothing on stderr
     events = [json.loads(line)["event"] for line in errlog.read_text().splitlines()]
     assert events[0].startswith("Starting gunicorn") and "Shutting down: Master" in events
+
+
+def test_child_exit_drops_a_dead_workers_live_gauges(tmp_path, monkeypatch):
+    """The master's child_exit hook removes what prometheus-client's livesum/liveall gauges
+    left behind for a dead worker, so one scrape no longer counts it (counters stay)."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    from obskit.integrations.gunicorn import child_exit
+
+    worker = (
+        "from prometheus_client import Counter, Gauge\n"
+        "Gauge('in_flight', 'x', multiprocess_mode='livesum').set(3)\n"
+        "Counter('served', 'x').inc(5)\n"
+        "import os; print(os.getpid())\n"
+    )
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    pid = int(subprocess.run([sys.executable, "-c", worker], env=env, check=True,
+                             capture_output=True, text=True).stdout)  # fmt: skip
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    def scrape() -> str:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, str(tmp_path))
+        return generate_latest(registry).decode()
+
+    assert "in_flight 3.0" in scrape()
+    child_exit(None, SimpleNamespace(pid=pid))
+    assert "in_flight 3.0" not in scrape() and "served_total 5.0" in scrape()
