@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 __version__ = "0.1.0"
 
 __all__ = [
+    "Breaker",
     "Config",
     "ConfigError",
     "Obskit",
+    "RetryCall",
     "__version__",
+    "breaker",
     "consume",
     "correlation_id",
     "get_logger",
@@ -29,6 +32,7 @@ __all__ = [
     "observe",
     "produce",
     "reset",
+    "retry_call",
     "shutdown",
     "watch_outbox",
 ]
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from obskit.runtime.messaging import Headers, consume, produce
     from obskit.runtime.observe import observe
     from obskit.runtime.outbox import Probe
+    from obskit.runtime.resilience import Breaker, RetryCall
     from obskit.runtime.state import Obskit
 
 
@@ -189,6 +194,46 @@ def correlation_id() -> str | None:
     return correlation.correlation_id()
 
 
+def retry_call(operation: str) -> RetryCall:
+    """Signals for one logical call through a hand-rolled retry loop (the same ones the
+    tenacity/stamina/backoff adapters emit)::
+
+        call = obskit.retry_call("shop.charge")
+        for attempt in range(1, 4):
+            try:
+                with call.attempt():      # outbound HTTP here carries resend_count from try 2
+                    result = charge()
+            except ConnectionError as exc:
+                if attempt == 3:
+                    call.failed(exc)       # exhausted (failed if it never retried)
+                    raise
+                call.retry(exc, wait=0.2)  # retry_scheduled: metric, log line, span event
+                time.sleep(0.2)
+            else:
+                call.succeeded()           # success, or recovered after retries
+                break
+    """
+    from obskit.runtime.resilience import RetryCall
+
+    return RetryCall(operation)
+
+
+def breaker(name: str, state: str = "closed") -> Breaker:
+    """Signals for a hand-rolled circuit breaker named `name` (its state gauge exists from
+    now on)::
+
+        payments = obskit.breaker("payments")
+        if breaker_is_open():
+            payments.rejected()            # failed fast: the protected call did not run
+        ...
+        payments.success() / payments.failure()
+        payments.set_state("open")         # transition: metric, log line, span event
+    """
+    from obskit.runtime.resilience import Breaker
+
+    return Breaker(name, state)
+
+
 def __getattr__(name: str) -> Any:
     if name in ("Config", "ConfigError"):
         from obskit.runtime import config
@@ -198,6 +243,10 @@ def __getattr__(name: str) -> Any:
         from obskit.runtime.observe import observe
 
         return observe
+    if name in ("Breaker", "RetryCall"):
+        from obskit.runtime import resilience
+
+        return getattr(resilience, name)
     if name in ("consume", "produce"):
         from obskit.runtime import messaging
 

@@ -57,6 +57,8 @@ BREAKER_OUTCOMES: Final = (BREAKER_SUCCESS, BREAKER_FAILURE, BREAKER_REJECTED)
 OTHER_ERROR_TYPE: Final = "_OTHER"
 """`error_type` value past the per-operation bound of distinct error types."""
 ERROR_TYPES_PER_OPERATION: Final = 50
+RESULT_ERROR_TYPE: Final = "_RESULT"
+"""`error_type` of a retry caused by a returned value the policy rejected (no exception)."""
 
 # --- Background work: messaging (Celery, or obskit.produce/consume for any broker) ---
 MESSAGING_SENT: Final = "messaging_client_sent_messages_total"
@@ -227,6 +229,8 @@ LOG_SPAN_ID: Final = "span_id"
 EVENT_RETRY_SCHEDULED: Final = "retry_scheduled"
 EVENT_RETRIES_EXHAUSTED: Final = "retries_exhausted"
 EVENT_BREAKER_STATE_CHANGED: Final = "circuit_breaker_state_changed"
+EVENT_BREAKER_REJECTED: Final = "circuit_breaker_rejected"
+"""Span event: a call failed fast on an open breaker (the protected code did not run)."""
 EVENT_TASK: Final = "task"
 LOG_OPERATION: Final = "operation"
 LOG_ATTEMPT: Final = "attempt"

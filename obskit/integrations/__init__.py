@@ -5,11 +5,13 @@ Two kinds of adapter live here:
   ASGI callable), `wsgi` (Flask and any WSGI callable) and `django` (the handler of
   `get_wsgi_application()` / `get_asgi_application()`, instrumented in place).
   `instrument_app()` picks one.
-- **library adapters** hook a library the service imports: `httpx`, `requests`. Each module
-  names its `LIBRARY` and has `instrument()` / `uninstrument()`. `instrument_libraries()`
-  activates an adapter when its library is imported, before or after `init()`; a library that
-  is not installed, or never imported, is never imported by obskit. An adapter that fails is
-  counted in obskit_instrumentation_errors_total and logged once, never raised.
+- **library adapters** hook a library the service imports: `httpx`, `requests` (outbound
+  calls), `tenacity`, `stamina`, `backoff` (retries), `pybreaker`, `circuitbreaker`
+  (breakers), `celery` (tasks). Each names its `LIBRARY` and has `instrument()` / `uninstrument()`.
+  `instrument_libraries()` activates an adapter when its library is imported, before or after
+  `init()`; a library that is not installed, or never imported, is never imported by obskit.
+  An adapter that fails is counted in obskit_instrumentation_errors_total and logged once,
+  never raised.
 
 Adapters import their own library and `obskit.runtime`, never `obskit.generator`.
 """
@@ -33,6 +35,11 @@ if TYPE_CHECKING:
 LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "httpx": lambda config: bool(config.instrument_clients),
     "requests": lambda config: bool(config.instrument_clients),
+    "tenacity": lambda config: True,
+    "stamina": lambda config: True,
+    "backoff": lambda config: True,
+    "pybreaker": lambda config: True,
+    "circuitbreaker": lambda config: True,
     "celery": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -67,6 +67,24 @@ class _Observer:
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[labels] = observe
         return observe
+
+
+class _Gauges:
+    """A one-label gauge with a per-value cache of its children (in-flight counts)."""
+
+    __slots__ = ("_cache", "gauge")
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._cache: dict[str, Any] = {}
+
+    def get(self, value: str) -> Any:
+        child = self._cache.get(value)
+        if child is None:
+            child = self.gauge.labels(value)
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[value] = child
+        return child
 
 
 class Metrics:
@@ -145,6 +163,35 @@ class Metrics:
         )
         self.self_metrics = SelfMetrics(config)
         self._add(self.self_metrics)
+        # In-flight gauges (saturation): livesum sums the live workers under
+        # PROMETHEUS_MULTIPROC_DIR. One cached child per label value: inc/dec on the hot path.
+        self.server_active = _Gauges(
+            self._add(
+                Gauge(
+                    semconv.HTTP_SERVER_ACTIVE,
+                    "Inbound HTTP requests in flight.",
+                    (semconv.LABEL_METHOD,),
+                    registry=None,
+                    multiprocess_mode="livesum",
+                )
+            )
+        )
+        self.client_active = _Gauges(
+            self._add(
+                Gauge(
+                    semconv.HTTP_CLIENT_ACTIVE,
+                    "Outbound HTTP requests in flight.",
+                    (semconv.LABEL_SERVER_ADDRESS,),
+                    registry=None,
+                    multiprocess_mode="livesum",
+                )
+            )
+        )
+        from obskit.runtime.resilience import ResilienceMetrics  # noqa: PLC0415
+
+        self.resilience = ResilienceMetrics(None)
+        for collector in self.resilience.collectors:
+            self._add(collector)
         from obskit.runtime.outbox import OutboxCollector  # noqa: PLC0415
 
         self._add(OutboxCollector())

@@ -83,6 +83,9 @@ class Obskit:
             if config.metrics_port is not None:
                 self._metrics_server = _metrics_listener(self.metrics, config, config.metrics_port)
         client.bind(self)
+        from obskit.runtime import resilience  # noqa: PLC0415
+
+        resilience.bind(self)
         from obskit.integrations import instrument_libraries  # noqa: PLC0415
 
         instrument_libraries(self)
@@ -133,9 +136,10 @@ class Obskit:
         self.active = False
         self.shutdown(min(self.config.shutdown_timeout, 2.0))
         from obskit.integrations import uninstrument_libraries  # noqa: PLC0415
-        from obskit.runtime import client  # noqa: PLC0415
+        from obskit.runtime import client, resilience  # noqa: PLC0415
 
         client.bind(None)
+        resilience.bind(None)
         uninstrument_libraries()
         while self._undo:
             undo = self._undo.pop()
