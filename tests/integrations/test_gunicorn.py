@@ -119,18 +119,41 @@ def test_uvicorn_workers_serve_async_views_and_flush_on_sigterm(tmp_path, env, r
 
 
 def test_multiprocess_metrics_one_scrape_shows_every_worker(tmp_path, env, receiver):
+    """One scrape sums every worker's requests, retired workers' included; the master's
+    child_exit drops each retired worker's live in-flight gauge file."""
     prom = tmp_path / "prom"
     prom.mkdir()
-    with gunicorn(tmp_path, WSGI, "-w", "2", PROMETHEUS_MULTIPROC_DIR=str(prom), **env) as server:
+    args = ("-w", "2", "--max-requests", "5")
+    with gunicorn(tmp_path, WSGI, *args, PROMETHEUS_MULTIPROC_DIR=str(prom), **env) as server:
         served = server.hit_every_worker(2, "/pause/100/", "mp")
+        pids = set(served.values())
+        for i in range(12):  # enough to retire every worker at least once
+            status, _, body = server.get("/pause/1/", f"mp-seq-{i}")
+            assert status == 200
+            served[f"mp-seq-{i}"] = int(body["pid"])
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as resp:
             text = resp.read().decode()
-        count = _sample(
-            text,
-            'http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/pause/{ms}/"}',
+        series = (
+            'http_server_request_duration_seconds_count{http_request_method="GET",'
+            'http_response_status_code="200",http_route="/pause/{ms}/"}'
         )
-        assert count == len(served)
+        assert _sample(text, series) == len(served)
+        retired = pids - set(_live_workers(server))
+        assert retired, "no worker was recycled"
+        wait_for(lambda: not _live_gauge_files(prom, retired), what="child_exit clean-up")
+        live = set(_live_workers(server))
+        assert _live_gauge_files(prom, live) or not live & set(served.values())
         server.stop()
+
+
+def _live_workers(server: Gunicorn) -> list[int]:
+    assert server.proc is not None
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
+def _live_gauge_files(prom: Path, pids: set[int]) -> list[str]:
+    return [p.name for p in prom.glob("gauge_live*.db") if int(p.stem.rsplit("_", 1)[1]) in pids]
 
 
 def _sample(text: str, series: str) -> float:
