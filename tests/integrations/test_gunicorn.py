@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,28 @@ def test_uvicorn_workers_serve_async_views_and_flush_on_sigterm(tmp_path, env, r
         assert routes["uv-async"] == "/api/async/orders/{order_id}/"
         assert routes["uv-404"] is None  # unmatched: no http.route on the span
         assert all(line["logger"] != "uvicorn.access" for line in server.lines("err"))
+
+
+def test_uvicorn_worker_recycled_by_max_requests_flushes_its_spans(tmp_path, env, receiver):
+    args = ("-w", "1", "-k", "uvicorn_worker.UvicornWorker", "--max-requests", "3")
+    with gunicorn(tmp_path, ASGI, *args, **env) as server:
+        ids = [f"uv-recycle-{i}" for i in range(4)]
+        for rid in ids:
+            assert _get_retrying(server, "/api/async/orders/1/", rid) == 200
+        # the first worker left after its 3rd request, through the lifespan shutdown
+        wait_for(lambda: set(ids[:3]) <= exported_ids(receiver), what="the retired worker's spans")
+        assert server.stop() == 0
+        assert set(ids) <= exported_ids(receiver)
+
+
+def _get_retrying(server: Gunicorn, path: str, rid: str) -> int:
+    """GET, once more if the connection dropped while a recycled worker was replaced."""
+    for _ in range(50):
+        try:
+            return server.get(path, rid)[0]
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{path} never answered")
 
 
 def test_multiprocess_metrics_one_scrape_shows_every_worker(tmp_path, env, receiver):
