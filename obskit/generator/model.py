@@ -148,6 +148,8 @@ MAX_FOR: Final = days(1)
 replay `for` minute by minute (a `for: 4w` test takes promtool ~15 s, `15000w` forever)."""
 DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
 ABSENT_FOR: Final = minutes(10)
+GUARD_FOR: Final = minutes(10)
+"""`for` of ObskitSLOBucketMissing: a misconfiguration, not an outage (ticket severity)."""
 MAX_UID: Final = 40
 """Grafana's limit on a dashboard uid."""
 
@@ -175,6 +177,7 @@ PROMETHEUS_LABELS: Final = frozenset({LABEL_LE, "job", "instance", "__name__"})
 ALERT_PAGE: Final = "ObskitSLOBurnRatePage"
 ALERT_TICKET: Final = "ObskitSLOBurnRateTicket"
 ALERT_ABSENT: Final = "ObskitTelemetryAbsent"
+ALERT_BUCKET_MISSING: Final = "ObskitSLOBucketMissing"
 ALERT_NAMES: Final[dict[Severity, str]] = {"page": ALERT_PAGE, "ticket": ALERT_TICKET}
 
 

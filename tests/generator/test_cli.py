@@ -148,7 +148,7 @@ def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(
     code, stdout, err = invoke("generate", manifest, "--out", out, "--check")
     assert code == EXIT_DRIFT
     assert f"--- {rules}" in stdout and "-" in stdout and "+" in stdout
-    assert "(14 * 0.001)" in stdout and "(14.4 * 0.001)" in stdout
+    assert "/ 0.001 > 14)" in stdout and "/ 0.001 > 14.4)" in stdout
     assert f"missing: {out / 'checkout' / 'dashboard.json'}" in stdout
     assert f"extra (not generated): {out / 'checkout' / 'notes.txt'}" in stdout
     assert "3 generated file(s) stale" in err

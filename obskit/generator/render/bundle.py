@@ -97,7 +97,9 @@ def render_service(
     check_promql(prometheus.expressions(rules), f"{service.source} ({service.name}) rules")
     files = {
         RULES: output.dump_yaml(rules, service.name),
-        RULE_TESTS: output.dump_yaml(promtool.rule_tests(service, templates, RULES), service.name),
+        RULE_TESTS: output.dump_yaml(
+            promtool.rule_tests(service, templates, RULES, rules), service.name
+        ),
     }
     if "prometheus-operator" in formats:
         files[OPERATOR_RULES] = output.dump_yaml(

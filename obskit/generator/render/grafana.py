@@ -72,6 +72,8 @@ class Panel:
     kind: str = "timeseries"
     thresholds: list[tuple[float, str]] = field(default_factory=list)
     minimum: float | None = None
+    key: str | None = None
+    """Names the panel for alerts' `dashboard_url` (`?viewPanel=<id>`); see `panel_ids`."""
 
 
 @dataclass
@@ -201,6 +203,7 @@ def _slo_row(service: Service, slo: SLO) -> Row:
                 sli,
                 "percentunit",
                 10,
+                key=slo_sli_panel(slo),
             ),
             Panel(
                 f"{slo.name}: error budget remaining",
@@ -224,6 +227,7 @@ def _slo_row(service: Service, slo: SLO) -> Row:
                     for i, f in enumerate(factors)
                 ],
                 minimum=0,
+                key=slo_panel(slo),
             ),
         ],
     )
@@ -290,6 +294,40 @@ def rows(service: Service) -> list[Row]:
     ]
 
 
+def slo_panel(slo: SLO) -> str:
+    """Key of an SLO's burn-rate panel (where its burn-rate alerts open the dashboard)."""
+    return f"slo:{slo.name}:burn"
+
+
+def slo_sli_panel(slo: SLO) -> str:
+    """Key of an SLO's SLI panel."""
+    return f"slo:{slo.name}:sli"
+
+
+def _numbered(all_rows: list[Row]) -> Iterator[tuple[int, Row, list[tuple[int, Panel]]]]:
+    """Each row with its id and its panels with theirs: ids count up from 1 in grid order."""
+    panel_id = 0
+    for row in all_rows:
+        row_id = panel_id = panel_id + 1
+        panels = []
+        for panel in row.panels:
+            panel_id += 1
+            panels.append((panel_id, panel))
+        yield row_id, row, panels
+
+
+def panel_ids(service: Service) -> dict[str, int]:
+    """Panel key -> panel id in the service's dashboard (the ids `layout()` assigns)."""
+    ids: dict[str, int] = {}
+    for _, _, panels in _numbered(rows(service)):
+        for panel_id, panel in panels:
+            if panel.key is not None:
+                if panel.key in ids:
+                    raise ValueError(f"two dashboard panels share the key {panel.key!r}")
+                ids[panel.key] = panel_id
+    return ids
+
+
 def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     steps: list[dict[str, Any]] = [
         {"color": "green" if panel.kind != "stat" else "red", "value": None}
@@ -341,15 +379,13 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
 def layout(all_rows: list[Row]) -> list[dict[str, Any]]:
     """Row headers and panels with sequential ids and a packed 24-wide grid."""
     out: list[dict[str, Any]] = []
-    panel_id = 0
     y = 0
-    for row in all_rows:
-        panel_id += 1
+    for row_id, row, panels in _numbered(all_rows):
         out.append(
             {
                 "collapsed": False,
                 "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": y},
-                "id": panel_id,
+                "id": row_id,
                 "panels": [],
                 "title": row.title,
                 "type": "row",
@@ -357,10 +393,9 @@ def layout(all_rows: list[Row]) -> list[dict[str, Any]]:
         )
         y += 1
         x = 0
-        for panel in row.panels:
+        for panel_id, panel in panels:
             if x + panel.width > WIDTH:
                 x, y = 0, y + HEIGHT
-            panel_id += 1
             out.append(_panel_json(panel, panel_id, x, y))
             x += panel.width
         y += HEIGHT
