@@ -203,6 +203,7 @@ def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: P
     assert CliRunner().invoke(app, [*args, "--check"]).exit_code == 1  # operator file is extra
     directory = out / "checkout"
     assert sorted(p.name for p in directory.iterdir()) == [
+        "alertmanager.route.yaml",
         "dashboard.json",
         "prometheusrule.yaml",
         "rules.test.yaml",

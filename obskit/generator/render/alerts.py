@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
 
-from obskit.generator.model import Duration, Service
+from obskit.generator.model import (
+    ALERT_PAGE,
+    ALERT_TICKET,
+    LABEL_SERVICE,
+    LABEL_SLO,
+    Duration,
+    Service,
+)
 from obskit.generator.render import grafana
 from obskit.generator.render.templates import Templates
 
@@ -42,6 +49,11 @@ VALUE: Final = "\x00value\x00"
 """Placeholder for the alert's value in `Alert.summary` / `Alert.description` (a NUL never
 appears in manifest text: the loader rejects control characters)."""
 ANNOTATION_KEYS: Final = ("summary", "description", "runbook_url", "dashboard_url")
+INHIBIT: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+    (ALERT_PAGE, ALERT_TICKET, (LABEL_SERVICE, LABEL_SLO)),
+)
+"""(source alert, target alert, labels that must be equal): a firing source suppresses the
+target in Alertmanager. A page burning an SLO makes its ticket redundant."""
 
 
 def go_literal(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Final, Literal
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.render import grafana, output, prometheus, promtool
+from obskit.generator.render import alertmanager, grafana, output, prometheus, promtool
 from obskit.generator.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
@@ -101,6 +101,7 @@ def render_service(
             promtool.rule_tests(service, templates, RULES, rules), service.name
         ),
     }
+    files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)
     if "prometheus-operator" in formats:
         files[OPERATOR_RULES] = output.dump_yaml(
             operator_resource(service, rules, templates), service.name
