@@ -243,16 +243,20 @@ def main(argv: list[str] | None = None) -> int:
                         f"{res['publish_cpu_us'] + res['process_cpu_us']:7.1f} us",
                         file=sys.stderr,
                     )
-            seen = receiver.spans()
-            rss_run = _run_child(
-                "obskit", rss_tasks, redis.url, receiver.endpoint + "/v1/traces",
-                "bench-rss", workdir, rss_every=1000,
-            )  # fmt: skip
-            rss_spans = (receiver.settle() - seen, 2 * rss_tasks)
+            rss_runs = {}
+            rss_spans = (0, 0)
+            for variant in ("bare", "obskit"):
+                seen = receiver.spans()
+                rss_runs[variant] = _run_child(
+                    variant, rss_tasks, redis.url, receiver.endpoint + "/v1/traces",
+                    f"bench-rss-{variant}", workdir, rss_every=1000,
+                )  # fmt: skip
+                if variant == "obskit":
+                    rss_spans = (receiver.settle() - seen, 2 * rss_tasks)
         finally:
             receiver.stop()
     after = _conditions()
-    text = _report(results, spans, rss_run, rss_spans, rounds, tasks, before, after, machine())
+    text = _report(results, spans, rss_runs, rss_spans, rounds, tasks, before, after, machine())
     print(text)
     if args.out is not None:
         args.out.write_text(text)
@@ -262,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(  # noqa: PLR0917
     results: dict[str, list[dict[str, Any]]],
     spans: dict[str, list[tuple[int, int]]],
-    rss_run: dict[str, Any],
+    rss_runs: dict[str, dict[str, Any]],
     rss_spans: tuple[int, int],
     rounds: int,
     tasks: int,
@@ -308,10 +312,15 @@ def _report(  # noqa: PLR0917
         f"span export included; less sensitive to a busy machine): +{cpu_obskit:.1f} us against "
         f"+{cpu_peer:.1f} us, **{cpu_ratio:.2f}x**.",
         "",
-        f"RSS of one obskit process over {rss_run['tasks']} tasks (KiB, every 1000 tasks): "
-        + ", ".join(f"{kib}" for _, kib in rss_run["rss"]),
-        f"(spans received {rss_spans[0]} / {rss_spans[1]}).",
+        f"RSS over {rss_runs['obskit']['tasks']} tasks in one process (KiB, every 1000 tasks; "
+        f"obskit spans received {rss_spans[0]} / {rss_spans[1]}):",
+        "",
+        "| variant | RSS every 1000 tasks (KiB) | last - first |",
+        "|---|---|---|",
     ]
+    for variant, run in rss_runs.items():
+        kib = [k for _, k in run["rss"]]
+        lines.append(f"| {variant} | {', '.join(map(str, kib))} | {kib[-1] - kib[0]:+d} |")
     return "\n".join(lines) + "\n"
 
 
