@@ -69,7 +69,7 @@ def _setup_peer(app: Any, endpoint: str) -> Any:
     CeleryInstrumentor().instrument()
     load_correlation_ids()
     load_celery_current_and_parent_ids()
-    tasks = Counter("celery_tasks_total", "Tasks by name and state.", ["task", "state"])
+    tasks = Counter("celery_tasks", "Tasks by name and state.", ["task", "state"])
     duration = Histogram("celery_task_duration_seconds", "Task duration.", ["task"])
     started: dict[str, float] = {}
 
@@ -157,6 +157,7 @@ def child(args: argparse.Namespace) -> int:
         obskit.shutdown()
     process = state["last"] - state["first"]
     result = {
+        "counted": _counted(args.variant),
         "variant": args.variant,
         "tasks": n,
         "publish_us": publish / n * 1e6,
@@ -167,6 +168,22 @@ def child(args: argparse.Namespace) -> int:
     }
     Path(args.result).write_text(json.dumps(result))
     return 0
+
+
+def _counted(variant: str) -> float | None:
+    """Tasks the variant's own metrics counted (None for bare): each variant proves its job."""
+    from prometheus_client import REGISTRY
+
+    name = {"obskit": "messaging_process_duration_seconds_count", "peer": "celery_tasks_total"}
+    wanted = name.get(variant)
+    if wanted is None:
+        return None
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == wanted
+    )
 
 
 # ------------------------------------------------------------------------ parent ---
@@ -188,6 +205,8 @@ def _run_child(  # noqa: PLR0917
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RuntimeError(f"{variant} child failed (exit {proc.returncode}):\n{tail}")
     data: dict[str, Any] = json.loads(result.read_text())
+    if variant != "bare" and data["counted"] != tasks:
+        raise RuntimeError(f"{variant} counted {data['counted']} tasks, {tasks} were run")
     return data
 
 
