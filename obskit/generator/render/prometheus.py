@@ -27,6 +27,7 @@ from obskit.generator.model import (
     ALERT_ABSENT,
     ALERT_NAMES,
     BURN_RATE_ROWS,
+    LABEL_DEPENDENCY,
     LABEL_SERVICE,
     LABEL_SLO,
     LABEL_WINDOW,
@@ -142,10 +143,11 @@ def slo_context(slo: SLO, escape: bool = False) -> dict[str, Any]:
         "sli": slo.kind,
         "threshold": slo.threshold,
         "routes": list(slo.routes),
+        "dependency": slo.dependency.name if slo.dependency is not None else None,
     }
 
 
-def _annotations(
+def render_annotations(
     templates: Templates, name: str, service: Service, expanded: bool, **context: Any
 ) -> dict[str, str]:
     """Template `name` rendered with the service's links; every annotation must be a string."""
@@ -176,7 +178,7 @@ def alert_annotations(
     templates: Templates, service: Service, slo: SLO, severity: Severity, expanded: bool = False
 ) -> dict[str, str]:
     """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    return _annotations(
+    return render_annotations(
         templates,
         "alert_annotations.yaml.j2",
         service,
@@ -191,7 +193,7 @@ def absent_annotations(
     templates: Templates, service: Service, expanded: bool = False
 ) -> dict[str, str]:
     """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    return _annotations(
+    return render_annotations(
         templates,
         "absent_annotations.yaml.j2",
         service,
@@ -202,7 +204,13 @@ def absent_annotations(
 
 
 def alert_labels(service: Service, slo: SLO, severity: Severity) -> dict[str, str]:
-    return {**dict(service.policy(severity).labels), **_slo_labels(service, slo)}
+    """The policy's labels (a client SLO's own: severity warning by default), service, slo, and
+    the dependency of a client SLO."""
+    policy = slo.labels if slo.labels is not None else service.policy(severity).labels
+    labels = {**dict(policy), **_slo_labels(service, slo)}
+    if slo.dependency is not None:
+        labels[LABEL_DEPENDENCY] = slo.dependency.name
+    return labels
 
 
 def absent_labels(service: Service) -> dict[str, str]:
