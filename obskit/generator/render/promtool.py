@@ -21,6 +21,8 @@ on alerts and on `count(...)` results, never on formatted floats.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -33,10 +35,12 @@ from obskit.generator.model import (
     BURN_RATE_ROWS,
     LABEL_LE,
     LABEL_SERVICE,
+    RATIO_WINDOWS,
     REC_ERROR_RATIO,
     SEVERITIES,
     SLO,
     BurnRateRow,
+    Dependency,
     Duration,
     Service,
     Severity,
@@ -67,8 +71,8 @@ DEFAULT_ROUTE: Final = "/"
 OK_STATUS: Final = "200"
 ERROR_STATUS: Final = "500"
 METHOD: Final = "GET"
-ALL_ALERTS: Final = (*(ALERT_NAMES[s] for s in SEVERITIES), ALERT_ABSENT)
-"""Every alert a service's rules define (the ones a quiet scenario asserts silent)."""
+CLIENT_ERROR_TYPE: Final = "ConnectError"
+"""`error_type` of synthetic outbound calls that got no answer."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,76 @@ def _matches(slo: SLO, route: str) -> bool:
     return not slo.routes or route in slo.routes
 
 
+Subject = tuple[str, str]
+"""What one scenario's synthetic series are about: ("http", route) or ("client", dependency)."""
+
+
+def _subject(slo: SLO) -> Subject:
+    if slo.dependency is not None:
+        return ("client", slo.dependency.name)
+    return ("http", _route(slo))
+
+
+def _dependency(service: Service, name: str) -> Dependency:
+    return next(d for d in service.dependencies if d.name == name)
+
+
+def _subject_series(
+    service: Service, subject: Subject, phases: list[Phase], *, bad: bool, slow: frozenset[float]
+) -> list[dict[str, str]]:
+    family, key = subject
+    if family == "client":
+        return _client_series(service, _dependency(service, key), phases, bad=bad)
+    return _series(service, key, phases, errors=bad, slow=slow)
+
+
+def _client_series(
+    service: Service, dependency: Dependency, phases: list[Phase], *, bad: bool
+) -> list[dict[str, str]]:
+    """Calls to one dependency: the bad share split between 5xx answers, calls with no answer
+    (`error_type`) and, when the dependency lists breakers, rejections by its first breaker."""
+    base = {
+        **selector_labels(service),
+        semconv.LABEL_METHOD: METHOD,
+        semconv.LABEL_SERVER_ADDRESS: dependency.address,
+    }
+    shares: list[tuple[int, int, int, int]] = []  # ok, 5xx, no answer, rejected (per minute)
+    for p in phases:
+        n = _bad_count(p) if bad else 0
+        rejected = n // 3 if dependency.breakers else 0
+        no_answer = (n - rejected) // 2
+        shares.append((p.rate - n, n - rejected - no_answer, no_answer, rejected))
+    kinds = (
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_STATUS: OK_STATUS}),
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_STATUS: ERROR_STATUS}),
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_ERROR_TYPE: CLIENT_ERROR_TYPE}),
+    )
+    out = [
+        {
+            "series": metric + _labels(labels),
+            "values": _values(
+                [(p.minutes, share[i]) for p, share in zip(phases, shares, strict=True)]
+            ),
+        }
+        for i, (metric, labels) in enumerate(kinds)
+    ]
+    if dependency.breakers:
+        labels = {
+            **selector_labels(service),
+            semconv.LABEL_BREAKER: dependency.breakers[0],
+            semconv.LABEL_OUTCOME: semconv.BREAKER_REJECTED,
+        }
+        out.append(
+            {
+                "series": semconv.BREAKER_CALLS + _labels(labels),
+                "values": _values(
+                    [(p.minutes, share[3]) for p, share in zip(phases, shares, strict=True)]
+                ),
+            }
+        )
+    return out
+
+
 def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
     """1.5x the row's threshold, below the next faster row of its severity, below 100%."""
     low = slo.limit(row)
@@ -212,12 +286,21 @@ def _expected_firing(
     return now if now == before else None
 
 
-def _shares_series(slo: SLO, other: SLO, route: str) -> bool:
-    """`other` counts the same bad requests as `slo` in a scenario on `route`."""
+def _shares_series(slo: SLO, other: SLO, subject: Subject) -> bool | None:
+    """`other` counts the same bad events as `slo` in a scenario on `subject` (None: some of
+    them, so its ratio is not `slo`'s and the scenario cannot say whether it fires)."""
+    family, key = subject
+    if family == "client" or other.kind == "client":
+        if family != "client" or other.dependency is None or slo.dependency is None:
+            return False
+        regex = promql.dependency_regex([other.dependency.address])
+        if not re.fullmatch(f"(?:{regex})", slo.dependency.address):
+            return False
+        return True if other.dependency.breakers == slo.dependency.breakers else None
     return (
         other.kind == slo.kind
         and other.threshold == slo.threshold
-        and (not other.routes or route in other.routes)
+        and (not other.routes or key in other.routes)
     )
 
 
@@ -237,11 +320,16 @@ def _burn_scenario(
     burn = -(-burn // step) * step
     ratio = _burn_ratio(slo, row)
     phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
-    route = _route(slo)
+    subject = _subject(slo)
     end = healthy + burn
     firing = [slo]
     for other in service.slos:
-        if other is slo or not _shares_series(slo, other, route):
+        if other is slo:
+            continue
+        shares = _shares_series(slo, other, subject)
+        if shares is None:
+            return None
+        if not shares:
             continue
         expected = _expected_firing(service, other, row.severity, phases, end)
         if expected is None:
@@ -272,18 +360,17 @@ def _burn_test(
     phases, healthy, end, firing = scenario
     ratio = _burn_ratio(slo, row)
     alertname = ALERT_NAMES[row.severity]
-    route = _route(slo)
     return {
         "name": (
             f"{service.name}/{slo.name}: {row.severity} row {row.long}/{row.short} fires at "
             f"{format_decimal(ratio / slo.budget)}x the budget rate, silent before"
         ),
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _series(
+        "input_series": _subject_series(
             service,
-            route,
+            _subject(slo),
             phases,
-            errors=slo.kind == "availability",
+            bad=slo.kind != "latency",
             slow=frozenset({slo.threshold}) if slo.threshold is not None else frozenset(),
         ),
         "alert_rule_test": [
@@ -306,27 +393,31 @@ def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Dec
     return [Phase(total.seconds // 60, RATE, ratio)], ratio
 
 
-def _all_routes_series(service: Service, phases: list[Phase], *, bad: bool) -> list[dict[str, str]]:
-    """Series for every SLO's route; when `bad`, the bad share is both 5xx and slow."""
+def _all_subjects_series(
+    service: Service, phases: list[Phase], *, bad: bool
+) -> list[dict[str, str]]:
+    """Series for every SLO's route and dependency; when `bad`, the bad share is both 5xx and
+    slow (and failed or rejected calls)."""
     thresholds = frozenset(s.threshold for s in service.slos if s.threshold is not None)
+    subjects = sorted({_subject(s) for s in service.slos} or {("http", DEFAULT_ROUTE)})
     out: list[dict[str, str]] = []
-    for route in sorted({_route(s) for s in service.slos} or {DEFAULT_ROUTE}):
+    for subject in subjects:
         out.extend(
-            _series(service, route, phases, errors=bad, slow=thresholds if bad else frozenset())
+            _subject_series(
+                service, subject, phases, bad=bad, slow=thresholds if bad else frozenset()
+            )
         )
     return out
 
 
-def _silent(eval_times: list[str]) -> list[dict[str, Any]]:
+def _silent(eval_times: list[str], names: Sequence[str]) -> list[dict[str, Any]]:
     """Every alert of the service asserted silent at each of `eval_times`."""
     return [
-        {"eval_time": t, "alertname": name, "exp_alerts": []}
-        for t in eval_times
-        for name in ALL_ALERTS
+        {"eval_time": t, "alertname": name, "exp_alerts": []} for t in eval_times for name in names
     ]
 
 
-def _healthy_test(service: Service) -> dict[str, Any]:
+def _healthy_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
     total = Duration(3 * 86400 + 3600)
     phases, ratio = _healthy_phases(service, total)
     return {
@@ -335,18 +426,18 @@ def _healthy_test(service: Service) -> dict[str, Any]:
             "raises no alert for 3 days"
         ),
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _all_routes_series(service, phases, bad=True),
-        "alert_rule_test": _silent(["1h", "1d", f"{total.seconds // 60}m"]),
+        "input_series": _all_subjects_series(service, phases, bad=True),
+        "alert_rule_test": _silent(["1h", "1d", f"{total.seconds // 60}m"], names),
     }
 
 
-def _zero_traffic_test(service: Service) -> dict[str, Any]:
+def _zero_traffic_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
     phases = [Phase(60, 0, Decimal(0))]
     return {
         "name": f"{service.name}: no traffic means no error-ratio series and no alert",
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _all_routes_series(service, phases, bad=False),
-        "alert_rule_test": _silent(["30m", "1h"]),
+        "input_series": _all_subjects_series(service, phases, bad=False),
+        "alert_rule_test": _silent(["30m", "1h"], names),
         "promql_expr_test": [
             {
                 "expr": f"{REC_ERROR_RATIO}{{{LABEL_SERVICE}={promql.quote(service.name)}}}",
@@ -357,10 +448,10 @@ def _zero_traffic_test(service: Service) -> dict[str, Any]:
     }
 
 
-def _reset_test(service: Service) -> dict[str, Any]:
+def _reset_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
     """Healthy traffic whose counters restart from zero halfway: ratios stay sane, no alert."""
     phases, _ = _healthy_phases(service, hours(1))
-    before = _all_routes_series(service, phases, bad=True)
+    before = _all_subjects_series(service, phases, bad=True)
     series = []
     for entry in before:
         series.append(
@@ -382,11 +473,37 @@ def _reset_test(service: Service) -> dict[str, Any]:
         "name": f"{service.name}: a counter reset (restart) keeps ratios sane and raises no alert",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": series,
-        "alert_rule_test": _silent(["1h", "2h"]),
+        "alert_rule_test": _silent(["1h", "2h"], names),
     }
     if checks:
         test["promql_expr_test"] = checks
     return test
+
+
+def _open_breaker_test(service: Service, slo: SLO) -> dict[str, Any]:
+    """A client SLO whose breaker has been open since the process started (no client series at
+    all, only rejections) reads a 100% error ratio."""
+    assert slo.dependency is not None
+    labels = {
+        **selector_labels(service),
+        semconv.LABEL_BREAKER: slo.dependency.breakers[0],
+        semconv.LABEL_OUTCOME: semconv.BREAKER_REJECTED,
+    }
+    ratio = promql.error_ratio(service, slo, RATIO_WINDOWS[0])
+    return {
+        "name": f"{service.name}/{slo.name}: a breaker open from the start reads 100% errors",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [
+            {"series": semconv.BREAKER_CALLS + _labels(labels), "values": _values([(60, 10)])}
+        ],
+        "promql_expr_test": [
+            {
+                "expr": f"count({ratio} == 1)",
+                "eval_time": "1h",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        ],
+    }
 
 
 def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
@@ -420,12 +537,12 @@ def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[s
     return {**test, "input_series": [*test["input_series"], series]}
 
 
-def _idle_test(service: Service) -> dict[str, Any]:
+def _idle_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
     return {
         "name": f"{service.name}: up but never called (no request series) raises no alert",
         "interval": str(SCRAPE_INTERVAL),
         "input_series": [],
-        "alert_rule_test": _silent(["30m", "1h"]),
+        "alert_rule_test": _silent(["30m", "1h"], names),
     }
 
 
@@ -438,8 +555,11 @@ def _last_minute(test: dict[str, Any]) -> int:
     )
 
 
-def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[str, Any]:
-    """The rules.test.yaml document of one service, as data."""
+def rule_tests(
+    service: Service, templates: Templates, rules_file: str, names: Sequence[str]
+) -> dict[str, Any]:
+    """The rules.test.yaml document of one service, as data (`names`: every alert it defines,
+    asserted silent in the quiet scenarios)."""
     tests: list[dict[str, Any]] = []
     for slo in service.slos:
         for severity in SEVERITIES:
@@ -447,10 +567,15 @@ def rule_tests(service: Service, templates: Templates, rules_file: str) -> dict[
                 test = _burn_test(service, slo, row, templates)
                 if test is not None:
                     tests.append(test)
-    tests.append(_healthy_test(service))
-    tests.append(_zero_traffic_test(service))
-    tests.append(_idle_test(service))
-    tests.append(_reset_test(service))
+    tests.append(_healthy_test(service, names))
+    tests.append(_zero_traffic_test(service, names))
+    tests.append(_idle_test(service, names))
+    tests.append(_reset_test(service, names))
+    tests.extend(
+        _open_breaker_test(service, slo)
+        for slo in service.slos
+        if slo.dependency is not None and slo.dependency.breakers
+    )
     tests = [_build_info(service, t, _last_minute(t)) for t in tests]
     tests.append(_absent_test(service, templates))
     return {
