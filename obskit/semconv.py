@@ -57,6 +57,8 @@ BREAKER_OUTCOMES: Final = (BREAKER_SUCCESS, BREAKER_FAILURE, BREAKER_REJECTED)
 OTHER_ERROR_TYPE: Final = "_OTHER"
 """`error_type` value past the per-operation bound of distinct error types."""
 ERROR_TYPES_PER_OPERATION: Final = 50
+RESULT_ERROR_TYPE: Final = "_RESULT"
+"""`error_type` of a retry caused by a returned value the policy rejected (no exception)."""
 
 # --- Background work: messaging (Celery, or obskit.produce/consume for any broker) ---
 MESSAGING_SENT: Final = "messaging_client_sent_messages_total"
@@ -88,6 +90,30 @@ DEFAULT_QUEUE_WAIT_BUCKETS: Final[tuple[float, ...]] = (
     3600.0,
 )
 """Queue-wait buckets, seconds (configurable; a freshness SLO threshold must be one of them)."""
+DEFAULT_PROCESS_BUCKETS: Final[tuple[float, ...]] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+)
+"""Processing-duration buckets, seconds (configurable): tasks run from milliseconds to an hour."""
+UNKNOWN_TASK: Final = "__unknown__"
+"""`task` value of a message naming no task the worker knows (bounded, whatever it says)."""
+MESSAGING_SYSTEM_CELERY: Final = "celery"
 
 # --- Outbox ---
 OUTBOX_PENDING: Final = "obskit_outbox_pending"
@@ -178,6 +204,19 @@ SUM: Final = "_sum"
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 CORRELATION_ID_HEADER: Final = "X-Correlation-ID"
 DEFAULT_REQUEST_ID_HEADERS: Final = (REQUEST_ID_HEADER, CORRELATION_ID_HEADER)
+ENQUEUED_AT_HEADER: Final = "X-Enqueued-At"
+"""Message header: when the message was enqueued, Unix seconds (text, microseconds)."""
+TRACEPARENT_HEADER: Final = "traceparent"
+TRACESTATE_HEADER: Final = "tracestate"
+BAGGAGE_HEADER: Final = "baggage"
+MESSAGE_HEADERS: Final = (
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    TRACESTATE_HEADER,
+    BAGGAGE_HEADER,
+    ENQUEUED_AT_HEADER,
+)
+"""What `obskit.inject` (and the Celery adapter) write into a message's headers."""
 
 # --- Log fields ---
 LOG_TIMESTAMP: Final = "timestamp"
@@ -193,6 +232,8 @@ LOG_SPAN_ID: Final = "span_id"
 EVENT_RETRY_SCHEDULED: Final = "retry_scheduled"
 EVENT_RETRIES_EXHAUSTED: Final = "retries_exhausted"
 EVENT_BREAKER_STATE_CHANGED: Final = "circuit_breaker_state_changed"
+EVENT_BREAKER_REJECTED: Final = "circuit_breaker_rejected"
+"""Span event: a call failed fast on an open breaker (the protected code did not run)."""
 EVENT_TASK: Final = "task"
 LOG_OPERATION: Final = "operation"
 LOG_ATTEMPT: Final = "attempt"
@@ -207,6 +248,11 @@ LOG_QUEUE: Final = "queue"
 LOG_OUTCOME: Final = "outcome"
 LOG_DURATION_MS: Final = "duration_ms"
 LOG_RETRIES: Final = "retries"
+LOG_MESSAGING_SYSTEM: Final = "messaging_system"
+LOG_MESSAGE_ID: Final = "message_id"
+LOG_QUEUE_WAIT_MS: Final = "queue_wait_ms"
+TASK_LOGGER: Final = "obskit.task"
+"""`logger` of the `event: task` line."""
 
 # --- Span attribute of a resent HTTP request (stable HTTP semconv) ---
 HTTP_RESEND_COUNT: Final = "http.request.resend_count"
@@ -220,6 +266,9 @@ ALERT_TASKS_STALLED: Final = "ObskitTasksStalled"
 
 # --- Span attribute carrying the correlation ID (same name as the log field) ---
 SPAN_CORRELATION_ID: Final = "correlation_id"
+SPAN_MESSAGING_TASK: Final = "messaging.task"
+"""Producer/consumer span attribute: the `task` label (Celery task name, consumer handler)."""
+SPAN_MESSAGING_OUTCOME: Final = "messaging.outcome"
 
 # --- Endpoints excluded from metrics, traces and access logs by default ---
 DEFAULT_EXCLUDED_PATHS: Final = ("/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics")

@@ -7,6 +7,9 @@ opentelemetry-proto and answers an `ExportTraceServiceResponse`, exactly as a co
 
 Failure modes for tests: ``set_mode("ok" | "hang" | "error")`` (hang holds the request open until
 released or stopped; error answers HTTP 503), and ``stop()`` makes the port refuse connections.
+``reply_next(Reply(429, retry_after="1"), ...)`` answers the next requests with those statuses
+(the body is read, not recorded), then the mode applies again; ``answers()`` lists what every
+POST got, with its arrival time (for retry tests).
 
 In-process::
 
@@ -45,6 +48,23 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 Mode = Literal["ok", "hang", "error"]
 _RESPONSE = ExportTraceServiceResponse().SerializeToString()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A scripted answer to one POST: an HTTP status, and optionally a Retry-After header."""
+
+    status: int
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one POST got: when it arrived (time.monotonic()), the status and its span count."""
+
+    at: float
+    status: int
+    spans: int
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,9 @@ class OTLPReceiver:
         self._requests = 0
         self._changed = threading.Condition(self._lock)
         self._release = threading.Event()
+        self._script: list[Reply] = []
+        self._answers: list[Answer] = []
+        self._posts = 0
         self._server: ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()
         self._thread: threading.Thread | None = None
@@ -206,6 +229,37 @@ class OTLPReceiver:
             self._spans.clear()
             self._span_count = 0
             self._requests = 0
+            self._answers.clear()
+            self._posts = 0
+
+    @property
+    def posts(self) -> int:
+        """POST requests that arrived, including any still held by mode="hang"."""
+        with self._lock:
+            return self._posts
+
+    def reply_next(self, *replies: Reply) -> None:
+        """Answer the next POSTs with these replies, in order (then the mode applies again)."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def answers(self) -> list[Answer]:
+        """Every POST so far: arrival time, status answered, spans in its body."""
+        with self._lock:
+            return list(self._answers)
+
+    def _scripted(self) -> Reply | None:
+        with self._lock:
+            return self._script.pop(0) if self._script else None
+
+    def _answered(self, at: float, status: int, spans: int | None, body: bytes) -> None:
+        if spans is None:  # not recorded: count what it carried (scripted and error answers)
+            try:
+                spans = count_spans(body)
+            except Exception:  # noqa: BLE001 - an undecodable body still gets its answer logged
+                spans = -1
+        with self._lock:
+            self._answers.append(Answer(at, status, spans))
 
     def set_mode(self, mode: Mode) -> None:
         """Switch failure mode; "hang" holds every request until release_hung() or stop()."""
@@ -235,20 +289,21 @@ class OTLPReceiver:
             return {"spans": self._span_count, "requests": self._requests}
 
     # -- HTTP ----------------------------------------------------------------------
-    def _record(self, body: bytes) -> None:
+    def _record(self, body: bytes) -> int:
         if self.count_only:
             n = count_spans(body)
             with self._changed:
                 self._span_count += n
                 self._requests += 1
                 self._changed.notify_all()
-            return
+            return n
         spans = decode_spans(body)
         with self._changed:
             self._spans.extend(spans)
             self._span_count += len(spans)
             self._requests += 1
             self._changed.notify_all()
+        return len(spans)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -269,8 +324,16 @@ class OTLPReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: tests and benchmarks read stats, not access logs
 
-            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+            def _reply(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -287,24 +350,38 @@ class OTLPReceiver:
                 self._reply(200, json.dumps(payload).encode(), "application/json")
 
             def do_POST(self) -> None:
+                at = time.monotonic()
+                with receiver._lock:
+                    receiver._posts += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                    with contextlib.suppress(OSError, EOFError):
+                        body = gzip.decompress(body)
+                status, spans, payload, headers = self._answer(body)
+                receiver._answered(at, status, spans, body)  # logged before the sender hears
+                content_type = "application/x-protobuf" if status == 200 else "text/plain"
+                self._reply(status, payload, content_type, headers)
+
+            def _answer(self, body: bytes) -> tuple[int, int | None, bytes, dict[str, str]]:
+                """(status, spans recorded or None, response body, extra headers)."""
+                scripted = receiver._scripted()
+                if scripted is not None:
+                    headers = {}
+                    if scripted.retry_after is not None:
+                        headers["Retry-After"] = scripted.retry_after
+                    return scripted.status, None, b"scripted\n", headers
                 if receiver.mode == "hang":
                     receiver._release.wait(timeout=60)
                 if receiver.mode == "error":
-                    self._reply(503, b"unavailable\n", "text/plain")
-                    return
+                    return 503, None, b"unavailable\n", {}
                 if self.path != "/v1/traces":
-                    self._reply(404, b"not found\n", "text/plain")
-                    return
-                if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                    body = gzip.decompress(body)
+                    return 404, None, b"not found\n", {}
                 try:
-                    receiver._record(body)
+                    spans = receiver._record(body)
                 except Exception as exc:  # noqa: BLE001 - a bad body is the sender's bug: say 400
-                    self._reply(400, f"bad OTLP body: {exc}\n".encode(), "text/plain")
-                    return
-                self._reply(200, _RESPONSE, "application/x-protobuf")
+                    return 400, -1, f"bad OTLP body: {exc}\n".encode(), {}
+                return 200, spans, _RESPONSE, {}
 
         return Handler
 

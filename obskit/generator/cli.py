@@ -11,9 +11,12 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from obskit.generator.model import Service
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -49,6 +52,18 @@ def _fail(lines: list[str]) -> NoReturn:
     raise typer.Exit(EXIT_INVALID)
 
 
+FormatOpt = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format", help="prometheus-operator also writes prometheusrule.yaml beside rules.yaml."
+    ),
+]
+TemplatesOpt = Annotated[
+    Path | None,
+    typer.Option("--templates", help="Directory whose templates override the built-in ones."),
+]
+
+
 def _load(paths: list[Path]) -> list[object]:
     from obskit.generator.manifest import ManifestError, load_all
 
@@ -58,10 +73,41 @@ def _load(paths: list[Path]) -> list[object]:
         _fail([str(p) for p in exc.problems])
 
 
+def _prepare(
+    paths: list[Path], output_format: OutputFormat, templates: Path | None
+) -> tuple[list[Service], dict[str, dict[str, str]]]:
+    """Every check `generate` makes before it writes: load and validate the manifests, render
+    every file in memory (templates, PromQL parsed, output names). `validate` runs exactly this,
+    so it fails wherever `generate` would (exit 2, nothing written)."""
+    from obskit.generator.model import Service
+    from obskit.generator.render import output
+    from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
+    from obskit.generator.render.templates import TemplateProblem, Templates
+
+    services = [s for s in _load(paths) if isinstance(s, Service)]
+    if templates is not None and not templates.is_dir():
+        _fail([f"{templates}: --templates must be a directory"])
+    # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
+    formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
+    try:
+        files = render_all(services, Templates(templates), formats)
+    except (TemplateProblem, PromQLProblem) as exc:
+        _fail([str(exc)])
+    sources = {s.name: f"{s.source}:{s.line}" for s in services}
+    if problems := [f"{sources[name]}: {p}" for name, p in output.name_problems(files)]:
+        _fail(problems)
+    return services, files
+
+
 @app.command()
-def validate(paths: PathsArg) -> None:
-    """Check manifests; print one line per problem (file:line) and exit 2 if any."""
-    from obskit.generator.model import BURN_RATE_ROWS, SLO, BurnRateRow, Service, format_decimal
+def validate(
+    paths: PathsArg,
+    output_format: FormatOpt = OutputFormat.prometheus,
+    templates: TemplatesOpt = None,
+) -> None:
+    """Check manifests as `generate` would (same checks, nothing written); print one line per
+    problem (file:line) and exit 2 if any."""
+    from obskit.generator.model import BURN_RATE_ROWS, SLO, BurnRateRow, format_decimal
     from obskit.generator.render.promtool import untested_rows
 
     def note(service: Service, slo: SLO, row: BurnRateRow, text: str) -> None:
@@ -71,7 +117,7 @@ def validate(paths: PathsArg) -> None:
             err=True,
         )
 
-    services = [s for s in _load(paths) if isinstance(s, Service)]
+    services, _ = _prepare(paths, output_format, templates)
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
@@ -105,33 +151,13 @@ def generate(
         bool,
         typer.Option("--check", help="Write nothing; exit 1 with a diff if <out> is stale."),
     ] = False,
-    output_format: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format",
-            help="prometheus-operator also writes prometheusrule.yaml beside rules.yaml.",
-        ),
-    ] = OutputFormat.prometheus,
-    templates: Annotated[
-        Path | None,
-        typer.Option("--templates", help="Directory whose templates override the built-in ones."),
-    ] = None,
+    output_format: FormatOpt = OutputFormat.prometheus,
+    templates: TemplatesOpt = None,
 ) -> None:
     """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
-    from obskit.generator.model import Service
     from obskit.generator.render import output
-    from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
-    from obskit.generator.render.templates import TemplateProblem, Templates
 
-    services = [s for s in _load(paths) if isinstance(s, Service)]
-    if templates is not None and not templates.is_dir():
-        _fail([f"{templates}: --templates must be a directory"])
-    # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
-    formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
-    try:
-        files = render_all(services, Templates(templates), formats)
-    except (TemplateProblem, PromQLProblem) as exc:
-        _fail([str(exc)])
+    services, files = _prepare(paths, output_format, templates)
     if check:
         drifts = output.check(out, files)
         for drift in drifts:

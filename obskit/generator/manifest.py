@@ -49,6 +49,7 @@ from obskit.generator.model import (
     DURATION_PATTERN,
     LABEL_SEVERITY,
     LABEL_TEAM,
+    MAX_FOR,
     MAX_SLO_WINDOW,
     MIN_SLO_WINDOW,
     RULE_LABELS,
@@ -63,7 +64,7 @@ from obskit.generator.model import (
     Resilience,
     Service,
     SLIKind,
-    days,
+    check_label_value,
     format_le,
 )
 from obskit.generator.selectors import example_labels
@@ -72,12 +73,50 @@ MANIFEST_NAMES: Final = ("obskit.yaml", "obskit.yml")
 MANIFEST_SUFFIXES: Final = (".obskit.yaml", ".obskit.yml")
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_-]*$"
+MAX_NAME: Final = 128
+"""Longest service or SLO name: a service name is a directory name (255 bytes at most)."""
 LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 URL_PATTERN: Final = r"^https?://\S+$"
 ADDRESS_PATTERN: Final = r"^[A-Za-z0-9._\[\]:-]+$"
 MAX_BUCKET: Final = 1e6
-MAX_THRESHOLD_DURATION: Final = days(7)
 MAX_LABEL_VALUE: Final = 200
+
+MAX_FILE_BYTES: Final = 1024 * 1024
+"""Limits that bound the time and memory of loading one manifest file (issue 13): a manifest
+is a few KB; 1 MiB holds thousands of services."""
+MAX_DEPTH: Final = 64
+"""Deepest nesting of mappings and sequences (a manifest needs about 8)."""
+MAX_NODES: Final = 50_000
+"""Most YAML nodes (scalars, mappings, sequences) in one file, counted after alias expansion:
+each use of an alias counts the whole subtree it names, so an alias bomb is stopped before it
+is expanded."""
+
+
+def check_duration(text: str) -> str:
+    """Return `text` if it is a duration Prometheus accepts (`Duration.parse`)."""
+    Duration.parse(text)
+    return text
+
+
+def check_for(text: str) -> str:
+    """Return `text` if it is a valid alert `for:` (at most MAX_FOR)."""
+    Duration.parse(text, at_most=MAX_FOR)
+    return text
+
+
+# Reusable field types: every manifest field that reaches a rule uses one of these (see
+# /work/notes/validation.md). Names and label values never carry template delimiters.
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]
+LabelValue = Annotated[str, AfterValidator(check_label_value)]
+"""A text that becomes an alert label value: `{{`/`}}` rejected."""
+DurationText = Annotated[
+    str, AfterValidator(check_duration), Field(json_schema_extra={"pattern": DURATION_PATTERN})
+]
+"""A duration like 5m, 6h, 30d, within Prometheus's range."""
+ForDuration = Annotated[
+    str, AfterValidator(check_for), Field(json_schema_extra={"pattern": DURATION_PATTERN})
+]
+"""An alert `for:`: a duration of at most MAX_FOR."""
 
 Path_ = tuple[str | int, ...]
 
@@ -167,7 +206,7 @@ Window = Annotated[
 
 
 class SLOSpec(_Spec):
-    name: Annotated[str, Field(pattern=NAME_PATTERN, description="Unique within the service.")]
+    name: Annotated[Name, Field(description="Unique within the service.")]
     objective: Objective
     window: Window = str(DEFAULT_WINDOW)
     description: str | None = None
@@ -177,12 +216,11 @@ class SLOSpec(_Spec):
     )
 
 
-LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], str]
+LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], LabelValue]
 
 
 def _threshold_duration(value: str) -> str:
-    if Duration.parse(value, seconds=True) > MAX_THRESHOLD_DURATION:
-        raise ValueError(f"must be at most {MAX_THRESHOLD_DURATION}, got {value}")
+    Duration.parse(value, at_most=MAX_FOR, seconds=True)
     return value
 
 
@@ -191,7 +229,8 @@ ThresholdDuration = Annotated[
     AfterValidator(_threshold_duration),
     Field(json_schema_extra={"pattern": SHORT_DURATION_PATTERN}),
 ]
-"""An alert threshold duration: `30s`, `5m`, `1h` ... up to MAX_THRESHOLD_DURATION."""
+"""An alert threshold duration: `30s`, `5m`, `1h` ... at most MAX_FOR (the unit tests replay
+each threshold at a fine step)."""
 
 
 class BreakerOpenSpec(_Spec):
@@ -246,7 +285,7 @@ class DependencySLOSpec(_Spec):
     """Client-side SLO: calls to the dependency that got a response below 500, over all calls
     (breaker rejections count as bad calls)."""
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
+    name: Name | None = Field(
         default=None, description="Default: the dependency's name. Unique among the SLOs."
     )
     objective: Objective
@@ -265,7 +304,7 @@ SeriesLabel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_VALUE)]
 class DependencySpec(_Spec):
     """A dependency as an object; a plain string is the same as `{address: <string>}`."""
 
-    name: Annotated[str, Field(pattern=NAME_PATTERN)] | None = Field(
+    name: Name | None = Field(
         default=None, description="The `dependency` label on its alerts (default: the address)."
     )
     address: Annotated[str, Field(pattern=ADDRESS_PATTERN)] = Field(
@@ -329,19 +368,9 @@ DependencyItem = Annotated[DependencySpec, BeforeValidator(_address_only)]
 class SeveritySpec(_Spec):
     model_config = ConfigDict(populate_by_name=True)
     labels: LabelMap = Field(default_factory=dict, description="Labels on this severity's alerts.")
-    for_: str | None = Field(
-        default=None,
-        alias="for",
-        description="Alert `for` duration, e.g. 2m.",
-        json_schema_extra={"pattern": DURATION_PATTERN},
+    for_: ForDuration | None = Field(
+        default=None, alias="for", description=f"Alert `for` duration, e.g. 2m (at most {MAX_FOR})."
     )
-
-    @field_validator("for_")
-    @classmethod
-    def _for_parses(cls, value: str | None) -> str | None:
-        if value is not None:
-            Duration.parse(value)
-        return value
 
 
 class AlertingSpec(_Spec):
@@ -356,8 +385,8 @@ class LinksSpec(_Spec):
 
 
 class ServiceSpec(_Spec):
-    service: Annotated[str, Field(pattern=NAME_PATTERN)]
-    team: str | None = None
+    service: Name
+    team: LabelValue | None = None
     selector: str | None = Field(
         default=None, description='PromQL label matchers; default job="<service>".'
     )
@@ -440,11 +469,92 @@ def _to_data(
     return loader.construct_object(node, deep=True)
 
 
+_TOO_MANY: Final = f"manifest too large: obskit reads at most {MAX_NODES} YAML nodes per file"
+_TOO_DEEP: Final = f"manifest nested too deep: obskit reads at most {MAX_DEPTH} levels"
+_EXPANDED: Final = " once its aliases are expanded (an alias bomb?)"
+
+
+class _LimitExceeded(Exception):
+    """A manifest beyond MAX_DEPTH / MAX_NODES (or with a recursive alias)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops composing past MAX_DEPTH levels or MAX_NODES nodes, before
+    PyYAML's recursive composer can hit Python's recursion limit or fill memory."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise _LimitExceeded(self._line(), _TOO_MANY)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _LimitExceeded(self._line(), _TOO_DEEP)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _line(self) -> int:
+        return int(self.peek_event().start_mark.line) + 1  # type: ignore[no-untyped-call]
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise _LimitExceeded when the document, with every alias expanded where it is used,
+    would exceed MAX_NODES nodes or MAX_DEPTH levels, or when an alias contains itself.
+
+    Walks the composed graph once (an anchored node is measured once, then reused), so an
+    alias bomb is measured in microseconds instead of being expanded."""
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height), expanded
+    in_progress: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        known = measured.get(key)
+        if known is None:
+            if key in in_progress:
+                message = "invalid YAML: recursive alias (the anchored node contains itself)"
+                raise _LimitExceeded(node.start_mark.line + 1, message)
+            if depth > MAX_DEPTH:
+                raise _LimitExceeded(node.start_mark.line + 1, _TOO_DEEP + _EXPANDED)
+            in_progress.add(key)
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            else:
+                children = []
+            nodes, height = 1, 1
+            for child in children:
+                child_nodes, child_height = measure(child, depth + 1)
+                nodes += child_nodes
+                height = max(height, child_height + 1)
+                if nodes > MAX_NODES:
+                    raise _LimitExceeded(node.start_mark.line + 1, _TOO_MANY + _EXPANDED)
+            in_progress.discard(key)
+            known = measured[key] = (nodes, height)
+        if depth + known[1] - 1 > MAX_DEPTH:
+            raise _LimitExceeded(node.start_mark.line + 1, _TOO_DEEP + _EXPANDED)
+        return known
+
+    measure(root, 1)
+
+
 def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
-    """Compose one YAML document into data and a line map; raise ManifestError on bad YAML."""
+    """Compose one YAML document into data and a line map; raise ManifestError on bad YAML
+    or on a document beyond the loading limits (MAX_DEPTH, MAX_NODES)."""
     lines = _Lines()
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
         message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
@@ -453,8 +563,11 @@ def _parse_yaml(text: str, file: str) -> tuple[Any, _Lines]:
         node = loader.get_single_node()
         if node is None:
             raise ManifestError([Problem(file, 1, "file is empty: expected a service manifest")])
+        _check_expansion(node)
         duplicates: list[str] = []
         data = _to_data(loader, node, (), lines, duplicates)
+    except _LimitExceeded as exc:
+        raise ManifestError([Problem(file, exc.line, exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         mark_line = mark.line + 1 if mark is not None else None
@@ -592,6 +705,8 @@ def _check_selector(selector: str) -> str | None:
         return f"selector is not valid PromQL label matchers: {exc}"
     if not isinstance(node, promql_parser.VectorSelector) or node.name:
         return 'selector must be label matchers only, e.g. job="checkout"'
+    if any(m.name == "__name__" for m in node.matchers.matchers):
+        return "selector must not match __name__: obskit chooses the metric of each query"
     try:
         example_labels(selector)
     except (ValueError, re.error) as exc:
@@ -898,13 +1013,17 @@ def load(path: Path) -> list[Service]:
     """Read and validate one manifest file."""
     file = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError([Problem(file, None, "no such file")]) from None
     except IsADirectoryError:
         raise ManifestError([Problem(file, None, "is a directory")]) from None
     except OSError as exc:
         raise ManifestError([Problem(file, None, f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        message = f"file too large: obskit reads manifests of at most {MAX_FILE_BYTES} bytes"
+        raise ManifestError([Problem(file, None, message)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -1,7 +1,9 @@
 """Frozen domain objects of the generator: services, SLOs, windows and the burn-rate table.
 
 The manifest loader builds these from validated YAML; the renderers only read them. Nothing
-here knows about YAML, jinja2 or Prometheus syntax beyond the duration notation. The burn-rate
+here knows about YAML, jinja2 or Prometheus syntax beyond the duration notation. The checks
+every user text must pass before it reaches a rule live here too (`Duration.parse` within
+Prometheus's range, `check_label_value`), so every manifest field uses the same ones. The burn-rate
 table is data (`BURN_RATE_ROWS`), and its thresholds follow the budget-based convention:
 
     factor = budget_fraction * slo_window_hours / long_window_hours
@@ -32,6 +34,32 @@ SHORT_DURATION_PATTERN: Final = r"^([1-9][0-9]*)([smhdw])$"
 """Alert thresholds of resilience and background work may be seconds (demo and test manifests)."""
 _DURATION_RE: Final = re.compile(DURATION_PATTERN)
 _SHORT_DURATION_RE: Final = re.compile(SHORT_DURATION_PATTERN)
+PROMETHEUS_MAX_SECONDS: Final = (2**63 - 1) // 10**9
+"""Prometheus keeps durations as int64 nanoseconds: longer ones are "out of range" (~292y)."""
+TEMPLATE_DELIMITERS: Final = ("{{", "}}")
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """`repr(text)` for a message, cut to about `limit` characters (inputs may be huge)."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def check_label_value(value: str) -> str:
+    """Return `value` if it may be an alert label value; raise ValueError otherwise.
+
+    Prometheus expands alert label values as Go templates, so `{{ ... }}` in a team, label or
+    severity would be evaluated (and break the generated promtool tests): rejected. Use it for
+    every manifest text that becomes a label value of an alerting rule.
+    """
+    for delimiter in TEMPLATE_DELIMITERS:
+        if delimiter in value:
+            raise ValueError(
+                f"label value {shown(value)} contains {delimiter!r}: Prometheus would expand it "
+                "as a template in the alert's labels; remove the braces"
+            )
+    return value
 
 
 @dataclass(frozen=True, order=True)
@@ -42,17 +70,30 @@ class Duration:
     seconds: int
 
     @classmethod
-    def parse(cls, text: str, *, seconds: bool = False) -> Duration:
-        """Parse `<n>m|h|d|w` (and `<n>s` when `seconds`); raise ValueError with the accepted
-        forms otherwise."""
+    def parse(
+        cls, text: str, at_most: Duration | None = None, *, seconds: bool = False
+    ) -> Duration:
+        """Parse `<n>m|h|d|w` (and `<n>s` when `seconds`) within Prometheus's range (and
+        `at_most`, when given); raise ValueError with the accepted forms otherwise."""
         match = (_SHORT_DURATION_RE if seconds else _DURATION_RE).match(text.strip())
         if match is None:
             units = "s (seconds), m (minutes)" if seconds else "m (minutes)"
             raise ValueError(
-                f"cannot parse duration {text!r}: use a whole number and one unit, "
+                f"cannot parse duration {shown(text)}: use a whole number and one unit, "
                 f"{units}, h (hours), d (days) or w (weeks), e.g. {'5m' if seconds else '30d'}"
             )
-        return cls(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        digits, unit = match.groups()
+        if len(digits) > len(str(PROMETHEUS_MAX_SECONDS)) or (
+            int(digits) * _UNIT_SECONDS[unit] > PROMETHEUS_MAX_SECONDS
+        ):
+            raise ValueError(
+                f"duration {shown(text)} is out of range: Prometheus accepts at most "
+                f"{PROMETHEUS_MAX_SECONDS // _UNIT_SECONDS['d']}d (about 292 years)"
+            )
+        duration = cls(int(digits) * _UNIT_SECONDS[unit])
+        if at_most is not None and duration > at_most:
+            raise ValueError(f"duration {shown(text)} is too long: at most {at_most}")
+        return duration
 
     @property
     def hours(self) -> Decimal:
@@ -115,6 +156,9 @@ MIN_SLO_WINDOW: Final = RATIO_WINDOWS[-1]
 MAX_SLO_WINDOW: Final = days(365)
 
 DEFAULT_FOR: Final[dict[Severity, Duration]] = {"page": minutes(2), "ticket": minutes(15)}
+MAX_FOR: Final = days(1)
+"""Longest alert `for:`: a page held back more than a day is no page, and the promtool tests
+replay `for` minute by minute (a `for: 4w` test takes promtool ~15 s, `15000w` forever)."""
 DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
 ABSENT_FOR: Final = minutes(10)
 MAX_UID: Final = 40

@@ -3,11 +3,13 @@
 Two kinds of adapter live here:
 - **app adapters** wrap what `obskit.init(app)` is given: `asgi` (Starlette/FastAPI and any
   ASGI callable) and `wsgi` (Flask and any WSGI callable). `instrument_app()` picks one.
-- **library adapters** hook a library the service imports: `httpx`, `requests`. Each module
-  names its `LIBRARY` and has `instrument()` / `uninstrument()`. `instrument_libraries()`
-  activates an adapter when its library is imported, before or after `init()`; a library that
-  is not installed, or never imported, is never imported by obskit. An adapter that fails is
-  counted in obskit_instrumentation_errors_total and logged once, never raised.
+- **library adapters** hook a library the service imports: `httpx`, `requests` (outbound
+  calls), `tenacity`, `stamina`, `backoff` (retries), `pybreaker`, `circuitbreaker`
+  (breakers), `celery` (tasks). Each names its `LIBRARY` and has `instrument()` / `uninstrument()`.
+  `instrument_libraries()` activates an adapter when its library is imported, before or after
+  `init()`; a library that is not installed, or never imported, is never imported by obskit.
+  An adapter that fails is counted in obskit_instrumentation_errors_total and logged once,
+  never raised.
 
 Adapters import their own library and `obskit.runtime`, never `obskit.generator`.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
@@ -30,6 +33,12 @@ if TYPE_CHECKING:
 LIBRARY_ADAPTERS: Final[dict[str, Callable[[Any], bool]]] = {
     "httpx": lambda config: bool(config.instrument_clients),
     "requests": lambda config: bool(config.instrument_clients),
+    "tenacity": lambda config: True,
+    "stamina": lambda config: True,
+    "backoff": lambda config: True,
+    "pybreaker": lambda config: True,
+    "circuitbreaker": lambda config: True,
+    "celery": lambda config: True,
 }
 """Adapter module name -> whether the configuration wants it (the library's name is its LIBRARY)."""
 
@@ -109,3 +118,24 @@ def _is_asgi(app: Any) -> bool:
     if inspect.isfunction(app) or inspect.ismethod(app):
         return inspect.iscoroutinefunction(app)
     return inspect.iscoroutinefunction(type(app).__call__) if callable(app) else False
+
+
+def is_worker_app(app: Any) -> bool:
+    """True for an app whose `init()` waits for a worker to start in this process (Celery)."""
+    from obskit.integrations.celery import is_celery_app  # noqa: PLC0415
+
+    return is_celery_app(app)
+
+
+def configure_worker(app: Any, settings: dict[str, Any]) -> Obskit | None:
+    """`init(celery_app, ...)`: apply `settings` when a worker starts in this process."""
+    from obskit.integrations import celery  # noqa: PLC0415
+
+    return celery.configure_worker(app, settings)
+
+
+def forget_workers() -> None:
+    """Forget every `configure_worker` (reset)."""
+    module = sys.modules.get("obskit.integrations.celery")
+    if module is not None:
+        module.reset()

@@ -16,7 +16,7 @@ from obskit import semconv
 from obskit.integrations._http import ServerAttributes
 from obskit.runtime import correlation, errors
 from obskit.runtime.metrics import exposition
-from obskit.runtime.server import begin_span, prepare, record_request
+from obskit.runtime.server import begin_span, prepare, record_request, request_started
 from obskit.runtime.tracing.provider import detach_span
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class ObskitASGI:
                 baggage = value.decode("latin-1")
         cid = correlation.accept(raw_id) if raw_id is not None else correlation.new_id()
         method = scope["method"]
+        request_started(rt, method)
         tracing = rt.tracing
         span = otel_token = None
         trace_id = span_id = None

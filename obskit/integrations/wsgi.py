@@ -17,7 +17,7 @@ from obskit import semconv
 from obskit.integrations._http import ServerAttributes
 from obskit.runtime import correlation, errors
 from obskit.runtime.metrics import exposition
-from obskit.runtime.server import begin_span, prepare, record_request
+from obskit.runtime.server import begin_span, prepare, record_request, request_started
 from obskit.runtime.tracing.provider import detach
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class ObskitWSGI:
                 break
         cid = correlation.accept(raw_id)
         method = environ.get("REQUEST_METHOD", "GET")
+        request_started(rt, method)
         tracing = rt.tracing
         span = otel_token = None
         trace_id = span_id = None

@@ -22,6 +22,7 @@ from obskit import semconv
 from obskit.runtime import correlation, errors
 from obskit.runtime.config import DEFAULT_REDACT_KEYS
 from obskit.runtime.redact import redact_query
+from obskit.runtime.resilience import current_attempt
 from obskit.runtime.tracing.provider import attach, detach, outbound_headers
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def server_address(scheme: str, host: str, port: int | None) -> str:
 class OutboundCall:
     """One outbound call: span, headers, timing, observation."""
 
-    __slots__ = ("address", "method", "rt", "span", "start", "token")
+    __slots__ = ("active", "address", "method", "rt", "span", "start", "token")
 
     def __init__(  # noqa: PLR0917
         self,
@@ -90,18 +91,27 @@ class OutboundCall:
         self.address = address
         self.span: Any = None
         self.token: Any = None
+        self.active: Any = None
         try:
+            metrics = rt.metrics
+            if metrics is not None:
+                self.active = metrics.client_active.get(address)
+                self.active.inc()
             tracing = rt.tracing
             if tracing is not None:
+                attributes: dict[str, Any] = {
+                    "http.request.method": self.method,
+                    "server.address": host,
+                    "server.port": port or DEFAULT_PORTS.get(scheme, 80),
+                    "url.full": url_full(url, rt.config.redact_keys),
+                }
+                attempt = current_attempt()
+                if attempt > 1:  # made by a retry: the stable semconv's resend count
+                    attributes[semconv.HTTP_RESEND_COUNT] = attempt - 1
                 self.span = tracing.tracer.start_span(
                     self.method if self.method != semconv.OTHER_METHOD else "HTTP",
                     kind=_CLIENT,
-                    attributes={
-                        "http.request.method": self.method,
-                        "server.address": host,
-                        "server.port": port or DEFAULT_PORTS.get(scheme, 80),
-                        "url.full": url_full(url, rt.config.redact_keys),
-                    },
+                    attributes=attributes,
                 )
                 self.token = attach(self.span, None)
             cid = correlation.correlation_id()
@@ -116,6 +126,8 @@ class OutboundCall:
     def done(self, status: int | None, error: BaseException | None) -> None:
         duration = perf_counter() - self.start
         try:
+            if self.active is not None:
+                self.active.dec()
             if self.token is not None:
                 detach(self.token)
             error_type = type(error).__name__ if error is not None else ""

@@ -38,7 +38,7 @@ class ConfigError(ValueError):
 class Config:
     """Every obskit setting. Field names are the `init()` keyword names.
 
-    Environment variables (see docs/settings.md): `OBSKIT_<FIELD>` in upper case, plus the standard
+    Environment variables (see README): `OBSKIT_<FIELD>` in upper case, plus the standard
     OpenTelemetry ones where they exist (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, ...).
     """
 
@@ -74,6 +74,8 @@ class Config:
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     buckets: tuple[float, ...] = semconv.DEFAULT_BUCKETS
+    queue_wait_buckets: tuple[float, ...] = semconv.DEFAULT_QUEUE_WAIT_BUCKETS
+    process_buckets: tuple[float, ...] = semconv.DEFAULT_PROCESS_BUCKETS
     exemplars: bool = True
     request_hook: Any = None  # callable(span, RequestInfo) at the end of each request (not env)
     # shared
@@ -392,6 +394,8 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
     "metrics_port": _port,
     "metrics_host": _str,
     "buckets": _buckets,
+    "queue_wait_buckets": _buckets,
+    "process_buckets": _buckets,
     "exemplars": _bool,
     "excluded_paths": _paths,
     "instrument_clients": _bool,

@@ -588,6 +588,24 @@ class StdlibBridge:
                 logger.disabled = True
         logging.getLogger("werkzeug").addFilter(self._werkzeug_filter)  # no-op when present
 
+    def reclaim(self, logger: logging.Logger) -> None:
+        """A library configured `logger` after init() (Celery does in its workers): route its
+        records through obskit again. For the root logger: obskit's handler back, the others
+        removed; for any other: its handlers removed and propagation on."""
+        if not self.installed:
+            return
+        root = logging.getLogger()
+        if logger is root:
+            for handler in list(root.handlers):
+                if handler is not self.handler:
+                    root.removeHandler(handler)
+            if self.handler not in root.handlers:
+                root.addHandler(self.handler)
+            return
+        if logger.handlers or not logger.propagate:
+            self._save(logger)
+            logger.propagate = True
+
     def _save(self, logger: logging.Logger) -> None:
         self._saved.append((logger, list(logger.handlers), logger.propagate, logger.disabled))
         for handler in list(logger.handlers):

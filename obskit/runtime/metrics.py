@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,24 @@ class _Observer:
         return observe
 
 
+class _Gauges:
+    """A one-label gauge with a per-value cache of its children (in-flight counts)."""
+
+    __slots__ = ("_cache", "gauge")
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self._cache: dict[str, Any] = {}
+
+    def get(self, value: str) -> Any:
+        child = self._cache.get(value)
+        if child is None:
+            child = self.gauge.labels(value)
+            if len(self._cache) < _CACHE_LIMIT:
+                self._cache[value] = child
+        return child
+
+
 class Metrics:
     """obskit's instruments, registered on `registry` (unregistered again by `close()`)."""
 
@@ -112,8 +130,71 @@ class Metrics:
                 )
             )
         )
+        self.sent = self._add(
+            Counter(
+                semconv.MESSAGING_SENT.removesuffix("_total"),
+                "Messages published (Celery tasks, obskit.produce).",
+                semconv.MESSAGING_LABELS,
+                registry=None,
+            )
+        )
+        self._sent: dict[tuple[str, str, str], Callable[..., None]] = {}
+        self.process = _Observer(
+            self._add(
+                Histogram(
+                    semconv.MESSAGING_PROCESS_DURATION,
+                    "Duration of message processing (Celery tasks, obskit.consume), by outcome.",
+                    semconv.MESSAGING_PROCESS_LABELS,
+                    buckets=config.process_buckets,
+                    registry=None,
+                )
+            )
+        )
+        self.wait = _Observer(
+            self._add(
+                Histogram(
+                    semconv.MESSAGING_QUEUE_WAIT,
+                    "Time from when a message became due to the start of its processing.",
+                    semconv.MESSAGING_LABELS,
+                    buckets=config.queue_wait_buckets,
+                    registry=None,
+                )
+            )
+        )
         self.self_metrics = SelfMetrics(config)
         self._add(self.self_metrics)
+        # In-flight gauges (saturation): livesum sums the live workers under
+        # PROMETHEUS_MULTIPROC_DIR. One cached child per label value: inc/dec on the hot path.
+        self.server_active = _Gauges(
+            self._add(
+                Gauge(
+                    semconv.HTTP_SERVER_ACTIVE,
+                    "Inbound HTTP requests in flight.",
+                    (semconv.LABEL_METHOD,),
+                    registry=None,
+                    multiprocess_mode="livesum",
+                )
+            )
+        )
+        self.client_active = _Gauges(
+            self._add(
+                Gauge(
+                    semconv.HTTP_CLIENT_ACTIVE,
+                    "Outbound HTTP requests in flight.",
+                    (semconv.LABEL_SERVER_ADDRESS,),
+                    registry=None,
+                    multiprocess_mode="livesum",
+                )
+            )
+        )
+        from obskit.runtime.resilience import ResilienceMetrics  # noqa: PLC0415
+
+        self.resilience = ResilienceMetrics(None)
+        for collector in self.resilience.collectors:
+            self._add(collector)
+        from obskit.runtime.outbox import OutboxCollector  # noqa: PLC0415
+
+        self._add(OutboxCollector())
 
     def _add(self, collector: Any) -> Any:
         try:
@@ -123,6 +204,24 @@ class Metrics:
             raise
         self._collectors.append(collector)
         return collector
+
+    # -- messaging -------------------------------------------------------------------
+    def messaging_sent(self, system: str, destination: str, task: str) -> None:
+        key = (system, destination, task)
+        inc = self._sent.get(key)
+        if inc is None:
+            inc = self.sent.labels(*key).inc
+            if len(self._sent) < _CACHE_LIMIT:
+                self._sent[key] = inc
+        inc()
+
+    def process_duration(
+        self, system: str, destination: str, task: str, outcome: str, seconds: float
+    ) -> None:
+        self.process.get((system, destination, task, outcome))(seconds)
+
+    def queue_wait(self, system: str, destination: str, task: str, seconds: float) -> None:
+        self.wait.get((system, destination, task))(seconds)
 
     def close(self) -> None:
         for collector in self._collectors:

@@ -115,6 +115,16 @@ class RequestInfo:
     error: BaseException | None
 
 
+def request_started(rt: Obskit, method: str) -> None:
+    """One more inbound request in flight (http_server_active_requests); record_request
+    counts it out. Call it once per observed request, after the method is known."""
+    metrics = rt.metrics
+    if metrics is not None:
+        metrics.server_active.get(
+            method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+        ).inc()
+
+
 def record_request(  # noqa: PLR0917 - hot path: positional on purpose
     rt: Obskit,
     span: Any,
@@ -133,6 +143,9 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
 ) -> None:
     """Everything recorded when a server request finishes: span, histogram, access log."""
     method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
+    metrics = rt.metrics
+    if metrics is not None:
+        metrics.server_active.get(method_label).dec()  # first: nothing below can skip it
     hook = rt.config.request_hook
     if hook is not None:
         try:
@@ -146,7 +159,6 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
             )
         else:
             span.end()  # not recording: nothing to name or annotate
-    metrics = rt.metrics
     if metrics is not None:
         labels = (method_label, route, str(status))
         if sampled and metrics.exemplars:

@@ -79,6 +79,9 @@ class Obskit:
             if config.metrics_port is not None:
                 self._metrics_server = _metrics_listener(self.metrics, config, config.metrics_port)
         client.bind(self)
+        from obskit.runtime import resilience  # noqa: PLC0415
+
+        resilience.bind(self)
         from obskit.integrations import instrument_libraries  # noqa: PLC0415
 
         instrument_libraries(self)
@@ -125,9 +128,10 @@ class Obskit:
         self.active = False
         self.shutdown(min(self.config.shutdown_timeout, 2.0))
         from obskit.integrations import uninstrument_libraries  # noqa: PLC0415
-        from obskit.runtime import client  # noqa: PLC0415
+        from obskit.runtime import client, resilience  # noqa: PLC0415
 
         client.bind(None)
+        resilience.bind(None)
         uninstrument_libraries()
         if self._metrics_server is not None:
             self._metrics_server.close()
@@ -219,7 +223,11 @@ def reset() -> None:
         handle, _handle = _handle, None
         if handle is not None:
             handle.close()
-        from obskit.runtime import errors  # noqa: PLC0415
+        from obskit.integrations import forget_workers  # noqa: PLC0415
+        from obskit.runtime import errors, outbox  # noqa: PLC0415
+
+        forget_workers()
+        outbox.reset()
 
         errors.reset()
 

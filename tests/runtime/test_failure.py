@@ -95,7 +95,8 @@ def test_requests_stay_fast_and_succeed_whatever_the_collector_does(caplog):
         shutdown_took = time.perf_counter() - start
         rx.release_hung()
 
-        error, statuses, handle = _run(rx.traces_url, "error", rx)
+        # 503 is retryable: a budget shorter than the first backoff makes each batch fail fast
+        error, statuses, handle = _run(rx.traces_url, "error", rx, otlp_timeout=0.5)
         assert statuses == [200] * N
         obskit.shutdown(2)
         assert handle.tracing.pipe.failed_batches > 0
@@ -115,21 +116,75 @@ def test_requests_stay_fast_and_succeed_whatever_the_collector_does(caplog):
     assert 1 <= len(failures) <= 3  # at most once per interval per run, not once per batch
 
 
-def test_lost_spans_are_visible_on_metrics():
+def _books(registry: CollectorRegistry) -> tuple[float, float, dict[str, float]]:
+    """(finished, exported, dropped by reason) as /metrics reports them."""
+    dropped = {
+        reason: registry.get_sample_value("obskit_spans_dropped_total", {"reason": reason}) or 0
+        for reason in ("queue_full", "export_failed", "shutdown")
+    }
+    finished = registry.get_sample_value("obskit_spans_finished_total") or 0
+    exported = registry.get_sample_value("obskit_spans_exported_total") or 0
+    return finished, exported, dropped
+
+
+def test_every_finished_span_is_exported_or_dropped_when_the_collector_hangs_at_shutdown():
+    """The issue's case: 3,000 finished spans, a hanging collector, shutdown(). The 512-span
+    batch stuck in the hanging export is counted (dropped{shutdown}) with the 2,488 queued ones,
+    so finished == exported + dropped exactly; when the stuck export completes later, it is not
+    counted again (0.1 counted 2,488 and lost the 512)."""
+    n = 3000
+    registry = CollectorRegistry()
+    obskit.reset()
     with OTLPReceiver() as rx:
-        _, _, handle = _run(rx.traces_url, "hang", rx)
-        obskit.shutdown(0.5)
-        rx.release_hung()
-        registry = handle.metrics.registry
-        dropped = sum(
-            registry.get_sample_value("obskit_spans_dropped_total", {"reason": reason}) or 0
-            for reason in ("queue_full", "export_failed", "shutdown")
+        rx.set_mode("hang")
+        handle = obskit.init(
+            None,
+            service="books",
+            log_stream=io.BytesIO(),
+            registry=registry,
+            otlp_endpoint=rx.traces_url,
+            otlp_timeout=30,
+            span_export_interval=60,  # exports start when 512 spans (one batch) are queued
+            capture_stdlib_logs=False,
+            environ={},
         )
-        finished = registry.get_sample_value("obskit_spans_finished_total")
-        exported = registry.get_sample_value("obskit_spans_exported_total")
-        assert finished == N + 50
-        assert dropped > 0
-        assert exported + dropped + handle.tracing.pipe.queued <= finished
+        for i in range(n):
+            with obskit.observe(f"op{i % 7}"):
+                pass
+        deadline = time.monotonic() + 10
+        while rx.posts == 0:  # wait until the first batch is stuck in the collector
+            assert time.monotonic() < deadline, "no export reached the collector"
+            time.sleep(0.01)
+        obskit.shutdown(0.5)
+        finished, exported, dropped = _books(registry)
+        assert finished == n
+        assert exported + sum(dropped.values()) == finished, (exported, dropped)
+        assert dropped["shutdown"] == n - exported  # nothing was dropped for another reason
+
+        rx.release_hung()  # the stuck export now completes with 200 ...
+        pipe = handle.tracing.pipe
+        pipe._thread.join(10)  # ... and the export thread sees its outcome, then exits
+        assert not pipe._thread.is_alive()
+        assert rx.span_count > 0  # the collector did receive that batch in the end
+        assert _books(registry) == (finished, exported, dropped)  # not counted a second time
+
+
+def test_spans_ending_after_shutdown_are_counted_as_dropped_at_shutdown():
+    registry = CollectorRegistry()
+    obskit.reset()
+    with OTLPReceiver() as rx:
+        handle = obskit.init(None, service="late", log_stream=io.BytesIO(), registry=registry,
+                             otlp_endpoint=rx.traces_url, capture_stdlib_logs=False,
+                             environ={})  # fmt: skip
+        tracer = obskit.get_tracer("late")
+        span = tracer.start_span("ends after shutdown")
+        with obskit.observe("before"):
+            pass
+        handle.tracing.shutdown(5)  # the pipe stops; the span still ends afterwards
+        span.end()
+        finished, exported, dropped = _books(registry)
+    assert (finished, exported) == (2, 1)
+    assert dropped == {"queue_full": 0, "export_failed": 0, "shutdown": 1}
 
 
 def test_export_completeness_with_a_live_collector():

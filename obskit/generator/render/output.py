@@ -64,6 +64,22 @@ Files = Mapping[str, Mapping[str, str]]
 """service name -> file name -> content."""
 
 
+NAME_MAX = 255
+"""Longest file or directory name, in bytes, on common filesystems (Linux, macOS)."""
+
+
+def name_problems(files: Files) -> list[tuple[str, str]]:
+    """(service, message) for every output name no filesystem would take (checked before
+    anything is written, by `validate` too)."""
+    problems = []
+    for service, contents in sorted(files.items()):
+        for name in (service, *sorted(contents)):
+            if len(name.encode()) > NAME_MAX or "/" in name or name in ("", ".", ".."):
+                shown = name if len(name) <= 40 else f"{name[:40]}... ({len(name)} characters)"
+                problems.append((service, f"output name {shown!r} is not a valid file name"))
+    return problems
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

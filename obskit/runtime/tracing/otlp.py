@@ -7,15 +7,21 @@ field numbers from trace.proto / common.proto / resource.proto), caching the enc
 repeated attribute pairs (method, route, status...) and of the resource and scope blocks.
 The tests decode its output with opentelemetry-proto and compare it with the stock encoder.
 
-`OTLPHttpExporter` POSTs the batch over one keep-alive `http.client` connection; a failed
-batch is reported as FAILURE (counted and dropped by the pipe), never retried in a loop.
+`OTLPHttpExporter` POSTs the batch over one keep-alive `http.client` connection; it retries
+what the OTLP/HTTP specification calls retryable (429, 502, 503, 504) with exponential backoff
+honouring `Retry-After`, within the batch's time budget (`otlp_timeout`); a batch that still
+fails is reported as FAILURE (counted and dropped by the pipe).
 """
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import http.client
+import random
 import struct
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -49,6 +55,31 @@ _RECENT_KEYS: Final = frozenset(
 )
 """Values that repeat in practice but are unbounded: a small cache emptied when full."""
 _RECENT_LIMIT: Final = 1024
+
+
+RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
+"""Answers the OTLP/HTTP specification calls retryable."""
+_FIRST_BACKOFF: Final = 1.0
+_MIN_TIMEOUT: Final = 0.05
+_MAX_RETRY_AFTER: Final = 3600.0
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP date), or None
+    when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER) if len(value) <= 10 else _MAX_RETRY_AFTER
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    delay = when.timestamp() - time.time()
+    return min(max(delay, 0.0), _MAX_RETRY_AFTER)
 
 
 def _varint(value: int) -> bytes:
@@ -253,7 +284,16 @@ class Encoder:
 
 
 class OTLPHttpExporter(SpanExporter):
-    """POSTs encoded batches to an OTLP/HTTP endpoint over one keep-alive connection."""
+    """POSTs encoded batches to an OTLP/HTTP endpoint over one keep-alive connection.
+
+    Retries (OTLP/HTTP spec): a batch answered 429, 502, 503 or 504 is sent again after an
+    exponential backoff (1 s, 2 s, 4 s ... with +-20% jitter; longer when the server's
+    `Retry-After` asks for more), as long as the next attempt starts within `timeout`
+    seconds of the first: `timeout` is the whole time one batch may hold the export thread.
+    Any other answer, and a connection that fails, end the batch at once (FAILURE: the pipe
+    counts it as dropped). Only the batch being sent is held meanwhile (memory stays bounded
+    by the pipe's queue); `shutdown()` cuts a backoff short.
+    """
 
     def __init__(
         self,
@@ -262,6 +302,7 @@ class OTLPHttpExporter(SpanExporter):
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         compression: str | None = None,
+        backoff: float = _FIRST_BACKOFF,
     ) -> None:
         parts = urlsplit(endpoint)
         self._https = parts.scheme == "https"
@@ -269,6 +310,7 @@ class OTLPHttpExporter(SpanExporter):
         self._port = parts.port or (443 if self._https else 80)
         self._path = (parts.path or "/v1/traces") + (f"?{parts.query}" if parts.query else "")
         self._timeout = timeout
+        self._backoff = backoff
         self._gzip = compression == "gzip"
         self._headers = {"Content-Type": "application/x-protobuf", **dict(headers or {})}
         if self._gzip:
@@ -276,13 +318,21 @@ class OTLPHttpExporter(SpanExporter):
         self._encoder = Encoder()
         self._conn: http.client.HTTPConnection | None = None
         self._closed = False
+        self._stop = threading.Event()
         self.last_error: str | None = None
+        self.retries = 0
+        """Attempts repeated after a retryable answer (for tests and diagnostics)."""
 
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        conn = self._conn
+        if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self._timeout)
-        return self._conn
+            conn = self._conn = cls(self._host, self._port, timeout=timeout)
+        else:
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+        return conn
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
@@ -290,9 +340,38 @@ class OTLPHttpExporter(SpanExporter):
         body = self._encoder.request(spans)
         if self._gzip:
             body = gzip.compress(body, compresslevel=1)
+        deadline = time.monotonic() + self._timeout
+        backoff = self._backoff
+        attempts = 1
+        while True:
+            answer = self._post(body, max(deadline - time.monotonic(), _MIN_TIMEOUT))
+            if answer is None:
+                return SpanExportResult.FAILURE
+            status, retry_after = answer
+            if 200 <= status < 300:
+                return SpanExportResult.SUCCESS
+            where = f"HTTP {status} from {self._host}:{self._port}"
+            if status not in RETRYABLE_STATUSES:
+                self.last_error = where
+                return SpanExportResult.FAILURE
+            # never sooner than the server asked, never faster than the backoff
+            wait = max(backoff * random.uniform(0.8, 1.2), retry_after or 0.0)
+            if time.monotonic() + wait >= deadline:
+                tried = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+                self.last_error = f"{where}; {tried} within otlp_timeout={self._timeout:g}s"
+                return SpanExportResult.FAILURE
+            if self._stop.wait(wait):
+                self.last_error = f"{where}; retry abandoned at shutdown"
+                return SpanExportResult.FAILURE
+            backoff *= 2
+            attempts += 1
+            self.retries += 1
+
+    def _post(self, body: bytes, timeout: float) -> tuple[int, float | None] | None:
+        """(status, Retry-After seconds) of one POST; None when no answer came back."""
         for attempt in (0, 1):  # one retry only for a keep-alive connection the peer closed
             try:
-                conn = self._connection()
+                conn = self._connection(timeout)
                 conn.request("POST", self._path, body, self._headers)
                 response = conn.getresponse()
                 response.read()
@@ -303,12 +382,9 @@ class OTLPHttpExporter(SpanExporter):
                     exc, (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
                 ):
                     continue
-                return SpanExportResult.FAILURE
-            if 200 <= response.status < 300:
-                return SpanExportResult.SUCCESS
-            self.last_error = f"HTTP {response.status} from {self._host}:{self._port}"
-            return SpanExportResult.FAILURE
-        return SpanExportResult.FAILURE
+                return None
+            return response.status, retry_after(response.getheader("Retry-After"))
+        return None
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
@@ -321,6 +397,7 @@ class OTLPHttpExporter(SpanExporter):
 
     def shutdown(self) -> None:
         self._closed = True
+        self._stop.set()
         self._reset()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -3,6 +3,12 @@
 The request thread only appends a finished span to a bounded deque; one daemon thread exports
 batches, one exporter call at a time. Spans that do not fit are dropped and counted, never
 blocking a request; failed batches are counted and logged at most once per interval.
+
+Accounting: every finished span ends up in exactly one of exported, dropped{queue_full},
+dropped{export_failed} or dropped{shutdown}, so after `shutdown()` finished == exported +
+dropped (summed over the reasons), always. A batch whose export is still running when
+`shutdown()` gives up is counted as dropped{shutdown} then; if that export completes later,
+its outcome is ignored (never counted twice).
 """
 
 from __future__ import annotations
@@ -66,10 +72,15 @@ class SpanPipe(SpanProcessor):
         self._stopping = False
         self._finished = itertools.count()
         self._dropped_full = itertools.count()
+        self._dropped_late = itertools.count()
+        # guards the batch accounting below (export thread, force_flush and shutdown only)
+        self._account = threading.Lock()
+        self._inflight: Sequence[ReadableSpan] | None = None
+        self._closed = False
         self.exported = 0
         self.failed_batches = 0
         self.dropped_export = 0
-        self.dropped_shutdown = 0
+        self._dropped_shutdown = 0
         self._thread = self._start_thread()
         # pre-fork servers (gunicorn --preload): threads do not survive fork(), restart ours
         if hasattr(os, "register_at_fork"):
@@ -86,7 +97,10 @@ class SpanPipe(SpanProcessor):
         self._export_lock = threading.Lock()
         self._finished = itertools.count()
         self._dropped_full = itertools.count()
-        self.exported = self.failed_batches = self.dropped_export = self.dropped_shutdown = 0
+        self._dropped_late = itertools.count()
+        self._account = threading.Lock()
+        self._inflight = None
+        self.exported = self.failed_batches = self.dropped_export = self._dropped_shutdown = 0
         reset = getattr(self.exporter, "after_fork", None)
         if reset is not None:
             reset()
@@ -108,8 +122,17 @@ class SpanPipe(SpanProcessor):
         return self._peek(self._dropped_full)
 
     @property
+    def dropped_shutdown(self) -> int:
+        """Spans dropped because the pipe shut down: left in the queue or in an unfinished
+        export when `shutdown()` gave up, or ended after it began."""
+        late = self._peek(self._dropped_late)
+        # a span appended while shutdown() emptied the queue stays there, never exported
+        stranded = len(self._queue) if self._closed else 0
+        return self._dropped_shutdown + late + stranded
+
+    @property
     def queued(self) -> int:
-        return len(self._queue)
+        return 0 if self._closed else len(self._queue)
 
     # -- SpanProcessor -----------------------------------------------------------------
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
@@ -118,7 +141,10 @@ class SpanPipe(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         next(self._finished)
         queue = self._queue
-        if self._stopping or len(queue) >= self._max:
+        if self._stopping:
+            next(self._dropped_late)
+            return
+        if len(queue) >= self._max:
             next(self._dropped_full)
             return
         queue.append(span)
@@ -137,9 +163,18 @@ class SpanPipe(SpanProcessor):
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
-        remaining = len(self._queue)
-        self._queue.clear()
-        self.dropped_shutdown += remaining
+        with self._account:
+            self._closed = True  # from now on nothing is exported or counted again
+            lost = len(self._inflight) if self._inflight is not None else 0
+            self._inflight = None  # a hanging export's outcome is ignored when it returns
+            queue = self._queue
+            while queue:
+                try:
+                    queue.popleft()
+                except IndexError:  # emptied concurrently
+                    break
+                lost += 1
+            self._dropped_shutdown += lost
         if not self._thread.is_alive():
             self.exporter.shutdown()
         else:  # an export is hanging: leave the daemon thread, never block shutdown
@@ -165,8 +200,12 @@ class SpanPipe(SpanProcessor):
             if not self._export_lock.acquire(timeout=wait):
                 return
             try:
-                take = min(len(queue), self._batch)
-                batch = [queue.popleft() for _ in range(take)]
+                with self._account:
+                    if self._closed:
+                        return
+                    take = min(len(queue), self._batch)
+                    batch = [queue.popleft() for _ in range(take)]
+                    self._inflight = batch
                 if batch:
                     self._export(batch)
             finally:
@@ -180,16 +219,20 @@ class SpanPipe(SpanProcessor):
         except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the thread
             result = SpanExportResult.FAILURE
             self._report(f"span export raised {type(exc).__name__}: {exc}")
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(batch)
-        else:
+        with self._account:
+            if self._inflight is not batch:  # shutdown() already counted it as dropped
+                return
+            self._inflight = None
+            if result is SpanExportResult.SUCCESS:
+                self.exported += len(batch)
+                return
             self.failed_batches += 1
             self.dropped_export += len(batch)
-            reason = getattr(self.exporter, "last_error", None)
-            self._report(
-                f"span export failed ({reason or 'exporter returned FAILURE'}); "
-                f"{len(batch)} spans dropped"
-            )
+        reason = getattr(self.exporter, "last_error", None)
+        self._report(
+            f"span export failed ({reason or 'exporter returned FAILURE'}); "
+            f"{len(batch)} spans dropped"
+        )
 
     def _report(self, message: str) -> None:
         now = time.monotonic()

@@ -1,0 +1,672 @@
+"""The messaging vocabulary: what every producer and consumer records, Celery's or a user's.
+
+One message crossing a queue gives:
+- on the producer side, a PRODUCER span `send <task>` and one count in
+  messaging_client_sent_messages_total{messaging_system, messaging_destination_name, task}, and
+  the headers that carry the context across: the correlation ID (`X-Request-ID`),
+  `traceparent`, `tracestate`, `baggage` and the enqueue time (`X-Enqueued-At`);
+- on the consumer side, a CONSUMER span `process <task>` (child of the producer span), the
+  producer's correlation ID restored for every log line of the handler (a message without one
+  gets a new ID), one `event: task` log line, one observation in
+  messaging_process_duration_seconds{..., outcome} and, when the message says when it was
+  enqueued, one in messaging_queue_wait_seconds (the freshness signal).
+
+`inject`, `produce`, `consume` and `mark_duplicate` are the public API (`obskit.*`); the Celery
+adapter uses `Consumption` and `publish_headers` directly. Nothing here raises into the user's
+send or handler: instrumentation errors are counted and logged once.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import time
+from collections.abc import Callable, Mapping, MutableMapping
+from contextvars import ContextVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+
+from obskit import semconv
+from obskit.runtime import correlation, errors
+
+if TYPE_CHECKING:
+    from obskit.runtime.state import Obskit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MAX_HEADER: Final = 8192  # longer header values are ignored (hostile input), never parsed
+_CID: Final = semconv.REQUEST_ID_HEADER
+_ENQUEUED: Final = semconv.ENQUEUED_AT_HEADER
+_TRACEPARENT: Final = semconv.TRACEPARENT_HEADER
+_TRACESTATE: Final = semconv.TRACESTATE_HEADER
+_BAGGAGE: Final = semconv.BAGGAGE_HEADER
+
+Headers = MutableMapping[str, Any] | list[tuple[str, bytes]]
+
+
+def _runtime() -> Obskit | None:
+    from obskit.runtime import state  # noqa: PLC0415
+
+    rt = state.current()
+    return rt if rt is not None and rt.active else None
+
+
+# ---------------------------------------------------------------------- headers ---
+
+
+def header(headers: Any, name: str) -> str | None:
+    """The value of header `name` (case-insensitive) in a mapping or a list of (key, value)
+    pairs, as text; None when absent, not text, undecodable or longer than 8 KiB."""
+    if headers is None:
+        return None
+    value: Any = None
+    try:
+        if isinstance(headers, Mapping):
+            value = headers.get(name)
+            if value is None:
+                lowered = name.lower()
+                for key, candidate in headers.items():
+                    if isinstance(key, str) and key.lower() == lowered:
+                        value = candidate
+                        break
+        else:
+            lowered = name.lower()
+            for pair in headers:
+                key = pair[0]
+                if isinstance(key, bytes):
+                    key = key.decode("latin-1")
+                if isinstance(key, str) and key.lower() == lowered:
+                    value = pair[1]
+                    break
+    except (TypeError, ValueError, IndexError, AttributeError):
+        return None
+    if isinstance(value, bytes | bytearray):
+        if len(value) > _MAX_HEADER:
+            return None
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_HEADER else None
+    return None
+
+
+def _put(headers: Any, values: Mapping[str, str]) -> None:
+    """Write `values` into a mapping (as text) or a list of pairs (as bytes, replacing)."""
+    if isinstance(headers, MutableMapping):
+        for key, value in values.items():
+            headers[key] = value
+        return
+    if isinstance(headers, list):
+        names = {key.lower() for key in values}
+        headers[:] = [
+            pair for pair in headers if not (isinstance(pair[0], str) and pair[0].lower() in names)
+        ]
+        headers.extend((key, value.encode("utf-8")) for key, value in values.items())
+        return
+    raise TypeError(
+        f"obskit.inject: expected a dict or a list of (key, bytes) pairs, got "
+        f"{type(headers).__name__}"
+    )
+
+
+def context_headers(now: float | None = None) -> dict[str, str]:
+    """The headers that carry the current context across a queue (pure: no span, no count).
+
+    The correlation ID is the current one, or a new one outside a request, so every log line
+    the message causes shares one ID.
+    """
+    values: dict[str, str] = {_CID: correlation.correlation_id() or correlation.new_id()}
+    rt = _runtime()
+    if rt is not None and rt.tracing is not None:
+        from obskit.runtime.tracing.provider import outbound_headers  # noqa: PLC0415
+
+        values.update(outbound_headers())
+    values[_ENQUEUED] = f"{time.time() if now is None else now:.6f}"
+    return values
+
+
+def inject(headers: Headers) -> Headers:
+    """Write the correlation ID, trace context and enqueue time into `headers` (returned).
+
+    `headers` is a dict (values written as text) or a list of `(key, bytes)` pairs as Kafka
+    clients use (existing pairs with the same keys are replaced). Pure: no span, no count.
+    """
+    _put(headers, context_headers())
+    return headers
+
+
+# ----------------------------------------------------------------- metrics ---
+
+
+def _count_sent(rt: Obskit, system: str, destination: str, task: str) -> None:
+    metrics = rt.metrics
+    if metrics is not None:
+        metrics.messaging_sent(system, destination, task)
+
+
+# ----------------------------------------------------------------- producer ---
+
+
+class produce:
+    """A PRODUCER span `send <task>` and the sent counter around one send; injects `headers`.
+
+        with obskit.produce("kafka", "orders", headers) as message:
+            producer.send("orders", value, headers=message.headers)
+
+    `headers` (a dict or a list of (key, bytes) pairs; a new dict when omitted) gets the
+    headers `inject` writes, with `traceparent` naming the producer span. The message counts
+    as sent when the block ends without an exception. `task` (default: `destination`) is the
+    `task` label, the consumer's handler name.
+    """
+
+    __slots__ = ("_span", "_token", "destination", "headers", "system", "task")
+
+    def __init__(
+        self,
+        system: str,
+        destination: str,
+        headers: Headers | None = None,
+        *,
+        task: str | None = None,
+    ) -> None:
+        self.system = _label("system", system)
+        self.destination = _label("destination", destination)
+        self.task = _label("task", task) if task is not None else self.destination
+        self.headers: Headers = {} if headers is None else headers
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> produce:
+        rt = _runtime()
+        try:
+            if rt is not None and rt.tracing is not None:
+                self._span, self._token = start_producer_span(
+                    rt, self.system, self.destination, self.task
+                )
+            _put(self.headers, context_headers())
+        except TypeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - instrumentation never fails the send
+            errors.record("messaging produce", exc)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        rt = _runtime()
+        try:
+            end_producer_span(self._span, self._token, exc)
+            self._span = self._token = None
+            if exc is None and rt is not None:
+                _count_sent(rt, self.system, self.destination, self.task)
+        except Exception as err:  # noqa: BLE001 - instrumentation never fails the send
+            errors.record("messaging produce", err)
+
+    async def __aenter__(self) -> produce:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def start_producer_span(rt: Obskit, system: str, destination: str, task: str) -> tuple[Any, Any]:
+    """(span, context token): a PRODUCER span made current, so injected headers name it."""
+    from opentelemetry.trace import SpanKind  # noqa: PLC0415
+
+    from obskit.runtime.tracing.provider import attach  # noqa: PLC0415
+
+    attributes: dict[str, Any] = {
+        "messaging.system": system,
+        "messaging.destination.name": destination,
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+        semconv.SPAN_MESSAGING_TASK: task,
+    }
+    cid = correlation.correlation_id()
+    if cid is not None:
+        attributes[semconv.SPAN_CORRELATION_ID] = cid
+    span = rt.tracing.tracer.start_span(
+        f"send {task}", kind=SpanKind.PRODUCER, attributes=attributes
+    )
+    return span, attach(span, None)
+
+
+def end_producer_span(span: Any, token: Any, exc: BaseException | None) -> None:
+    if span is None:
+        return
+    from obskit.runtime.tracing.provider import detach  # noqa: PLC0415
+
+    if exc is not None and span.is_recording():
+        _mark_error(span, exc)
+    span.end()
+    if token is not None:
+        detach(token)
+
+
+def _mark_error(span: Any, exc: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
+
+    span.set_attribute("error.type", type(exc).__name__)
+    span.set_status(Status(StatusCode.ERROR))
+    if isinstance(exc, Exception):
+        span.record_exception(exc)
+
+
+# ----------------------------------------------------------------- consumer ---
+
+
+_current: ContextVar[tuple[Consumption, ...]] = ContextVar("obskit_consumption", default=())
+_open: ContextVar[tuple[Message, ...]] = ContextVar("obskit_consume", default=())
+
+
+class Consumption:
+    """The processing of one message: span, restored IDs, timing; `finish()` records it all.
+
+    Started and finished in the same thread or task (the Celery adapter does so from
+    task_prerun/task_postrun; `consume` from its block).
+    """
+
+    __slots__ = (
+        "_cid_token",
+        "_span",
+        "_span_token",
+        "destination",
+        "duplicate",
+        "finished",
+        "message_id",
+        "outcome",
+        "queue_wait",
+        "retries",
+        "rt",
+        "start",
+        "system",
+        "task",
+    )
+
+    def __init__(
+        self,
+        rt: Obskit | None,
+        system: str,
+        destination: str,
+        task: str,
+        headers: Any,
+        *,
+        due: float | None = None,
+        retries: int = 0,
+        message_id: str | None = None,
+        inherit: bool = False,
+    ) -> None:
+        self.rt = rt
+        self.system = system
+        self.destination = destination
+        self.task = task
+        self.retries = retries
+        self.message_id = message_id
+        self.duplicate = False
+        self.finished = False
+        self.outcome: str | None = None
+        self.queue_wait: float | None = None
+        self._span: Any = None
+        self._span_token: Any = None
+        self._cid_token: Any = None
+        self.start = time.perf_counter()
+        try:
+            self._begin(headers, due, inherit)
+        except Exception as exc:  # noqa: BLE001 - instrumentation never fails the handler
+            errors.record("messaging consume start", exc)
+        _current.set((*_current.get(), self))
+        self.start = time.perf_counter()
+
+    def _begin(self, headers: Any, due: float | None, inherit: bool) -> None:
+        rt = self.rt
+        raw_cid = header(headers, _CID)
+        if raw_cid is None:
+            for name in rt.config.request_id_headers if rt is not None else ():
+                raw_cid = header(headers, name)
+                if raw_cid is not None:
+                    break
+        if raw_cid is not None:
+            cid = correlation.accept(raw_cid)
+        else:
+            cid = (correlation.correlation_id() if inherit else None) or correlation.new_id()
+        ctx = correlation.RequestContext(cid)
+        self._cid_token = correlation.bind(ctx)
+        if rt is None:
+            return
+        now = time.time()
+        enqueued = _timestamp(header(headers, _ENQUEUED))
+        if due is None or (enqueued is not None and enqueued > due):
+            due = enqueued if due is None else due
+        if due is not None:
+            self.queue_wait = max(0.0, now - due)
+            if rt.metrics is not None:
+                rt.metrics.queue_wait(self.system, self.destination, self.task, self.queue_wait)
+        if rt.tracing is not None:
+            self._start_span(rt, headers, cid)
+
+    def _start_span(self, rt: Obskit, headers: Any, cid: str) -> None:
+        from opentelemetry import trace  # noqa: PLC0415
+        from opentelemetry.trace import NonRecordingSpan, SpanKind  # noqa: PLC0415
+
+        from obskit.runtime.tracing.provider import (  # noqa: PLC0415
+            attach,
+            baggage_context,
+            parse_traceparent,
+        )
+
+        traceparent = header(headers, _TRACEPARENT)
+        parent = (
+            parse_traceparent(traceparent, header(headers, _TRACESTATE)) if traceparent else None
+        )
+        baggage = header(headers, _BAGGAGE)
+        context = baggage_context(baggage) if baggage else None
+        if parent is not None:
+            context = trace.set_span_in_context(NonRecordingSpan(parent), context)
+        attributes: dict[str, Any] = {
+            "messaging.system": self.system,
+            "messaging.destination.name": self.destination,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            semconv.SPAN_MESSAGING_TASK: self.task,
+            semconv.SPAN_CORRELATION_ID: cid,
+        }
+        if self.message_id is not None:
+            attributes["messaging.message.id"] = self.message_id
+        if self.retries:
+            attributes["messaging.retries"] = self.retries
+        span = rt.tracing.tracer.start_span(
+            f"process {self.task}", context=context, kind=SpanKind.CONSUMER, attributes=attributes
+        )
+        self._span = span
+        self._span_token = attach(span, context)
+
+    @property
+    def correlation_id(self) -> str | None:
+        ctx = correlation.current()
+        return None if ctx is None else ctx.correlation_id
+
+    def finish(self, outcome: str, error: BaseException | None = None) -> None:
+        """Record the outcome (duplicate wins when the handler marked the message)."""
+        if self.finished:
+            return
+        self.finished = True
+        duration = time.perf_counter() - self.start
+        stack = _current.get()
+        if stack and stack[-1] is self:
+            _current.set(stack[:-1])
+        elif self in stack:
+            _current.set(tuple(c for c in stack if c is not self))
+        if self.duplicate and outcome == semconv.PROCESS_SUCCESS:
+            outcome = semconv.PROCESS_DUPLICATE
+        self.outcome = outcome
+        rt = self.rt
+        try:
+            if rt is not None:
+                self._record(rt, outcome, duration, error)
+        except Exception as exc:  # noqa: BLE001 - instrumentation never fails the handler
+            errors.record("messaging consume finish", exc)
+        finally:
+            self._close()
+
+    def _record(
+        self, rt: Obskit, outcome: str, duration: float, error: BaseException | None
+    ) -> None:
+        span = self._span
+        if span is not None and span.is_recording():
+            span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
+            if outcome in (semconv.PROCESS_FAILURE, semconv.PROCESS_RETRY) and error is not None:
+                _mark_error(span, error)
+        if rt.metrics is not None:
+            rt.metrics.process_duration(self.system, self.destination, self.task, outcome, duration)
+        fields: dict[str, Any] = {
+            semconv.LOG_TASK: self.task,
+            semconv.LOG_QUEUE: self.destination,
+            semconv.LOG_OUTCOME: outcome,
+            semconv.LOG_DURATION_MS: round(duration * 1000.0, 3),
+            semconv.LOG_RETRIES: self.retries,
+            semconv.LOG_MESSAGING_SYSTEM: self.system,
+        }
+        if self.message_id is not None:
+            fields[semconv.LOG_MESSAGE_ID] = self.message_id
+        if self.queue_wait is not None:
+            fields[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
+        level = (
+            "error"
+            if outcome == semconv.PROCESS_FAILURE
+            else "warning"
+            if outcome == semconv.PROCESS_RETRY
+            else "info"
+        )
+        rt.logs.emit(level, semconv.TASK_LOGGER, semconv.EVENT_TASK, fields, error)
+
+    def _close(self) -> None:
+        span, token = self._span, self._span_token
+        self._span = self._span_token = None
+        if span is not None:
+            try:
+                span.end()
+            finally:
+                if token is not None:
+                    from obskit.runtime.tracing.provider import detach  # noqa: PLC0415
+
+                    detach(token)
+        if self._cid_token is not None:
+            token, self._cid_token = self._cid_token, None
+            try:
+                correlation.unbind(token)
+            except ValueError:  # finished in another context than started: clear it here
+                correlation.bind(None)
+
+
+def _timestamp(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def stack() -> tuple[Consumption, ...]:
+    """The messages being processed in this thread or task, innermost last."""
+    return _current.get()
+
+
+def current() -> Consumption | None:
+    """The message being processed in this thread or task, or None."""
+    stack = _current.get()
+    return stack[-1] if stack else None
+
+
+def mark_duplicate() -> bool:
+    """Mark the message being processed as a duplicate (`outcome="duplicate"`).
+
+    Call it from an idempotent consumer (a Celery task or an `obskit.consume` handler) when it
+    skips a message it has already processed. Returns False (and does nothing) outside one.
+    """
+    consumption = current()
+    if consumption is None:
+        return False
+    consumption.duplicate = True
+    return True
+
+
+class consume:
+    """Process one message as a Celery task is: CONSUMER span, restored correlation ID,
+    `event: task` log line, messaging_process_duration_seconds and queue wait.
+
+    As a context manager (sync or async), with the message's headers:
+
+        with obskit.consume("kafka", "orders", "charge", msg.headers()) as message:
+            charge(msg.value())
+
+    As a decorator (sync or async), with `headers` a function of the handler's arguments:
+
+        @obskit.consume("kafka", "orders", headers=lambda msg: msg.headers())
+        def charge(msg): ...
+
+    The outcome is `success` when the block ends normally, `failure` when it raises (the
+    exception propagates unchanged), `duplicate` after `obskit.mark_duplicate()`, and `retry`
+    after `message.retry()` (the message will be redelivered). `handler` (the `task` label)
+    defaults to the decorated function's name, or to `destination`.
+    """
+
+    __slots__ = ("destination", "handler", "headers", "retries", "system")
+
+    def __init__(
+        self,
+        system: str,
+        destination: str,
+        handler: str | None = None,
+        headers: Any = None,
+        *,
+        retries: int = 0,
+    ) -> None:
+        self.system = _label("system", system)
+        self.destination = _label("destination", destination)
+        self.handler = _label("handler", handler) if handler is not None else None
+        self.headers = headers
+        self.retries = retries
+
+    # -- decorator ------------------------------------------------------------------
+    def __call__(self, func: F) -> F:
+        handler = self.handler or getattr(func, "__name__", None) or self.destination
+        bound = consume(self.system, self.destination, handler, self.headers, retries=self.retries)
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                message = bound._start(bound._carrier(args, kwargs))
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    message.end(exc)
+                    raise
+                message.end(None)
+                return result
+
+            return cast("F", async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            message = bound._start(bound._carrier(args, kwargs))
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                message.end(exc)
+                raise
+            message.end(None)
+            return result
+
+        return cast("F", wrapper)
+
+    def _carrier(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        extract = self.headers
+        if not callable(extract):
+            return extract
+        try:
+            return extract(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a broken extractor never fails the handler
+            errors.record("messaging consume headers", exc)
+            return None
+
+    def _start(self, headers: Any) -> Message:
+        consumption = Consumption(
+            _runtime(),
+            self.system,
+            self.destination,
+            self.handler or self.destination,
+            headers,
+            retries=self.retries,
+        )
+        return Message(consumption, self)
+
+    # -- context manager --------------------------------------------------------------
+    def __enter__(self) -> Message:
+        message = self._start(self._carrier((), {}))
+        _open.set((*_open.get(), message))
+        return message
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        opened = _open.get()
+        for index in range(len(opened) - 1, -1, -1):
+            if opened[index].owner is self:
+                message = opened[index]
+                _open.set(opened[:index] + opened[index + 1 :])
+                break
+        else:  # exited in another context than it was entered: nothing to close here
+            errors.record("messaging consume", RuntimeError("consume block not open here"))
+            return
+        message.end(exc)
+
+    async def __aenter__(self) -> Message:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class Message:
+    """What a `consume` block yields: the restored correlation ID and the outcome switches."""
+
+    __slots__ = ("consumption", "owner", "retrying")
+
+    def __init__(self, consumption: Consumption, owner: consume) -> None:
+        self.consumption = consumption
+        self.owner = owner
+        self.retrying = False
+
+    def end(self, exc: BaseException | None) -> None:
+        if self.retrying:
+            outcome = semconv.PROCESS_RETRY
+        elif exc is not None:
+            outcome = semconv.PROCESS_FAILURE
+        else:
+            outcome = semconv.PROCESS_SUCCESS
+        self.consumption.finish(outcome, exc)
+
+    @property
+    def correlation_id(self) -> str | None:
+        return self.consumption.correlation_id
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds the message waited since it was enqueued (None when it does not say)."""
+        return self.consumption.queue_wait
+
+    def retry(self) -> None:
+        """The message will be redelivered: record `outcome="retry"` instead of failure."""
+        self.retrying = True
+
+    def mark_duplicate(self) -> None:
+        """Same as `obskit.mark_duplicate()` for this message."""
+        self.consumption.duplicate = True
+
+
+def _label(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"obskit messaging: {what} must be a non-empty string, got {value!r}")
+    return value
