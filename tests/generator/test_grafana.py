@@ -129,7 +129,7 @@ def test_the_dashboard_is_deterministic_json() -> None:
 def test_resilience_row_charts_saturation_breakers_retries_and_dependency_slos() -> None:
     text = MINIMAL + (
         "dependencies:\n  - {name: payments, address: payments, breaker: pay, "
-        "slo: {objective: 99}}\n"
+        "operation: app.pay, slo: {objective: 99}}\n"
     )
     doc = board(service_of(text))
     rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
@@ -161,6 +161,21 @@ def test_resilience_row_charts_saturation_breakers_retries_and_dependency_slos()
     assert timeline["fieldConfig"]["defaults"]["noValue"] == "No circuit breaker seen"
 
 
-def test_every_service_gets_the_resilience_row() -> None:
-    rows = [p["title"] for p in board(service_of(MINIMAL))["panels"] if p["type"] == "row"]
-    assert rows[-1].startswith("Resilience")
+def test_resilience_panels_appear_for_what_the_manifest_names_so_none_stays_empty() -> None:
+    """Every service gets the row with in-flight inbound requests; outbound, breaker and retry
+    panels come with dependencies, listed breakers and listed operations."""
+
+    def titles(text: str) -> list[str]:
+        doc = board(service_of(text))
+        start = next(i for i, p in enumerate(doc["panels"]) if p["title"].startswith("Resil"))
+        return [p["title"] for p in doc["panels"][start + 1 :]]
+
+    assert titles(MINIMAL) == ["In-flight inbound requests"]
+    assert titles(MINIMAL + 'dependencies: ["payments"]\n') == [
+        "In-flight inbound requests",
+        "In-flight outbound requests",
+    ]
+    with_breaker = titles(MINIMAL + "dependencies: [{address: payments, breaker: pay}]\n")
+    assert "Circuit breaker state" in with_breaker and "Retry ratio" not in with_breaker
+    with_retry = titles(MINIMAL + "dependencies: [{address: payments, operation: app.pay}]\n")
+    assert "Retry ratio" in with_retry and "Circuit breaker state" not in with_retry

@@ -357,7 +357,8 @@ def test_the_breaker_state_timeline_query_reads_2_open_1_half_open_0_closed(
     worst of its processes."""
     from obskit.generator.render import grafana
 
-    doc = grafana.dashboard(service_of(MINIMAL), Templates())
+    text = MINIMAL + "dependencies: [{address: payments, breaker: a}]\n"
+    doc = grafana.dashboard(service_of(text), Templates())
     [expr] = [
         t["expr"] for p in doc["panels"] if p["type"] == "state-timeline" for t in p["targets"]
     ]

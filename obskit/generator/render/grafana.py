@@ -299,7 +299,12 @@ BREAKER_STATES: Final = ((0, "closed", "green"), (1, "half-open", "yellow"), (2,
 
 
 def _resilience(service: Service) -> Row:
-    """In-flight requests, breakers and retries, and the dependencies' client-side SLOs."""
+    """In-flight requests, breakers and retries, and the dependencies' client-side SLOs.
+
+    Panels appear for what the manifest names, so none stays empty: outbound in-flight calls
+    when the service has dependencies, breaker panels when a dependency lists breakers, retry
+    panels when one lists operations (each then shows every breaker or operation of the
+    service, listed or not). The alerts cover every breaker and operation either way."""
     sel = service.selector
     state = semconv.BREAKER_STATE
     opened = promql.eq(semconv.LABEL_STATE, semconv.STATE_OPEN)
@@ -326,107 +331,116 @@ def _resilience(service: Service) -> Row:
             12,
             minimum=0,
         ),
-        Panel(
-            "In-flight outbound requests",
-            "Calls waiting on each dependency right now, by server_address.",
-            [
-                Target(
-                    _sum(
-                        f"{semconv.HTTP_CLIENT_ACTIVE}{promql.selector(sel)}",
-                        (semconv.LABEL_SERVER_ADDRESS,),
-                    ),
-                    "{{" + semconv.LABEL_SERVER_ADDRESS + "}}",
-                )
-            ],
-            "short",
-            12,
-            minimum=0,
-            no_value="No outbound call seen",
-        ),
-        Panel(
-            "Circuit breaker state",
-            "One lane per breaker: closed, half-open or open (the worst of its processes).",
-            [
-                Target(
-                    f"max by ({breaker}) (\n  2 * {state}{promql.selector(sel, opened)}\n"
-                    f"  or\n  {state}{promql.selector(sel, half_open)}\n)",
-                    "{{" + breaker + "}}",
-                )
-            ],
-            "short",
-            24,
-            kind="state-timeline",
-            no_value=no_breaker,
-            states=BREAKER_STATES,
-        ),
-        Panel(
-            "Breaker calls by outcome",
-            "Calls per second through each breaker: success, failure, rejected (failed fast).",
-            [
-                Target(
-                    _sum(_rate(semconv.BREAKER_CALLS, sel), (breaker, semconv.LABEL_OUTCOME)),
-                    "{{" + breaker + "}} {{" + semconv.LABEL_OUTCOME + "}}",
-                )
-            ],
-            "reqps",
-            12,
-            minimum=0,
-            no_value=no_breaker,
-        ),
-        Panel(
-            "Breaker transitions",
-            "Transitions into each state over 5m.",
-            [
-                Target(
-                    _sum(
-                        f"increase({semconv.BREAKER_TRANSITIONS}{promql.selector(sel)}"
-                        f"[{promql.RATE}])",
-                        (breaker, semconv.LABEL_STATE),
-                    ),
-                    "{{" + breaker + "}} to {{" + semconv.LABEL_STATE + "}}",
-                )
-            ],
-            "short",
-            12,
-            minimum=0,
-            no_value=no_breaker,
-        ),
-        Panel(
-            "Retries per second",
-            "Retries scheduled per second (an attempt failed and the policy tries again).",
-            [Target(retries, "{{" + operation + "}}")],
-            "short",
-            8,
-            minimum=0,
-            no_value=no_retry,
-        ),
-        Panel(
-            "Retry ratio",
-            "Retries per logical call, 5m rate (ObskitRetryStorm uses "
-            f"{format_decimal(service.resilience.retry_ratio)} over "
-            f"{service.resilience.retry_window} by default).",
-            [Target(_ratio(retries, calls), "{{" + operation + "}}")],
-            "short",
-            8,
-            minimum=0,
-            thresholds=[(float(service.resilience.retry_ratio), "red")],
-            no_value=no_retry,
-        ),
-        Panel(
-            "Retry calls by outcome",
-            "Logical calls per second: success (first try), recovered, exhausted, failed.",
-            [
-                Target(
-                    _sum(_rate(semconv.RETRY_CALLS, sel), (operation, semconv.LABEL_OUTCOME)),
-                    "{{" + operation + "}} {{" + semconv.LABEL_OUTCOME + "}}",
-                )
-            ],
-            "reqps",
-            8,
-            minimum=0,
-            no_value=no_retry,
-        ),
     ]
+    if service.dependencies:
+        panels += [
+            Panel(
+                "In-flight outbound requests",
+                "Calls waiting on each dependency right now, by server_address.",
+                [
+                    Target(
+                        _sum(
+                            f"{semconv.HTTP_CLIENT_ACTIVE}{promql.selector(sel)}",
+                            (semconv.LABEL_SERVER_ADDRESS,),
+                        ),
+                        "{{" + semconv.LABEL_SERVER_ADDRESS + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+                no_value="No outbound call seen",
+            ),
+        ]
+    if service.listed_breakers:
+        panels += [
+            Panel(
+                "Circuit breaker state",
+                "One lane per breaker: closed, half-open or open (the worst of its processes).",
+                [
+                    Target(
+                        f"max by ({breaker}) (\n  2 * {state}{promql.selector(sel, opened)}\n"
+                        f"  or\n  {state}{promql.selector(sel, half_open)}\n)",
+                        "{{" + breaker + "}}",
+                    )
+                ],
+                "short",
+                24,
+                kind="state-timeline",
+                no_value=no_breaker,
+                states=BREAKER_STATES,
+            ),
+            Panel(
+                "Breaker calls by outcome",
+                "Calls per second through each breaker: success, failure, rejected (failed fast).",
+                [
+                    Target(
+                        _sum(_rate(semconv.BREAKER_CALLS, sel), (breaker, semconv.LABEL_OUTCOME)),
+                        "{{" + breaker + "}} {{" + semconv.LABEL_OUTCOME + "}}",
+                    )
+                ],
+                "reqps",
+                12,
+                minimum=0,
+                no_value=no_breaker,
+            ),
+            Panel(
+                "Breaker transitions",
+                "Transitions into each state over 5m.",
+                [
+                    Target(
+                        _sum(
+                            f"increase({semconv.BREAKER_TRANSITIONS}{promql.selector(sel)}"
+                            f"[{promql.RATE}])",
+                            (breaker, semconv.LABEL_STATE),
+                        ),
+                        "{{" + breaker + "}} to {{" + semconv.LABEL_STATE + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+                no_value=no_breaker,
+            ),
+        ]
+    if service.listed_operations:
+        panels += [
+            Panel(
+                "Retries per second",
+                "Retries scheduled per second (an attempt failed and the policy tries again).",
+                [Target(retries, "{{" + operation + "}}")],
+                "short",
+                8,
+                minimum=0,
+                no_value=no_retry,
+            ),
+            Panel(
+                "Retry ratio",
+                "Retries per logical call, 5m rate (ObskitRetryStorm uses "
+                f"{format_decimal(service.resilience.retry_ratio)} over "
+                f"{service.resilience.retry_window} by default).",
+                [Target(_ratio(retries, calls), "{{" + operation + "}}")],
+                "short",
+                8,
+                minimum=0,
+                thresholds=[(float(service.resilience.retry_ratio), "red")],
+                no_value=no_retry,
+            ),
+            Panel(
+                "Retry calls by outcome",
+                "Logical calls per second: success (first try), recovered, exhausted, failed.",
+                [
+                    Target(
+                        _sum(_rate(semconv.RETRY_CALLS, sel), (operation, semconv.LABEL_OUTCOME)),
+                        "{{" + operation + "}} {{" + semconv.LABEL_OUTCOME + "}}",
+                    )
+                ],
+                "reqps",
+                8,
+                minimum=0,
+                no_value=no_retry,
+            ),
+        ]
     for slo in service.slos:
         if slo.dependency is not None:
             panels.extend(_slo_panels(service, slo))
