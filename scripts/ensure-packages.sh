@@ -25,4 +25,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
 fi
 echo "obskit: missing ${missing[*]} and cannot install them (not root or not Debian)." >&2
 echo "        Install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+echo "        (make test: the tests that need them FAIL; OBSKIT_TESTS_ALLOW_MISSING=all skips them)" >&2
 exit 0

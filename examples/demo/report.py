@@ -16,6 +16,21 @@ from obskit import semconv
 _WIDTH = min(max(shutil.get_terminal_size((100, 24)).columns, 80), 120)
 _SPAN_KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
+FINDINGS = "findings.json"
+"""What the demo showed, as data, in `<out>/findings.json`: tests/e2e/test_demo.py checks it."""
+_findings: dict[str, Any] = {}
+
+
+def record(name: str, data: Any) -> None:
+    """Keep the facts behind one printed section (JSON-able) for findings.json. A new demo
+    phase records its own name and adds a test of it to tests/e2e/test_demo.py."""
+    _findings[name] = data
+
+
+def write_findings(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / FINDINGS).write_text(json.dumps(_findings, indent=2, sort_keys=True, default=str))
+
 
 def section(title: str) -> None:
     print()
@@ -84,8 +99,22 @@ def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: st
     return len(lines)
 
 
-def trace_tree(spans: Sequence[ReceivedSpan]) -> None:
-    """Print the spans of one trace as a tree (parent before children)."""
+def trace_tree(spans: Sequence[ReceivedSpan], record_as: str = "trace") -> None:
+    """Print the spans of one trace as a tree (parent before children); record them."""
+    record(
+        record_as,
+        [
+            {
+                "trace_id": s.trace_id,
+                "span_id": s.span_id,
+                "parent_span_id": s.parent_span_id,
+                "name": s.name,
+                "kind": _SPAN_KINDS.get(s.kind, str(s.kind)),
+                "service": s.resource.get("service.name"),
+            }
+            for s in spans
+        ],
+    )
     by_parent: dict[str, list[ReceivedSpan]] = {}
     ids = {s.span_id for s in spans}
     for s in sorted(spans, key=lambda s: s.start_time_unix_nano):
@@ -117,6 +146,7 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
     bucket = semconv.HTTP_SERVER_DURATION + semconv.BUCKET
     route, status = semconv.LABEL_ROUTE, semconv.LABEL_STATUS
     rows = []
+    facts = []
     for service in services:
         sel = f'job="{service}"'
         rate = _by(prom, f"sum by ({route}) (rate({count}{{{sel}}}[{window}]))", route)
@@ -134,6 +164,9 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
             if value == 0:
                 continue
             err = errors.get((r,), 0.0)
+            facts.append(
+                {"service": service, "route": r, "rate": value, "error_ratio": err / value}
+            )
             rows.append(
                 (
                     service,
@@ -144,6 +177,7 @@ def red(prom: Prometheus, services: Sequence[str], window: str) -> None:
                 )
             )
     table(("service", "route", "rate", "errors", "p99"), rows)
+    record("red", facts)
 
 
 def file_list(out: Path) -> None:
@@ -174,10 +208,20 @@ def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
     }
     page = BURN_RATE_ROWS[0]
     rows = []
+    facts = []
     for path in manifests:
         for service in load(path):
             for slo in service.slos:
                 key = (service.name, slo.name)
+                facts.append(
+                    {
+                        "service": service.name,
+                        "slo": slo.name,
+                        "error_ratio": {w: ratios.get((*key, w)) for w in ("5m", "1h")},
+                        "burn_rate": {w: burns.get((*key, w)) for w in ("5m", "1h")},
+                        "budget_remaining": budget.get(key),
+                    }
+                )
                 rows.append(
                     (
                         service.name,
@@ -205,6 +249,7 @@ def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
         ),
         rows,
     )
+    record("slos", facts)
     say(
         "\n  burn rate = error ratio / (1 - objective). The page alert needs the 1h AND the 5m"
         "\n  burn above 'page at' (or the 6h AND the 30m burn above 6x). With under a minute of"
@@ -214,6 +259,10 @@ def slos(prom: Prometheus, manifests: Sequence[Path]) -> None:
 
 
 def alerts(active: list[dict[str, Any]], for_note: str = "") -> None:
+    record(
+        "alerts",
+        [{"state": a["state"], **{k: str(v) for k, v in a["labels"].items()}} for a in active],
+    )
     if not active:
         say("  none pending or firing")
         return

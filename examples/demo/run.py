@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 
 from examples.demo import report
+from examples.demo.background import Background
 from examples.demo.report import say, section
 from examples.lab import generated
+from examples.lab import redis as lab_redis
 from examples.lab.otlp_receiver import OTLPReceiver
 from examples.lab.processes import Supervisor, install_signal_handlers
 from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
-from examples.lab.system import SERVICES, ExampleSystem
+from examples.lab.system import ExampleSystem
 from examples.lab.traffic import Call, TrafficDriver
 
 # The failure burst: shop fails 40% of its order requests, payments answers /charge 300 ms late
@@ -37,7 +39,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--healthy", type=float, default=15.0, help="seconds of healthy traffic")
     parser.add_argument("--burst", type=float, default=30.0, help="seconds of failure burst")
     parser.add_argument("--rps", type=float, default=20.0, help="requests per second")
-    parser.add_argument("--deadline", type=int, default=150, help="give up after N seconds")
+    parser.add_argument(
+        "--stall", type=float, default=30.0, help="seconds the outbox relay stays stalled"
+    )
+    parser.add_argument("--deadline", type=int, default=240, help="give up after N seconds")
     return parser.parse_args(argv)
 
 
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         signal.alarm(0)
+        report.write_findings(demo.out)
         if demo.prom is not None:
             demo.prom.stop()
         supervisor.stop_all()
@@ -116,16 +122,25 @@ class Demo:
         section("2. Start the services, an OTLP receiver and Prometheus (loopback, free ports)")
         self.receiver.start()
         say(f"  OTLP/HTTP receiver  {self.receiver.endpoint}  (stands in for a collector/Tempo)")
+        background = lab_redis.find_binary() is not None
         system = ExampleSystem(
-            self.logs, otlp_endpoint=self.receiver.endpoint, supervisor=self.supervisor
+            self.logs,
+            otlp_endpoint=self.receiver.endpoint,
+            supervisor=self.supervisor,
+            background=background,
         ).start()
-        for name in SERVICES:
+        if system.redis is not None:
+            say(f"  Redis (the broker)  {system.redis.url}")
+        else:
+            say(f"  Redis               skipped. {lab_redis.INSTALL_HINT}")
+            say("                      (the demo goes on without the background-work part)")
+        for name in system.names:
             say(f"  {name:<19} {system.url(name)}  logs: {_relative(str(system.log_path(name)))}")
         if find_binary() is None:
             say(f"  Prometheus          skipped. {INSTALL_HINT}")
             say("                      (the demo goes on without RED/SLO/alert figures)")
             return system
-        targets = [Target(name, system.services[name].address) for name in SERVICES]
+        targets = [Target(name, system.services[name].address) for name in system.names]
         self.prom = Prometheus(
             targets,
             generated.rule_files(self.generated),
@@ -139,6 +154,7 @@ class Demo:
         correlation_id = f"demo-{uuid.uuid4().hex[:12]}"
         call = Call("shop", "POST", "/orders", "/orders", {"product_id": "teapot", "quantity": 2})
         resp = driver.send(call, headers={"X-Request-ID": correlation_id})
+        report.record("request", {"correlation_id": correlation_id, "status": resp.status_code})
         say(
             f"{self.elapsed()} sent POST /orders with X-Request-ID: {correlation_id}"
             f" -> {resp.status_code}, echoed X-Request-ID: {resp.headers.get('x-request-id')}"
@@ -177,7 +193,7 @@ class Demo:
 
     def report(self, system: ExampleSystem, driver: TrafficDriver, correlation_id: str) -> None:
         section("4. Correlated logs: one request through shop and payments")
-        records = {name: system.log_records(name) for name in SERVICES}
+        records = {name: system.log_records(name) for name in ("payments", "shop")}
         n = report.correlated_logs(records, correlation_id)
         if n == 0:
             say(f"  no log line carries correlation_id={correlation_id}")
@@ -187,6 +203,10 @@ class Demo:
             for r in recs
             if r.get("correlation_id") == correlation_id and r.get("trace_id")
         }
+        report.record(
+            "correlated_logs",
+            {"correlation_id": correlation_id, "lines": n, "trace_ids": sorted(trace_ids)},
+        )
         say(
             f"  -> {n} lines from {len([r for r in records.values() if r])} services share "
             f"correlation_id={correlation_id} and trace_id={', '.join(sorted(trace_ids)) or '-'}"
@@ -203,13 +223,15 @@ class Demo:
             say(f"  {INSTALL_HINT}")
         else:
             self.prometheus_report()
+        if system.redis is not None:
+            Background(system, self.receiver, self.prom, self.elapsed, self.args.stall).run()
         self.grafana()
 
     def prometheus_report(self) -> None:
         assert self.prom is not None
         window = f"{max(10, int(self.args.burst))}s"
         section(f"6. RED per route during the failure burst (over the last {window})")
-        report.red(self.prom, SERVICES, window)
+        report.red(self.prom, ("payments", "shop"), window)
         section("7. SLOs: error ratios and burn rates from the generated recording rules")
         report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
         section("8. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
@@ -229,8 +251,8 @@ class Demo:
         )
 
     def grafana(self) -> None:
-        section("9. Use the generated files")
-        for service in SERVICES:
+        section("13. Use the generated files")
+        for service in sorted(p.name for p in self.generated.iterdir() if p.is_dir()):
             say(f"  {service}: {_relative(str(self.generated / service))}/")
         if self.prom is not None:
             config = self.prom.workdir / "prometheus.yml"

@@ -3,6 +3,12 @@
     with Supervisor() ... system = ExampleSystem(workdir, otlp_endpoint=rx.endpoint).start()
     system.url("shop"); system.set_faults("shop", error_rate=0.3); system.restart("payments")
 
+With `background=True` it also runs a real Redis (examples.lab.redis) and the Celery worker
+(`celery -A examples.worker.tasks worker`, prefork, 2 pool processes, its metrics on a port of its
+own), and shop's POST /checkout goes through the outbox and the relay to the worker, which
+charges payments: `system.set_relay(stalled=True)`, `system.set_worker_faults(error_rate=0.2)`,
+`system.redis.restart()`.
+
 Each service runs in its own process on 127.0.0.1 with a port it chose itself (port 0),
 JSON logs to `<workdir>/<service>.log`, traces exported over OTLP/HTTP to `otlp_endpoint`
 (quickly: a 200 ms batch delay), and its metrics at `/metrics` on the service's own port.
@@ -19,10 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from examples.lab.processes import Child, Supervisor, http_ok, wait_until
+from examples.lab.processes import Child, Supervisor, free_port, http_ok, wait_until
+from examples.lab.redis import Redis
+from examples.worker.knob import set_faults as set_worker_faults
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("payments", "shop")  # start order: shop needs payments' URL
+BACKGROUND_SERVICES = ("payments", "worker", "shop")  # with background=True
+WORKER_ARGV = ("-m", "celery", "-A", "examples.worker.tasks", "-q", "worker", "--pool=prefork",
+               "--concurrency=2", "--queues=orders", "--loglevel=INFO", "--without-mingle",
+               "--without-gossip", "--without-heartbeat")  # fmt: skip
 
 
 @dataclass
@@ -48,6 +60,7 @@ class ExampleSystem:
         otlp_endpoint: str | None = None,
         supervisor: Supervisor | None = None,
         env: Mapping[str, str] | None = None,
+        background: bool = False,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -55,10 +68,16 @@ class ExampleSystem:
         self.supervisor = supervisor or Supervisor()
         self.extra_env = dict(env or {})
         self.services: dict[str, Service] = {}
+        self.background = background
+        self.names = BACKGROUND_SERVICES if background else SERVICES
+        self.redis: Redis | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> ExampleSystem:
-        for name in SERVICES:
+        if self.background:
+            self.redis = Redis(supervisor=self.supervisor, workdir=self.workdir / "redis").start()
+            (self.workdir / "shop.db").unlink(missing_ok=True)
+        for name in self.names:
             self._start_one(name, port=0, timeout=timeout)
         return self
 
@@ -70,11 +89,14 @@ class ExampleSystem:
         self._start_one(name, port=old.port, timeout=timeout)
 
     def stop(self) -> None:
-        for name in reversed(SERVICES):
+        for name in reversed(self.names):
             service = self.services.pop(name, None)
             if service is not None:
                 service.child.stop()
                 self.supervisor.forget(service.child)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
 
     def _env(self, name: str) -> dict[str, str]:
         env = {
@@ -86,12 +108,17 @@ class ExampleSystem:
         }
         if self.otlp_endpoint is not None:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
-        if name == "shop":
+        if name in ("shop", "worker"):
             env["PAYMENTS_URL"] = f"http://localhost:{self.services['payments'].port}"
+        if self.redis is not None and name in ("shop", "worker"):
+            env["EXAMPLE_BROKER_URL"] = self.redis.url
+            env["EXAMPLE_SHOP_DB"] = str(self.workdir / "shop.db")
         env.update(self.extra_env)
         return env
 
     def _start_one(self, name: str, port: int, timeout: float) -> Service:
+        if name == "worker":
+            return self._start_worker(port, timeout)
         port_file = self.workdir / f"{name}.port"
         port_file.unlink(missing_ok=True)
         argv = [sys.executable, "-m", f"examples.{name}", "--port", str(port)]
@@ -118,6 +145,43 @@ class ExampleSystem:
             raise RuntimeError(f"{name} exited early:\n{child.output_tail()}")
         return service
 
+    def _start_worker(self, port: int, timeout: float) -> Service:
+        """The Celery worker: its metrics on a port chosen here (it serves no HTTP app)."""
+        port = port or free_port()
+        env = self._env("worker")
+        env.update(OBSKIT_METRICS_PORT=str(port), OBSKIT_METRICS_HOST="127.0.0.1")
+        child = self.supervisor.spawn(
+            "worker",
+            [sys.executable, *WORKER_ARGV],
+            log_path=self.log_path("worker"),
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        service = Service("worker", port, child)
+        self.services["worker"] = service
+
+        def ready() -> bool:
+            if not child.alive():
+                raise RuntimeError(f"worker exited early:\n{child.output_tail()}")
+            if not http_ok(f"{service.url}/metrics"):
+                return False
+            records = self.log_records("worker")
+            return any(str(r.get("event", "")).endswith(" ready.") for r in records)
+
+        wait_until(ready, timeout, 0.1, "the worker to be ready")
+        return service
+
+    # -- background work -----------------------------------------------------------
+    def set_relay(self, **settings: Any) -> dict[str, Any]:
+        """POST /admin/relay on shop: stalled (bool), duplicate_rate (0..1)."""
+        return self._post("shop", "/admin/relay", settings)
+
+    def set_worker_faults(self, *, error_rate: float) -> dict[str, Any]:
+        """The share of tasks the worker fails for good (read from Redis at every task)."""
+        if self.redis is None:
+            raise RuntimeError("set_worker_faults: the system runs without background=True")
+        return set_worker_faults(self.redis.url, error_rate=error_rate)
+
     # -- what callers use ----------------------------------------------------------
     def url(self, name: str) -> str:
         return self.services[name].url
@@ -127,8 +191,11 @@ class ExampleSystem:
 
     def set_faults(self, name: str, **settings: Any) -> dict[str, Any]:
         """POST /admin/faults on a service: error_rate (0..1), latency_ms, routes."""
+        return self._post(name, "/admin/faults", settings)
+
+    def _post(self, name: str, path: str, settings: Mapping[str, Any]) -> dict[str, Any]:
         req = urllib.request.Request(
-            f"{self.url(name)}/admin/faults",
+            f"{self.url(name)}{path}",
             data=json.dumps(settings).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",

@@ -1,7 +1,9 @@
 """The example storefront: FastAPI, instrumented with one obskit.init() line.
 
 Routes: GET /products, GET /orders/{order_id}, POST /orders (charges the order through
-payments' POST /charge), GET /health, and the failure knob GET/POST /admin/faults.
+payments' POST /charge), GET /health, and the failure knob GET/POST /admin/faults. POST
+/checkout defers the payment through a transactional outbox and a Celery worker
+(examples/shop/checkout.py).
 payments is reached at PAYMENTS_URL (default http://localhost:8081).
 """
 
@@ -19,9 +21,11 @@ from fastapi.responses import JSONResponse
 
 import obskit
 from examples.lab.faults import Faults, FaultSettingsError
+from examples.shop.checkout import router as checkout_router
 
 app = FastAPI(title="shop")
 obskit.init(app, service="shop", version="1.0.0")
+app.include_router(checkout_router)
 
 log = obskit.get_logger("shop")
 faults = Faults.from_env()

@@ -154,12 +154,17 @@ def generate(
     output_format: FormatOpt = OutputFormat.prometheus,
     templates: TemplatesOpt = None,
 ) -> None:
-    """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
-    from obskit.generator.render import output
+    """Write rules.yaml, rules.test.yaml, dashboard.json and alertmanager.route.yaml per service,
+    and alertmanager.yaml + alertmanager.test.sh assembled from every service in <out>."""
+    from obskit.generator.render import alertmanager, output
 
     services, files = _prepare(paths, output_format, templates)
+    try:
+        top = alertmanager.top_files(out, files)
+    except alertmanager.AlertmanagerProblem as exc:
+        _fail([str(exc)])
     if check:
-        drifts = output.check(out, files)
+        drifts = output.check(out, files, top)
         for drift in drifts:
             typer.echo(drift.diff, nl=False)
         if drifts:
@@ -173,13 +178,67 @@ def generate(
         return
     removed: list[Path] = []
     try:
-        written = output.write(out, files, removed)
+        written = output.write(out, files, removed, top)
     except OSError as exc:
         _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
     for path in removed:
         typer.echo(f"removed {path} (not generated)")
+
+
+@app.command("merge-alertmanager")
+def merge_alertmanager(
+    yours: Annotated[
+        Path,
+        typer.Argument(
+            help="Your Alertmanager configuration: global settings, receivers with their "
+            "integrations, your own root route.",
+            show_default=False,
+        ),
+    ],
+    generated: Annotated[
+        Path,
+        typer.Argument(help="obskit's <out>/alertmanager.yaml.", show_default=False),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the merged configuration here (else stdout)."),
+    ] = None,
+) -> None:
+    """Put obskit's routes and inhibition rules into your Alertmanager configuration.
+
+    obskit's route goes first among your root route's routes (replacing the one a previous
+    merge put there); its inhibition rules are added once; everything else stays yours. Every
+    receiver obskit routes to must be defined in YOURS (exit 2 listing the missing ones).
+    """
+    import yaml
+
+    from obskit.generator.render import alertmanager, output
+
+    documents = []
+    for path in (yours, generated):
+        try:
+            documents.append(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail([f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"])
+        except yaml.YAMLError as exc:
+            _fail([f"{path}: invalid YAML: {exc}"])
+    try:
+        merged = alertmanager.merge(documents[0], documents[1])
+    except alertmanager.AlertmanagerProblem as exc:
+        _fail([f"{yours}: {exc}"])
+    text = yaml.safe_dump(
+        merged, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
+    )
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_atomic(out, text)
+    except OSError as exc:
+        _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
+    typer.echo(f"wrote {out}", err=True)
 
 
 @app.command()

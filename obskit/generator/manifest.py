@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from types import NoneType, UnionType
 from typing import Annotated, Any, Final, Union, get_args, get_origin
@@ -52,6 +53,7 @@ from obskit.generator.model import (
     MAX_FOR,
     MAX_SLO_WINDOW,
     MIN_SLO_WINDOW,
+    RECEIVER_PATTERN,
     RULE_LABELS,
     SEVERITIES,
     SHORT_DURATION_PATTERN,
@@ -65,6 +67,8 @@ from obskit.generator.model import (
     Service,
     SLIKind,
     check_label_value,
+    check_receiver,
+    check_url,
     format_le,
 )
 from obskit.generator.selectors import example_labels
@@ -117,6 +121,17 @@ ForDuration = Annotated[
     str, AfterValidator(check_for), Field(json_schema_extra={"pattern": DURATION_PATTERN})
 ]
 """An alert `for:`: a duration of at most MAX_FOR."""
+
+URLText = Annotated[
+    str, AfterValidator(check_url), Field(json_schema_extra={"pattern": URL_PATTERN})
+]
+"""An absolute http(s) URL."""
+BaseURLText = Annotated[
+    str,
+    AfterValidator(partial(check_url, base=True)),
+    Field(json_schema_extra={"pattern": URL_PATTERN}),
+]
+"""An absolute http(s) URL obskit appends a path to (no query, no fragment)."""
 
 Path_ = tuple[str | int, ...]
 
@@ -373,10 +388,41 @@ class SeveritySpec(_Spec):
     )
 
 
+ReceiverName = Annotated[
+    str, AfterValidator(check_receiver), Field(json_schema_extra={"pattern": RECEIVER_PATTERN})
+]
+"""An Alertmanager receiver name (its integrations stay in the user's Alertmanager config)."""
+
+
+class ReceiversSpec(_Spec):
+    page: ReceiverName | None = Field(
+        default=None,
+        description="Receiver of page alerts (default: <team>-page, or <service>-page).",
+    )
+    ticket: ReceiverName | None = Field(
+        default=None,
+        description="Receiver of ticket alerts (default: <team>-ticket, or <service>-ticket).",
+    )
+
+    @field_validator("page", "ticket", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> Any:
+        if isinstance(value, dict | list):
+            raise ValueError(
+                "give the receiver's name only: its integrations (URLs, keys) stay in your own "
+                "Alertmanager config (`obskit merge-alertmanager` joins the two)"
+            )
+        return value
+
+
 class AlertingSpec(_Spec):
     labels: LabelMap = Field(default_factory=dict, description="Extra labels on every alert.")
     page: SeveritySpec = Field(default_factory=SeveritySpec)
     ticket: SeveritySpec = Field(default_factory=SeveritySpec)
+    receivers: ReceiversSpec = Field(
+        default_factory=ReceiversSpec,
+        description="Alertmanager receiver names of page and ticket alerts.",
+    )
 
 
 class LinksSpec(_Spec):
@@ -390,8 +436,8 @@ class ServiceSpec(_Spec):
     selector: str | None = Field(
         default=None, description='PromQL label matchers; default job="<service>".'
     )
-    runbook_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = None
-    grafana_url: Annotated[str, Field(pattern=URL_PATTERN)] | None = Field(
+    runbook_url: URLText | None = None
+    grafana_url: BaseURLText | None = Field(
         default=None, description="Grafana base URL; alerts then link the dashboard."
     )
     slos: list[SLOSpec] = Field(default_factory=list)
@@ -814,6 +860,32 @@ def _build(
     check_labels(("alerting", "labels"), common)
     check_labels(("alerting", "page", "labels"), spec.alerting.page.labels)
     check_labels(("alerting", "ticket", "labels"), spec.alerting.ticket.labels)
+    severities = [
+        (spec.alerting.labels | spec.alerting.page.labels).get(
+            LABEL_SEVERITY, DEFAULT_SEVERITY_LABEL["page"]
+        ),
+        (spec.alerting.labels | spec.alerting.ticket.labels).get(
+            LABEL_SEVERITY, DEFAULT_SEVERITY_LABEL["ticket"]
+        ),
+    ]
+    if severities[0] == severities[1]:
+        where = next(
+            (
+                path
+                for path, labels in (
+                    (("alerting", "ticket", "labels", LABEL_SEVERITY), spec.alerting.ticket.labels),
+                    (("alerting", "page", "labels", LABEL_SEVERITY), spec.alerting.page.labels),
+                    (("alerting", "labels", LABEL_SEVERITY), spec.alerting.labels),
+                )
+                if LABEL_SEVERITY in labels
+            ),
+            ("alerting",),
+        )
+        problem(
+            where,
+            f"page and ticket alerts both carry severity {severities[0]!r}: the Alertmanager "
+            "routes tell them apart by severity; give them different values",
+        )
     policies = []
     for severity in SEVERITIES:
         sev = spec.alerting.page if severity == "page" else spec.alerting.ticket
@@ -908,6 +980,7 @@ def _build(
         logs=spec.links.logs,
         traces=spec.links.traces,
         line=lines.line((*base, "service")),
+        receivers=(spec.alerting.receivers.page, spec.alerting.receivers.ticket),
         resilience=resilience,
     )
     return service, problems

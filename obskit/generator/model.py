@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
+from urllib.parse import urlsplit
 
 from obskit import semconv
 
@@ -44,6 +45,42 @@ def shown(text: str, limit: int = 60) -> str:
     if len(text) <= limit:
         return repr(text)
     return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+RECEIVER_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_RECEIVER_RE: Final = re.compile(RECEIVER_PATTERN)
+
+
+def check_receiver(value: str) -> str:
+    """Return `value` if it is a receiver name obskit writes and amtool checks unquoted."""
+    if not _RECEIVER_RE.match(value):
+        raise ValueError(
+            f"receiver name {shown(value)} is not valid: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, at most 128 characters (e.g. payments-pager)"
+        )
+    return value
+
+
+def receiver_name(text: str) -> str:
+    """`text` made a valid receiver name ("Payments Team" -> "Payments-Team"; "" if none)."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:128]
+    return re.sub(r"^[^A-Za-z0-9]+", "", name)
+
+
+def check_url(value: str, *, base: bool = False) -> str:
+    """Return `value` if it is an absolute http(s) URL (`base`: one obskit appends a path to,
+    so without query or fragment); raise ValueError saying what is expected otherwise."""
+    parts = urlsplit(value) if not any(c.isspace() for c in value) else None
+    scheme = parts.scheme if parts is not None else ""
+    if parts is None or scheme not in ("http", "https") or not parts.netloc:
+        example = "https://grafana.example.com" if base else "https://runbooks.example.com/x"
+        raise ValueError(f"{shown(value)} is not an http(s) URL; write it like {example}")
+    if base and (parts.query or parts.fragment or value.endswith(("?", "#"))):
+        raise ValueError(
+            f"{shown(value)} has a query or fragment: give the base URL of your Grafana "
+            "(obskit appends /d/<uid>?viewPanel=<panel>)"
+        )
+    return value
 
 
 def check_label_value(value: str) -> str:
@@ -161,6 +198,8 @@ MAX_FOR: Final = days(1)
 replay `for` minute by minute (a `for: 4w` test takes promtool ~15 s, `15000w` forever)."""
 DEFAULT_SEVERITY_LABEL: Final[dict[Severity, str]] = {"page": "critical", "ticket": "warning"}
 ABSENT_FOR: Final = minutes(10)
+GUARD_FOR: Final = minutes(10)
+"""`for` of ObskitSLOBucketMissing: a misconfiguration, not an outage (ticket severity)."""
 MAX_UID: Final = 40
 """Grafana's limit on a dashboard uid."""
 
@@ -201,6 +240,7 @@ PROMETHEUS_LABELS: Final = frozenset({LABEL_LE, "job", "instance", "__name__"})
 ALERT_PAGE: Final = "ObskitSLOBurnRatePage"
 ALERT_TICKET: Final = "ObskitSLOBurnRateTicket"
 ALERT_ABSENT: Final = "ObskitTelemetryAbsent"
+ALERT_BUCKET_MISSING: Final = "ObskitSLOBucketMissing"
 ALERT_NAMES: Final[dict[Severity, str]] = {"page": ALERT_PAGE, "ticket": ALERT_TICKET}
 
 
@@ -333,6 +373,9 @@ class Service:
     traces: bool
     line: int = 1
     """Line of the `service:` key in `source` (for messages only)."""
+    receivers: tuple[str | None, str | None] = (None, None)
+    """Alertmanager receiver names of page and ticket alerts as the manifest sets them
+    (`alerting.receivers`); `receiver()` gives the defaults."""
     resilience: Resilience = Resilience()
     """Thresholds of the breakers and operations that no dependency lists."""
 
@@ -346,6 +389,15 @@ class Service:
 
     def policy(self, severity: Severity) -> AlertPolicy:
         return self.policies[0] if severity == "page" else self.policies[1]
+
+    def receiver(self, severity: Severity) -> str:
+        """Alertmanager receiver of `severity`'s alerts: the manifest's, or `<team>-page` /
+        `<team>-ticket` (the team made a valid receiver name), or `<service>-page|ticket`."""
+        given = self.receivers[0] if severity == "page" else self.receivers[1]
+        if given is not None:
+            return given
+        owner = receiver_name(self.team or "") or self.name
+        return f"{owner}-{severity}"
 
     @property
     def dashboard_uid(self) -> str:

@@ -5,7 +5,10 @@ Called only for a recording (sampled) span, when the request finishes: an untrac
 sampled-out request never reads them. `client.address` is the peer the server reports
 (uvicorn's `--proxy-headers` or werkzeug's `ProxyFix` decide whether a proxy is trusted);
 `server.address`/`server.port` come from the Host header (the scheme's default port when
-it names none). Query values under secret-looking keys are replaced by `REDACTED`.
+it names none). Query values under secret-looking keys are replaced by `REDACTED` (the rule of
+obskit.runtime.redact). Every value copied from the request is cut to the request value limit
+(`Config.request_value_limit`: 2048 characters unless OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT
+says otherwise).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any, Final
 
 from obskit import semconv
 from obskit.runtime.client import DEFAULT_PORTS
-from obskit.runtime.redact import redact_query
+from obskit.runtime.config import REQUEST_VALUE_LIMIT
+from obskit.runtime.redact import redactor
 
 _CACHE_SIZE: Final = 256
 
@@ -43,10 +47,13 @@ def _port(text: Any) -> int | None:
 class ServerAttributes:
     """Fills a server span's attribute dict from the request (one per middleware)."""
 
-    __slots__ = ("_hosts", "_texts", "_words")
+    __slots__ = ("_hosts", "_limit", "_query", "_texts")
 
-    def __init__(self, redact_keys: tuple[str, ...]) -> None:
-        self._words = redact_keys
+    def __init__(self, redact_keys: tuple[str, ...], limit: int = REQUEST_VALUE_LIMIT) -> None:
+        self._query = redactor(redact_keys).query
+        self._limit = limit
+        """Longest value copied from the request (Config.request_value_limit): cut before it
+        is decoded, redacted or cached, so a 100 KB header costs no more than a short one."""
         # Host and User-Agent values repeat: decoded/parsed once per distinct value (the same
         # str objects also hit the exporter's cache); bounded, emptied when full
         self._hosts: dict[str | bytes, tuple[str, int | None]] = {}
@@ -54,6 +61,8 @@ class ServerAttributes:
 
     def _server(self, host: str | bytes, scheme: str) -> tuple[str, int | None]:
         """(server.address, server.port) from a Host header."""
+        if len(host) > self._limit:
+            host = host[: self._limit]
         hit = self._hosts.get(host)
         if hit is None:
             hit = _host_port(host.decode("latin-1") if isinstance(host, bytes) else host)
@@ -63,6 +72,8 @@ class ServerAttributes:
         return hit[0], hit[1] or DEFAULT_PORTS.get(scheme)
 
     def _text(self, raw: bytes) -> str:
+        if len(raw) > self._limit:
+            raw = raw[: self._limit]
         text = self._texts.get(raw)
         if text is None:
             text = raw.decode("latin-1")
@@ -74,18 +85,21 @@ class ServerAttributes:
     def asgi(self, scope: Any, attributes: dict[str, Any]) -> None:
         scheme = scope.get("scheme", "http")
         attributes["url.scheme"] = scheme
+        limit = self._limit
         method = scope.get("method", "")
         if method not in semconv.KNOWN_METHODS:
-            attributes["http.request.method_original"] = method
+            attributes["http.request.method_original"] = method[:limit]
         query = scope.get("query_string")
         if query:
-            attributes["url.query"] = redact_query(query.decode("utf-8", "replace"), self._words)
+            if len(query) > limit:
+                query = query[:limit]
+            attributes["url.query"] = self._query(query.decode("utf-8", "replace"))
         version = scope.get("http_version")
         if version:
             attributes["network.protocol.version"] = version
         client = scope.get("client")
         if client and client[0]:
-            attributes["client.address"] = client[0]
+            attributes["client.address"] = client[0][:limit]  # proxy headers may set it
             if client[1]:
                 attributes["client.port"] = client[1]
         host = None
@@ -109,26 +123,29 @@ class ServerAttributes:
     def wsgi(self, environ: Any, attributes: dict[str, Any]) -> None:
         scheme = environ.get("wsgi.url_scheme", "http")
         attributes["url.scheme"] = scheme
+        limit = self._limit
         method = environ.get("REQUEST_METHOD", "")
         if method not in semconv.KNOWN_METHODS:
-            attributes["http.request.method_original"] = method
+            attributes["http.request.method_original"] = method[:limit]
         query = environ.get("QUERY_STRING")
         if query:
+            if len(query) > limit:
+                query = query[:limit]
             if not query.isascii():  # PEP 3333: latin-1 decoded bytes
                 query = query.encode("latin-1", "replace").decode("utf-8", "replace")
-            attributes["url.query"] = redact_query(query, self._words)
+            attributes["url.query"] = self._query(query)
         protocol = environ.get("SERVER_PROTOCOL", "")
         if protocol.startswith("HTTP/"):
             attributes["network.protocol.version"] = protocol[5:]
         client = environ.get("REMOTE_ADDR")
         if client:
-            attributes["client.address"] = client
+            attributes["client.address"] = client[:limit]
             port = _port(environ.get("REMOTE_PORT", ""))
             if port:
                 attributes["client.port"] = port
         agent = environ.get("HTTP_USER_AGENT")
         if agent:
-            attributes["user_agent.original"] = agent
+            attributes["user_agent.original"] = agent if len(agent) <= limit else agent[:limit]
         host = environ.get("HTTP_HOST")
         if host:
             address, server_port = self._server(host, scheme)

@@ -72,7 +72,7 @@ class ObskitASGI:
         self.serve_metrics, self.excluded = prepare(runtime)
         self.id_headers = tuple(h.lower().encode("latin-1") for h in config.request_id_headers)
         self.routes = RouteCache()
-        self.span_attributes = ServerAttributes(config.redact_keys).asgi
+        self.span_attributes = ServerAttributes(config.redact_keys, config.request_value_limit).asgi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt = self.rt

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from obskit import semconv
-from obskit.runtime import errors, messaging
+from obskit.runtime import errors, messaging, state
 
 if TYPE_CHECKING:
     from obskit.runtime.state import Obskit
@@ -52,8 +52,6 @@ _MAX_PENDING: Final = 16
 
 
 def _runtime() -> Obskit | None:
-    from obskit.runtime import state  # noqa: PLC0415
-
     rt = state.current()
     return rt if rt is not None and rt.active else None
 
@@ -86,18 +84,14 @@ def _before_publish(
         task = sender if isinstance(sender, str) and sender else str(headers.get("task") or "")
         task = task or semconv.UNKNOWN_TASK
         destination = _destination(routing_key, exchange)
-        span = token = None
-        if rt.tracing is not None:
-            span, token = messaging.start_producer_span(rt, SYSTEM, destination, task)
-        try:
-            values = messaging.context_headers()
-        finally:
-            if token is not None:
-                from obskit.runtime.tracing.provider import detach  # noqa: PLC0415
-
-                detach(token)
-        explicit = messaging.header(headers, semconv.REQUEST_ID_HEADER)
-        if explicit is not None:  # a correlation ID the caller (or a retry) put there: keep it
+        span = None
+        if rt.tracing is not None:  # not made current: the publish's own context is untouched
+            span, _ = messaging.start_producer_span(
+                rt, SYSTEM, destination, task, make_current=False
+            )
+        values = messaging.context_headers(span=span)
+        if isinstance(headers.get(semconv.REQUEST_ID_HEADER), str):
+            # a correlation ID the caller (or a retry, from the same context) put there: kept
             values.pop(semconv.REQUEST_ID_HEADER, None)
         headers.update(values)
         task_id = _message_id(headers, body)
@@ -163,9 +157,9 @@ def _task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_:
         request = task.request
         eager = bool(getattr(request, "is_eager", False))
         delivery = getattr(request, "delivery_info", None) or {}
-        destination = _destination(
-            delivery.get("routing_key"), delivery.get("exchange"), _default_queue(task)
-        )
+        destination = delivery.get("routing_key") or delivery.get("exchange")
+        if not isinstance(destination, str) or not destination:
+            destination = _default_queue(task)
         headers = getattr(request, "headers", None) or {}
         messaging.Consumption(
             rt,
@@ -342,8 +336,6 @@ def _start(pool: Any) -> None:
         if worker.started:
             return
         worker.started = True
-        from obskit.runtime import state  # noqa: PLC0415
-
         if state.current() is not None:
             return  # this process called init() itself: leave it alone
         if _is_prefork(pool):

@@ -1,9 +1,8 @@
 """circuitbreaker adapter: every `@circuit` breaker (sync, async, generators; created before or
 after init) feeds runtime.resilience.
 
-circuitbreaker has no listener API, only `CircuitBreakerMonitor`, a registry of the breakers
-it decorated: those known at init() get their state gauge then, later ones when they are
-registered. Two members are wrapped:
+circuitbreaker has no listener API, so three members are wrapped:
+- `CircuitBreaker.decorate`: a breaker protecting a function from now on (its gauge appears);
 - `CircuitBreaker.__exit__`, through which every protected call ends: `failure` when the
   breaker counted the error (it stored it as `last_failure`), else `success`;
 - the `opened` property, which the decorated function reads first on every call: read from
@@ -11,10 +10,17 @@ registered. Two members are wrapped:
   protected function ran (or answered by the `fallback_function`).
 circuitbreaker changes state lazily (open becomes half_open once `recovery_timeout` passed,
 seen at the next call), so transitions are recorded when obskit sees a new state: after each
-call and at each call's start. `breaker` is the breaker's name; circuitbreaker names an
-unnamed breaker itself (the decorated function's `__qualname__`) and obskit keeps that name,
-so the label matches `CircuitBreakerMonitor.get(name)`. A breaker used only as a bare
-`with breaker:` block and never named takes `module.qualname` of the function around it.
+call and at each call's start.
+
+`breaker` follows the issue's rule: the breaker's name, and for an unnamed breaker
+`module.qualname` of the first function it protects. circuitbreaker fills an unnamed breaker's
+name itself with the function's bare `__qualname__` when it decorates, so a name equal to the
+protected function's `__qualname__` (or `__name__`) counts as unnamed; this gives one label
+whether the breaker was decorated before or after init(). The function is read from
+circuitbreaker's own call wrapper (or from `decorate`, `call(func)`), so a breaker decorated
+before init() gets its state gauge at its first call, like pybreaker's; one decorated after init()
+at decoration. A breaker used only as a bare `with breaker:` block and never named takes
+`module.qualname` of the function around the block.
 """
 
 from __future__ import annotations
@@ -32,18 +38,28 @@ LIBRARY: Final = "circuitbreaker"
 _SKIP: Final = ("circuitbreaker", "obskit")
 _patches = Patches()
 _states: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_wrappers: set[Any] = set()  # code objects of circuitbreaker's per-call wrappers
+_labels: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_wrappers: set[Any] = set()  # code objects of circuitbreaker's per-call wrappers (`function`)
+_callers: set[Any] = set()  # code objects of CircuitBreaker.call & co (`func`)
 
 
-def _name(cb: Any) -> str:
-    name = cb.name
-    if name:
-        return str(name)
-    fallback = _names.get(cb)
-    if fallback is None:
-        fallback = _names[cb] = resilience.caller_name(_SKIP, 3)
-    return fallback
+def _label(cb: Any, function: Any = None) -> str:
+    """The `breaker` label of `cb`, fixed the first time obskit sees it (see the docstring)."""
+    label = _labels.get(cb)
+    if label is None:
+        name = cb.name
+        if function is not None and (
+            not name
+            or name == getattr(function, "__qualname__", None)
+            or name == getattr(function, "__name__", None)
+        ):
+            label = resilience.callable_name(function)
+        elif name:
+            label = str(name)
+        else:
+            label = resilience.caller_name(_SKIP)  # a bare `with breaker:` block
+        _labels[cb] = label
+    return label
 
 
 def _sync(cb: Any) -> str:
@@ -53,20 +69,39 @@ def _sync(cb: Any) -> str:
     if known != state:
         _states[cb] = state
         if known is None:
-            resilience.breaker_seen(_name(cb), state)
+            resilience.breaker_seen(_label(cb), state)
         else:
-            resilience.breaker_transition(_name(cb), known, state)
+            resilience.breaker_transition(_label(cb), known, state)
     return state
+
+
+def _decorate(original: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(self: Any, function: Any) -> Any:
+        try:
+            _label(self, function)
+        except Exception as exc:  # noqa: BLE001 - never into the user's code
+            errors.record("circuitbreaker adapter", exc)
+        result = original(self, function)
+        try:
+            _sync(self)
+        except Exception as exc:  # noqa: BLE001 - never into the user's code
+            errors.record("circuitbreaker adapter", exc)
+        return result
+
+    return decorate
 
 
 def _exit(original: Callable[..., Any]) -> Callable[..., Any]:
     def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         result = original(self, exc_type, exc_value, traceback)
         try:
+            if self not in _labels:  # first seen here: `breaker.call(func)` or a `with` block
+                frame = sys._getframe(1)
+                _label(self, frame.f_locals.get("func") if frame.f_code in _callers else None)
             _sync(self)
             failed = exc_type is not None and self.last_failure is exc_value
             resilience.breaker_call(
-                _name(self), semconv.BREAKER_FAILURE if failed else semconv.BREAKER_SUCCESS
+                _label(self), semconv.BREAKER_FAILURE if failed else semconv.BREAKER_SUCCESS
             )
         except Exception as exc:  # noqa: BLE001 - never into the user's call
             errors.record("circuitbreaker adapter", exc)
@@ -81,28 +116,18 @@ def _opened(original: Any) -> property:
     def opened(self: Any) -> Any:
         result = fget(self)
         try:
-            _sync(self)
-            if result and sys._getframe(1).f_code in _wrappers:
-                resilience.breaker_call(_name(self), semconv.BREAKER_REJECTED)
+            frame = sys._getframe(1)
+            if frame.f_code in _wrappers:  # a call through the decorated function starts
+                if self not in _labels:
+                    _label(self, frame.f_locals.get("function"))
+                _sync(self)
+                if result:
+                    resilience.breaker_call(_label(self), semconv.BREAKER_REJECTED)
         except Exception as exc:  # noqa: BLE001 - never into the user's call
             errors.record("circuitbreaker adapter", exc)
         return result
 
     return property(opened, doc=original.__doc__)
-
-
-def _register(original: Any) -> classmethod:  # type: ignore[type-arg]
-    register = original.__func__
-
-    def wrapped(cls: Any, circuit_breaker: Any) -> Any:
-        result = register(cls, circuit_breaker)
-        try:
-            _sync(circuit_breaker)
-        except Exception as exc:  # noqa: BLE001 - never into the user's code
-            errors.record("circuitbreaker adapter", exc)
-        return result
-
-    return classmethod(wrapped)
 
 
 def instrument() -> None:
@@ -111,18 +136,16 @@ def instrument() -> None:
     breaker = circuitbreaker.CircuitBreaker
     for decorate in (breaker._decorate_sync, breaker._decorate_async):
         _wrappers.update(c for c in decorate.__code__.co_consts if hasattr(c, "co_qualname"))
-    monitor = circuitbreaker.CircuitBreakerMonitor
+    for name in ("call", "call_generator", "call_async", "call_async_generator"):
+        method = vars(breaker).get(name)
+        if method is not None:
+            _callers.add(method.__code__)
+    _patches.wrap(breaker, "decorate", _decorate)
     _patches.wrap(breaker, "__exit__", _exit)
     _patches.wrap(breaker, "opened", lambda _: _opened(vars(breaker)["opened"]))
-    _patches.wrap(monitor, "register", lambda _: _register(vars(monitor)["register"]))
-    for known in list(monitor.get_circuits()):
-        try:
-            _sync(known)
-        except Exception as exc:  # noqa: BLE001 - never into the user's code
-            errors.record("circuitbreaker adapter", exc)
 
 
 def uninstrument() -> None:
     _patches.restore()
     _states.clear()
-    _names.clear()
+    _labels.clear()

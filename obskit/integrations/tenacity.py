@@ -9,7 +9,10 @@ call ends: a value, or `retry_error_callback`'s fallback when the stop condition
 raises (the call ends with an error: RetryError, the reraised error, or a non-retried one).
 The `for attempt in Retrying()` form also ends when a `with attempt:` block succeeds (the loop
 is usually left with `return`), so `AttemptManager.__exit__` is wrapped too, and a loop left
-early (`break`) is closed out by wrapping `BaseRetrying.__iter__`.
+early (`break`) is closed out by wrapping `BaseRetrying.__iter__` (an `async for` loop left with
+`break` before tenacity decided cannot be: it is not counted). In the loop form the attempt
+number (http.request.resend_count) is set only inside the `with attempt:` block
+(`AttemptManager.__enter__`/`__exit__`), so an abandoned loop leaves no stale number behind.
 
 Each call is counted once: its state lives on tenacity's `RetryCallState` (attribute
 `_obskit_call`). Policies built by stamina are recognised; their retries are recorded by
@@ -48,9 +51,10 @@ class Call:
         self.previous: Call | None = current.get()
         self.previous_attempt = resilience.current_attempt()
 
-    def attempt(self, number: int) -> None:
+    def attempt(self, number: int, loop: bool) -> None:
         current.set(self)
-        resilience.set_attempt(number)
+        if not loop:  # loop form: the number is set inside `with attempt:` only (see _enter)
+            resilience.set_attempt(number)
 
     def finish(self, succeeded: bool, attempts: int, error: BaseException | None) -> None:
         if self.done:
@@ -94,7 +98,7 @@ def _decided(retrying: Any, retry_state: Any, do: Any) -> None:
             if call is None:
                 operation, stamina = _operation(retrying, retry_state)
                 call = retry_state.__dict__[_KEY] = Call(operation, stamina)
-            call.attempt(retry_state.attempt_number)
+            call.attempt(retry_state.attempt_number, retry_state.fn is None)
         elif call is None or call.done:
             return
         elif kind is _DO_SLEEP:
@@ -167,9 +171,29 @@ def _async_iter(original: Callable[..., Any]) -> Callable[..., Any]:
     return iter
 
 
+def _enter(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __enter__(self: Any) -> Any:
+        result = original(self)
+        try:
+            call: Call | None = self.retry_state.__dict__.get(_KEY)
+            if call is not None and not call.done:
+                resilience.set_attempt(self.retry_state.attempt_number)
+        except Exception as exc:  # noqa: BLE001 - never into the user's call
+            errors.record("tenacity adapter", exc)
+        return result
+
+    return __enter__
+
+
 def _exit(original: Callable[..., Any]) -> Callable[..., Any]:
     def __exit__(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
         result = original(self, exc_type, exc_value, traceback)
+        try:
+            call: Call | None = self.retry_state.__dict__.get(_KEY)
+            if call is not None:  # the attempt's number is scoped to its `with` block
+                resilience.restore_attempt(call.previous_attempt)
+        except Exception as exc:  # noqa: BLE001 - never into the user's call
+            errors.record("tenacity adapter", exc)
         if exc_type is None:
             _attempt_ended(self.retry_state)
         return result
@@ -205,6 +229,7 @@ def instrument() -> None:
     _DO_ATTEMPT, _DO_SLEEP = tenacity.DoAttempt, tenacity.DoSleep
     _patches.wrap(tenacity.BaseRetrying, "iter", _sync_iter)
     _patches.wrap(tenacity.asyncio.AsyncRetrying, "iter", _async_iter)
+    _patches.wrap(tenacity.AttemptManager, "__enter__", _enter)
     _patches.wrap(tenacity.AttemptManager, "__exit__", _exit)
     _patches.wrap(tenacity.BaseRetrying, "__iter__", _loop)
 

@@ -48,7 +48,7 @@ class ObskitWSGI:
             "HTTP_" + h.upper().replace("-", "_") for h in config.request_id_headers
         )
         self._rules: dict[int, tuple[Any, str]] = {}
-        self.span_attributes = ServerAttributes(config.redact_keys).wsgi
+        self.span_attributes = ServerAttributes(config.redact_keys, config.request_value_limit).wsgi
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         rt = self.rt

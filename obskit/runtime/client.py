@@ -103,7 +103,8 @@ class OutboundCall:
                     "http.request.method": self.method,
                     "server.address": host,
                     "server.port": port or DEFAULT_PORTS.get(scheme, 80),
-                    "url.full": url_full(url, rt.config.redact_keys),
+                    # redacted, then cut (a cut could hide the end of the credentials)
+                    "url.full": url_full(url, rt.config.redact_keys)[: rt.request_limit],
                 }
                 attempt = current_attempt()
                 if attempt > 1:  # made by a retry: the stable semconv's resend count

@@ -28,6 +28,11 @@ SAMPLERS: Final = (
 )
 LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
 DEFAULT_REDACT_KEYS: Final = ("authorization", "cookie", "password", "token", "secret", "api_key")
+REQUEST_VALUE_LIMIT: Final = 2048
+"""Default bound (characters) of values obskit copies from a request into telemetry (url.path,
+url.query, user_agent.original, server.address... and the access line's path) when
+OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT sets none: a client cannot make spans or log lines
+arbitrarily large."""
 
 
 class ConfigError(ValueError):
@@ -67,6 +72,8 @@ class Config:
     span_queue_size: int = 8192
     span_batch_size: int = 512
     span_export_interval: float = 1.0
+    attribute_value_length_limit: int | None = None  # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT
+    span_attribute_value_length_limit: int | None = None  # OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT
     set_global_tracer_provider: bool = False
     # metrics
     metrics_enabled: bool = True
@@ -84,6 +91,20 @@ class Config:
     disabled_instrumentations: tuple[str, ...] = ()  # adapter names, e.g. ("requests",)
     export_error_interval: float = 60.0
     shutdown_timeout: float = 5.0
+
+    @property
+    def span_attribute_limit(self) -> int | None:
+        """Longest string a span attribute keeps, as the SDK reads it: the span-specific limit,
+        else the general one, else none."""
+        if self.span_attribute_value_length_limit is not None:
+            return self.span_attribute_value_length_limit
+        return self.attribute_value_length_limit
+
+    @property
+    def request_value_limit(self) -> int:
+        """Longest value copied from a request (REQUEST_VALUE_LIMIT unless a limit is set)."""
+        limit = self.span_attribute_limit
+        return REQUEST_VALUE_LIMIT if limit is None else limit
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -170,6 +191,16 @@ def _env_values(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
         "OBSKIT_OTLP_COMPRESSION",
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
+    )
+    take(
+        "attribute_value_length_limit",
+        "OBSKIT_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    )
+    take(
+        "span_attribute_value_length_limit",
+        "OBSKIT_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
     )
     take("sampler", "OBSKIT_SAMPLER", "OTEL_TRACES_SAMPLER")
     take("sampler_arg", "OBSKIT_SAMPLER_ARG", "OTEL_TRACES_SAMPLER_ARG")
@@ -288,6 +319,21 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _length_limit(value: Any) -> int | None:
+    """A length limit as the OTel SDK reads it: unset, or an integer >= 0."""
+    if value is None or (isinstance(value, str) and value.strip() == ""):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected an integer >= 0")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected an integer >= 0") from None
+    if number < 0:
+        raise ValueError("expected an integer >= 0")
+    return number
+
+
 def _port(value: Any) -> int | None:
     if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
@@ -385,6 +431,8 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
     "otlp_compression": _choice("none", "gzip"),
     "sampler": _choice(*SAMPLERS),
     "sampler_arg": _ratio,
+    "attribute_value_length_limit": _length_limit,
+    "span_attribute_value_length_limit": _length_limit,
     "span_queue_size": _positive_int,
     "span_batch_size": _positive_int,
     "span_export_interval": _positive_float,

@@ -3,7 +3,9 @@
 Every line carries timestamp (ISO-8601 UTC), level, logger, event, service and, inside a
 request, correlation_id, trace_id and span_id. JSON lines are rendered by orjson straight to
 bytes and written with one write per line. A value that cannot be serialized is rendered as
-its repr (or a placeholder), never raised. Keys that look secret are redacted.
+its repr (or a placeholder), never raised. Keys that look secret are redacted (the rule of
+obskit.runtime.redact). A field named like a fixed one (`level`, `service`, `trace_id`...) never
+overrides it: it is written as `user_<name>`.
 
 obskit never touches structlog's global configuration: `get_logger()` wraps obskit's own
 processor chain. The stdlib bridge is installed on the root logger only when the root logger
@@ -27,6 +29,7 @@ import orjson
 from obskit import semconv
 from obskit.runtime.config import Config
 from obskit.runtime.correlation import current as _current_request
+from obskit.runtime.redact import redactor
 
 REDACTED: Final = "[REDACTED]"
 ACCESS_LOGGER: Final = "obskit.access"
@@ -228,18 +231,10 @@ class LogPipeline:
         self.access_log = config.access_log
         # access lines are info (error for 5xx): the lowest status the level threshold lets out
         self._access_min_status = 0 if self.level <= 20 else 500 if self.level <= 40 else 1000
-        self._redact = tuple(config.redact_keys)
-        self._redact_cache: dict[str, bool] = {}
+        self.is_secret = redactor(tuple(config.redact_keys)).is_secret
+        """The one secret-key rule (obskit.runtime.redact): case, `-`, `_` ignored."""
 
     # -- redaction ---------------------------------------------------------------
-    def is_secret(self, key: str) -> bool:
-        cached = self._redact_cache.get(key)
-        if cached is None:
-            norm = key.lower().replace("-", "_")
-            cached = any(word in norm for word in self._redact)
-            if len(self._redact_cache) < 4096:
-                self._redact_cache[key] = cached
-        return cached
 
     def redact(self, fields: MutableMapping[str, Any]) -> None:
         """Redact secret-looking keys in place, at any depth of nested mappings and lists
@@ -306,8 +301,9 @@ class LogPipeline:
             extra = dict(fields)
             self.redact(extra)
             for key, value in extra.items():
-                if key not in _RESERVED:
-                    rec[key] = value
+                # a caller's `level=`, `service=`, `trace_id=`... never overrides the line's
+                # own field: it is kept as user_<name>
+                rec[f"user_{key}" if key in _RESERVED else key] = value
         if exc_info:
             rec["exception"] = exception_fields(exc_info)
         self.write(rec)
@@ -478,8 +474,9 @@ class _Render:
 
 def _render(logger_name: str | None, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
     pipeline = active()
-    level = str(event_dict.pop("level", None) or _METHOD_LEVEL.get(method_name, "info"))
-    name = event_dict.pop("logger", None) or logger_name
+    # the method decides the level and get_logger() the logger: `level=`/`logger=` keyword
+    # arguments stay in event_dict and are written as user_level/user_logger
+    level = _METHOD_LEVEL.get(method_name, "info")
     event = event_dict.pop("event", None)
     exc_info = event_dict.pop("exc_info", None)
     if method_name == "exception" and exc_info is None:
@@ -489,7 +486,7 @@ def _render(logger_name: str | None, method_name: str, event_dict: MutableMappin
         exc_info = exc
     elif exc is not None:
         event_dict["exception"] = exc
-    pipeline.emit(level, name, event, event_dict, exc_info)
+    pipeline.emit(level, logger_name, event, event_dict, exc_info)
     return ""
 
 

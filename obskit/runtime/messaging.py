@@ -12,8 +12,9 @@ One message crossing a queue gives:
   enqueued, one in messaging_queue_wait_seconds (the freshness signal).
 
 `inject`, `produce`, `consume` and `mark_duplicate` are the public API (`obskit.*`); the Celery
-adapter uses `Consumption` and `publish_headers` directly. Nothing here raises into the user's
-send or handler: instrumentation errors are counted and logged once.
+adapter uses `Consumption`, `start_producer_span` and `context_headers` directly. Nothing here
+raises into the user's send or handler: instrumentation errors are counted and logged once.
+Spans are obskit's lean spans when obskit owns the provider (a few microseconds each).
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
 from obskit import semconv
-from obskit.runtime import correlation, errors
+from obskit.runtime import correlation, errors, state
+from obskit.runtime.logs import exception_fields
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from obskit.runtime.state import Obskit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,45 +49,39 @@ _TRACEPARENT: Final = semconv.TRACEPARENT_HEADER
 _TRACESTATE: Final = semconv.TRACESTATE_HEADER
 _BAGGAGE: Final = semconv.BAGGAGE_HEADER
 
+_OWN: Final = (_CID, _TRACEPARENT, _TRACESTATE, _BAGGAGE, _ENQUEUED)
+_PRODUCER: Final = SpanKind.PRODUCER
+_CONSUMER: Final = SpanKind.CONSUMER
+_ERROR: Final = Status(StatusCode.ERROR)
+_LEVEL_NUMBERS: Final = {"info": 20, "warning": 30, "error": 40}
+
 Headers = MutableMapping[str, Any] | list[tuple[str, bytes]]
 
 
 def _runtime() -> Obskit | None:
-    from obskit.runtime import state  # noqa: PLC0415
-
     rt = state.current()
     return rt if rt is not None and rt.active else None
+
+
+_provider: ModuleType | None = None
+
+
+def _tracing() -> ModuleType:
+    """obskit.runtime.tracing.provider, imported on first use (it loads the OTel SDK)."""
+    global _provider  # noqa: PLW0603
+    if _provider is None:
+        from obskit.runtime.tracing import provider  # noqa: PLC0415
+
+        _provider = provider
+    return _provider
 
 
 # ---------------------------------------------------------------------- headers ---
 
 
-def header(headers: Any, name: str) -> str | None:
-    """The value of header `name` (case-insensitive) in a mapping or a list of (key, value)
-    pairs, as text; None when absent, not text, undecodable or longer than 8 KiB."""
-    if headers is None:
-        return None
-    value: Any = None
-    try:
-        if isinstance(headers, Mapping):
-            value = headers.get(name)
-            if value is None:
-                lowered = name.lower()
-                for key, candidate in headers.items():
-                    if isinstance(key, str) and key.lower() == lowered:
-                        value = candidate
-                        break
-        else:
-            lowered = name.lower()
-            for pair in headers:
-                key = pair[0]
-                if isinstance(key, bytes):
-                    key = key.decode("latin-1")
-                if isinstance(key, str) and key.lower() == lowered:
-                    value = pair[1]
-                    break
-    except (TypeError, ValueError, IndexError, AttributeError):
-        return None
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_HEADER else None
     if isinstance(value, bytes | bytearray):
         if len(value) > _MAX_HEADER:
             return None
@@ -88,9 +89,45 @@ def header(headers: Any, name: str) -> str | None:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
             return None
-    if isinstance(value, str):
-        return value if len(value) <= _MAX_HEADER else None
     return None
+
+
+def read_headers(headers: Any, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """obskit's headers (and `extra` names) found in `headers`, keyed by their canonical name.
+
+    One pass: exact keys first, then one case-insensitive scan when some are missing. Values
+    that are not text, undecodable or longer than 8 KiB are left out; never raises.
+    """
+    names = _OWN + extra
+    found: dict[str, str] = {}
+    if not headers:
+        return found
+    try:
+        if isinstance(headers, Mapping):
+            for name in names:
+                value = headers.get(name)
+                if value is not None:
+                    text = _text(value)
+                    if text is not None:
+                        found[name] = text
+            if _CID in found or _TRACEPARENT in found or len(headers) > 256:
+                return found  # written by obskit (its exact names): no case-insensitive scan
+            items: Any = headers.items()
+        else:
+            items = headers
+        wanted = {name.lower(): name for name in names if name not in found}
+        for pair in items:
+            key = pair[0]
+            if isinstance(key, bytes):
+                key = key.decode("latin-1")
+            canonical = wanted.get(key.lower()) if isinstance(key, str) else None
+            if canonical is not None and canonical not in found:
+                text = _text(pair[1])
+                if text is not None:
+                    found[canonical] = text
+    except (TypeError, ValueError, IndexError, AttributeError, UnicodeDecodeError):
+        return found
+    return found
 
 
 def _put(headers: Any, values: Mapping[str, str]) -> None:
@@ -112,18 +149,19 @@ def _put(headers: Any, values: Mapping[str, str]) -> None:
     )
 
 
-def context_headers(now: float | None = None) -> dict[str, str]:
+def context_headers(now: float | None = None, span: Any = None) -> dict[str, str]:
     """The headers that carry the current context across a queue (pure: no span, no count).
 
     The correlation ID is the current one, or a new one outside a request, so every log line
-    the message causes shares one ID.
+    the message causes shares one ID. `traceparent` names `span` (a producer span) when given,
+    else the current span.
     """
     values: dict[str, str] = {_CID: correlation.correlation_id() or correlation.new_id()}
     rt = _runtime()
     if rt is not None and rt.tracing is not None:
-        from obskit.runtime.tracing.provider import outbound_headers  # noqa: PLC0415
-
-        values.update(outbound_headers())
+        values.update(
+            _tracing().outbound_headers(None if span is None else span.get_span_context())
+        )
     values[_ENQUEUED] = f"{time.time() if now is None else now:.6f}"
     return values
 
@@ -220,12 +258,12 @@ class produce:
         self.__exit__(exc_type, exc, tb)
 
 
-def start_producer_span(rt: Obskit, system: str, destination: str, task: str) -> tuple[Any, Any]:
-    """(span, context token): a PRODUCER span made current, so injected headers name it."""
-    from opentelemetry.trace import SpanKind  # noqa: PLC0415
-
-    from obskit.runtime.tracing.provider import attach  # noqa: PLC0415
-
+def start_producer_span(
+    rt: Obskit, system: str, destination: str, task: str, *, make_current: bool = True
+) -> tuple[Any, Any]:
+    """(span, context token): a PRODUCER span, child of the current span, made current unless
+    `make_current=False` (then the token is None and `context_headers(span=...)` names it)."""
+    current = trace.get_current_span().get_span_context()
     attributes: dict[str, Any] = {
         "messaging.system": system,
         "messaging.destination.name": destination,
@@ -236,29 +274,25 @@ def start_producer_span(rt: Obskit, system: str, destination: str, task: str) ->
     cid = correlation.correlation_id()
     if cid is not None:
         attributes[semconv.SPAN_CORRELATION_ID] = cid
-    span = rt.tracing.tracer.start_span(
-        f"send {task}", kind=SpanKind.PRODUCER, attributes=attributes
+    parent = current if current.is_valid else None
+    return rt.tracing.begin_span(  # type: ignore[no-any-return]
+        f"send {task}", _PRODUCER, parent, attributes, attach=make_current
     )
-    return span, attach(span, None)
 
 
 def end_producer_span(span: Any, token: Any, exc: BaseException | None) -> None:
     if span is None:
         return
-    from obskit.runtime.tracing.provider import detach  # noqa: PLC0415
-
     if exc is not None and span.is_recording():
         _mark_error(span, exc)
     span.end()
     if token is not None:
-        detach(token)
+        _tracing().detach(token)
 
 
 def _mark_error(span: Any, exc: BaseException) -> None:
-    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
-
     span.set_attribute("error.type", type(exc).__name__)
-    span.set_status(Status(StatusCode.ERROR))
+    span.set_status(_ERROR)
     if isinstance(exc, Exception):
         span.record_exception(exc)
 
@@ -330,10 +364,12 @@ class Consumption:
 
     def _begin(self, headers: Any, due: float | None, inherit: bool) -> None:
         rt = self.rt
-        raw_cid = header(headers, _CID)
+        extra = _extra_id_headers(rt.config.request_id_headers if rt is not None else ())
+        found = read_headers(headers, extra)
+        raw_cid = found.get(_CID)
         if raw_cid is None:
-            for name in rt.config.request_id_headers if rt is not None else ():
-                raw_cid = header(headers, name)
+            for name in extra:
+                raw_cid = found.get(name)
                 if raw_cid is not None:
                     break
         if raw_cid is not None:
@@ -345,34 +381,25 @@ class Consumption:
         if rt is None:
             return
         now = time.time()
-        enqueued = _timestamp(header(headers, _ENQUEUED))
-        if due is None or (enqueued is not None and enqueued > due):
-            due = enqueued if due is None else due
+        enqueued = _timestamp(found.get(_ENQUEUED))
+        if enqueued is not None and (due is None or enqueued > due):
+            due = enqueued  # due: the later of the enqueue time and the eta
         if due is not None:
             self.queue_wait = max(0.0, now - due)
             if rt.metrics is not None:
                 rt.metrics.queue_wait(self.system, self.destination, self.task, self.queue_wait)
         if rt.tracing is not None:
-            self._start_span(rt, headers, cid)
+            self._start_span(rt, found, cid)
 
-    def _start_span(self, rt: Obskit, headers: Any, cid: str) -> None:
-        from opentelemetry import trace  # noqa: PLC0415
-        from opentelemetry.trace import NonRecordingSpan, SpanKind  # noqa: PLC0415
-
-        from obskit.runtime.tracing.provider import (  # noqa: PLC0415
-            attach,
-            baggage_context,
-            parse_traceparent,
-        )
-
-        traceparent = header(headers, _TRACEPARENT)
-        parent = (
-            parse_traceparent(traceparent, header(headers, _TRACESTATE)) if traceparent else None
-        )
-        baggage = header(headers, _BAGGAGE)
-        context = baggage_context(baggage) if baggage else None
-        if parent is not None:
-            context = trace.set_span_in_context(NonRecordingSpan(parent), context)
+    def _start_span(self, rt: Obskit, found: dict[str, str], cid: str) -> None:
+        api = _tracing()
+        traceparent = found.get(_TRACEPARENT)
+        parent = api.parse_traceparent(traceparent, found.get(_TRACESTATE)) if traceparent else None
+        if parent is None:  # no producer: a child of the current span (eager mode), if any
+            current = trace.get_current_span().get_span_context()
+            parent = current if current.is_valid else None
+        baggage = found.get(_BAGGAGE)
+        context = api.baggage_context(baggage) if baggage else None
         attributes: dict[str, Any] = {
             "messaging.system": self.system,
             "messaging.destination.name": self.destination,
@@ -385,11 +412,9 @@ class Consumption:
             attributes["messaging.message.id"] = self.message_id
         if self.retries:
             attributes["messaging.retries"] = self.retries
-        span = rt.tracing.tracer.start_span(
-            f"process {self.task}", context=context, kind=SpanKind.CONSUMER, attributes=attributes
+        self._span, self._span_token = rt.tracing.begin_span(
+            f"process {self.task}", _CONSUMER, parent, attributes, context
         )
-        self._span = span
-        self._span_token = attach(span, context)
 
     @property
     def correlation_id(self) -> str | None:
@@ -424,23 +449,11 @@ class Consumption:
     ) -> None:
         span = self._span
         if span is not None and span.is_recording():
-            span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
+            span.set_attributes({semconv.SPAN_MESSAGING_OUTCOME: outcome})
             if outcome in (semconv.PROCESS_FAILURE, semconv.PROCESS_RETRY) and error is not None:
                 _mark_error(span, error)
         if rt.metrics is not None:
             rt.metrics.process_duration(self.system, self.destination, self.task, outcome, duration)
-        fields: dict[str, Any] = {
-            semconv.LOG_TASK: self.task,
-            semconv.LOG_QUEUE: self.destination,
-            semconv.LOG_OUTCOME: outcome,
-            semconv.LOG_DURATION_MS: round(duration * 1000.0, 3),
-            semconv.LOG_RETRIES: self.retries,
-            semconv.LOG_MESSAGING_SYSTEM: self.system,
-        }
-        if self.message_id is not None:
-            fields[semconv.LOG_MESSAGE_ID] = self.message_id
-        if self.queue_wait is not None:
-            fields[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
         level = (
             "error"
             if outcome == semconv.PROCESS_FAILURE
@@ -448,7 +461,27 @@ class Consumption:
             if outcome == semconv.PROCESS_RETRY
             else "info"
         )
-        rt.logs.emit(level, semconv.TASK_LOGGER, semconv.EVENT_TASK, fields, error)
+        logs = rt.logs
+        if _LEVEL_NUMBERS[level] < logs.level:
+            return
+        record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
+        record.update(
+            {
+                semconv.LOG_TASK: self.task,
+                semconv.LOG_QUEUE: self.destination,
+                semconv.LOG_OUTCOME: outcome,
+                semconv.LOG_DURATION_MS: round(duration * 1000.0, 3),
+                semconv.LOG_RETRIES: self.retries,
+                semconv.LOG_MESSAGING_SYSTEM: self.system,
+            }
+        )
+        if self.message_id is not None:
+            record[semconv.LOG_MESSAGE_ID] = self.message_id
+        if self.queue_wait is not None:
+            record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
+        if error is not None:
+            record["exception"] = exception_fields(error)
+        logs.write(record)
 
     def _close(self) -> None:
         span, token = self._span, self._span_token
@@ -458,15 +491,19 @@ class Consumption:
                 span.end()
             finally:
                 if token is not None:
-                    from obskit.runtime.tracing.provider import detach  # noqa: PLC0415
-
-                    detach(token)
+                    _tracing().detach(token)
         if self._cid_token is not None:
             token, self._cid_token = self._cid_token, None
             try:
                 correlation.unbind(token)
             except ValueError:  # finished in another context than started: clear it here
                 correlation.bind(None)
+
+
+@functools.lru_cache(maxsize=8)
+def _extra_id_headers(configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The configured correlation-ID headers besides X-Request-ID (read from messages too)."""
+    return tuple(name for name in configured if name != _CID)
 
 
 def _timestamp(raw: str | None) -> float | None:

@@ -141,7 +141,12 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
     request_attributes: Callable[[Any, dict[str, Any]], None],
     request: Any,
 ) -> None:
-    """Everything recorded when a server request finishes: span, histogram, access log."""
+    """Everything recorded when a server request finishes: span, histogram, access log.
+
+    `path` is cut to the request value limit first: the span's url.path, the access line's path
+    and the request hook see at most that many characters of a client-chosen path."""
+    if len(path) > rt.request_limit:
+        path = path[: rt.request_limit]
     method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
     metrics = rt.metrics
     if metrics is not None:

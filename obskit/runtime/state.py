@@ -41,6 +41,7 @@ class Obskit:
         from obskit.runtime import logs  # noqa: PLC0415
 
         self.config = config
+        self.request_limit = config.request_value_limit  # read on every request
         self.active = True
         self.app: Any = None
         self._instrumented: list[tuple[Any, Any]] = []  # (app given, app to serve)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from obskit.generator.render.templates import Templates
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-GOLDENS = Path(__file__).resolve().parent / "goldens"
+GOLDENS = Path(os.environ.get("OBSKIT_GOLDENS") or Path(__file__).resolve().parent / "goldens")
+"""The golden files; OBSKIT_GOLDENS points the golden tests elsewhere (tests of --update-goldens
+use it, so they never touch the committed ones)."""
 
 MINIMAL = """\
 service: checkout

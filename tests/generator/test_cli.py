@@ -96,6 +96,7 @@ def test_generate_writes_the_files_of_every_service(tmp_path: Path) -> None:
     assert code == EXIT_OK
     for service in ("payments", "shop"):
         assert sorted(p.name for p in (out / service).iterdir()) == [
+            "alertmanager.route.yaml",
             "alerts.test.yaml",
             "dashboard.json",
             "rules.test.yaml",
@@ -110,7 +111,7 @@ def test_generate_twice_is_byte_identical(tmp_path: Path) -> None:
     invoke("generate", EXAMPLES, "--out", tmp_path / "b")
     a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.*")}
     b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.*")}
-    assert a == b and len(a) == 8
+    assert a == b and len(a) == 12
     assert all(content.endswith(b"\n") and not content.endswith(b"\n\n") for content in a.values())
 
 
@@ -148,7 +149,7 @@ def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(
     code, stdout, err = invoke("generate", manifest, "--out", out, "--check")
     assert code == EXIT_DRIFT
     assert f"--- {rules}" in stdout and "-" in stdout and "+" in stdout
-    assert "(14 * 0.001)" in stdout and "(14.4 * 0.001)" in stdout
+    assert "/ 0.001 > 14)" in stdout and "/ 0.001 > 14.4)" in stdout
     assert f"missing: {out / 'checkout' / 'dashboard.json'}" in stdout
     assert f"extra (not generated): {out / 'checkout' / 'notes.txt'}" in stdout
     assert "3 generated file(s) stale" in err
@@ -157,7 +158,7 @@ def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(
 
 def test_check_of_a_never_generated_directory_is_drift(tmp_path: Path, manifest: Path) -> None:
     code, stdout, _ = invoke("generate", manifest, "--out", tmp_path / "none", "--check")
-    assert code == EXIT_DRIFT and stdout.count("missing: ") == 4
+    assert code == EXIT_DRIFT and stdout.count("missing: ") == 7
 
 
 def test_regenerating_removes_files_obskit_no_longer_generates(
@@ -342,7 +343,7 @@ def test_generated_files_get_the_mode_of_a_plain_write(tmp_path: Path, manifest:
         out = tmp_path / "out"
         assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (out / "checkout").iterdir()}
-        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 4
+        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 5
         rules = out / "checkout" / "rules.yaml"
         rules.chmod(0o640)
         rules.write_text("stale\n")

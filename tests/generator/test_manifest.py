@@ -151,7 +151,7 @@ def test_unknown_top_level_key_suggests_too() -> None:
             "service: checkout",
             "service: checkout\nrunbook_url: runbooks/x",
             2,
-            "https?://\\S+$', got 'runbooks/x'",
+            "runbook_url: 'runbooks/x' is not an http(s) URL",
         ),
     ],
 )

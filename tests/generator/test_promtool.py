@@ -63,7 +63,7 @@ def test_generated_unit_tests_fail_when_an_alert_threshold_is_wrong(tmp_path: Pa
     from obskit.generator.render.templates import Templates
 
     files = render_service(service_of(MINIMAL), Templates())
-    broken = files["rules.yaml"].replace("> (14.4 * 0.001)", "> (144 * 0.001)")
+    broken = files["rules.yaml"].replace("/ 0.001 > 14.4)", "/ 0.001 > 144)")
     assert broken != files["rules.yaml"]
     (tmp_path / "rules.yaml").write_text(broken)
     (tmp_path / "rules.test.yaml").write_text(files["rules.test.yaml"])
@@ -204,6 +204,7 @@ def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: P
     assert CliRunner().invoke(app, [*args, "--check"]).exit_code == 1  # operator file is extra
     directory = out / "checkout"
     assert sorted(p.name for p in directory.iterdir()) == [
+        "alertmanager.route.yaml",
         "alerts.test.yaml",
         "dashboard.json",
         "prometheusrule.yaml",
@@ -212,8 +213,8 @@ def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: P
     ]
     rules = yaml.safe_load((directory / "rules.yaml").read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    assert len(alerts) == 8 and all(a["labels"]["team"] == "payments" for a in alerts)
+    assert len(alerts) == 9 and all(a["labels"]["team"] == "payments" for a in alerts)
     check = _run(promtool, "check", "rules", directory / "rules.yaml")
-    assert check.returncode == 0 and "SUCCESS: 32 rules found" in check.stdout, check.stderr
+    assert check.returncode == 0 and "SUCCESS: 33 rules found" in check.stdout, check.stderr
     test = _run(promtool, "test", "rules", directory / "rules.test.yaml")
     assert test.returncode == 0, test.stdout + test.stderr

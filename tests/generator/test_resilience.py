@@ -16,8 +16,8 @@ import yaml
 from obskit import semconv
 from obskit.generator.manifest import ManifestError
 from obskit.generator.model import Duration, Service
-from obskit.generator.render import output, resilience
-from obskit.generator.render.bundle import render_service, rules_document
+from obskit.generator.render import output, prometheus, resilience
+from obskit.generator.render.bundle import render_service
 from obskit.generator.render.templates import Templates
 from tests.conftest import require_binary
 from tests.generator.conftest import MINIMAL, service_of
@@ -43,7 +43,7 @@ resilience:
 
 
 def rules(service: Service) -> list[dict[str, Any]]:
-    doc = rules_document(service, Templates())
+    doc = prometheus.rule_groups(service, Templates())
     return [r for g in doc["groups"] for r in g["rules"]]
 
 

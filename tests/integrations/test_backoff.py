@@ -138,3 +138,40 @@ def test_async() -> None:
         assert observed == ("value", 2)
         assert cap.sample("obskit_retry_calls_total", outcome="recovered") == 1
         assert cap.sample("obskit_retries_total") == 1
+
+
+SCAN = """
+import gc, os, sys
+import backoff
+scans = []
+real = gc.get_referrers
+gc.get_referrers = lambda *codes: scans.append(len(codes)) or real(*codes)
+if sys.argv[1] == "decorated":
+    @backoff.on_exception(backoff.constant, ConnectionError, interval=0, max_tries=2, jitter=None)
+    def send():
+        return 1
+import obskit
+handle = obskit.init(None, service="t", traces_enabled=False, log_stream=open(os.devnull, "w"))
+print("scans", scans)
+if sys.argv[1] == "decorated":
+    send()
+    print("observed", handle.metrics.registry.get_sample_value(
+        "obskit_retry_calls_total", {"operation": "__main__.send", "outcome": "success"}))
+"""
+
+
+@pytest.mark.parametrize(("mode", "scans"), [("unused", "scans []"), ("decorated", "scans [4]")])
+def test_the_heap_is_searched_once_and_only_when_a_function_was_decorated_before_init(
+    mode: str, scans: str
+) -> None:
+    """Finding functions decorated before init() costs one gc pass over the heap; with backoff
+    imported but nothing decorated yet, no pass at all."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", SCAN, mode], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert scans in out
+    if mode == "decorated":
+        assert "observed 1.0" in out

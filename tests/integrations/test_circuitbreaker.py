@@ -68,13 +68,55 @@ def test_fallback_answers_are_rejections() -> None:
         assert calls(cap, "cb-fallback")["rejected"] == 1.0
 
 
-def test_breakers_known_before_init_have_a_gauge_at_init_and_async_works() -> None:
+def test_a_breaker_decorated_before_init_has_its_gauge_from_its_first_call_and_async_works() -> (
+    None
+):
     @circuit(failure_threshold=1, name="cb-early")
     async def fetch() -> int:
         return 1
 
     with capture() as cap:
-        assert gauge(cap, "cb-early")["closed"] == 1.0
+        assert gauge(cap, "cb-early")["closed"] is None  # the protected function is unknown yet
         assert asyncio.run(fetch()) == 1
+        assert gauge(cap, "cb-early")["closed"] == 1.0
         assert calls(cap, "cb-early") == {"success": 1.0}
         assert circuitbreaker.CircuitBreakerMonitor.get("cb-early") is not None
+
+
+def _unnamed() -> Any:
+    @circuit(failure_threshold=5)
+    def refund() -> str:
+        return "refunded"
+
+    return refund
+
+
+def test_an_unnamed_breaker_is_module_qualname_of_its_function_before_or_after_init() -> None:
+    """circuitbreaker names an unnamed breaker after the bare __qualname__; obskit's label is
+    module.qualname (the issue's rule), the same whether it was decorated before init() or
+    after. A breaker named explicitly keeps its name; the breaker itself is left as it was."""
+    label = f"{__name__}._unnamed.<locals>.refund"
+    early = _unnamed()
+    with capture() as cap:
+        late = _unnamed()
+        assert gauge(cap, label)["closed"] == 1.0  # decorated after init: known at decoration
+        assert early() == late() == "refunded"
+        assert calls(cap, label) == {"success": 2.0}
+        assert circuitbreaker.CircuitBreakerMonitor.get("_unnamed.<locals>.refund") is not None
+
+        @circuit(name="refunds")
+        def named() -> int:
+            return 2
+
+        assert named() == 2
+        assert calls(cap, "refunds") == {"success": 1.0}
+
+        bare = circuitbreaker.CircuitBreaker()
+        with bare:
+            pass
+        assert bare.call(len, "ab") == 2
+        here = f"{__name__}.{_this_test.__qualname__}"
+        assert calls(cap, here) == {"success": 2.0}  # a bare `with`: the function around it
+
+
+_this_test = test_an_unnamed_breaker_is_module_qualname_of_its_function_before_or_after_init

@@ -277,3 +277,37 @@ def test_uninstrumented_after_reset() -> None:
         "iter" not in vars(tenacity.BaseRetrying)
         or tenacity.BaseRetrying.iter.__module__ == "tenacity"
     )
+
+
+def test_loop_form_attempt_number_lives_inside_the_with_block_only() -> None:
+    """In `for attempt in Retrying()` the attempt number (resend_count) is set inside
+    `with attempt:` only, so an async loop abandoned with `break` (tenacity never decides, the
+    call is not counted: a known limit) leaves no stale number for later outbound calls."""
+
+    async def abandoned() -> list[int]:
+        seen = []
+        async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_none()):
+            seen.append(resilience.current_attempt())
+            with attempt:
+                seen.append(resilience.current_attempt())
+                raise ValueError("tenacity keeps it until it decides")
+            if attempt.retry_state.attempt_number == 2:
+                break
+        seen.append(resilience.current_attempt())
+        return seen
+
+    def sync_loop() -> list[int]:
+        seen = []
+        for attempt in Retrying(stop=stop_after_attempt(3), wait=wait_none()):
+            with attempt:
+                seen.append(resilience.current_attempt())
+                if attempt.retry_state.attempt_number < 3:
+                    raise ValueError("again")
+            seen.append(resilience.current_attempt())  # also after a failed attempt
+        return seen
+
+    with with_and_without(lambda: len(asyncio.run(abandoned())) + len(sync_loop())) as (_, cap):
+        assert cap.sample("obskit_retry_calls_total", outcome="recovered") == 1
+        assert cap.sample("obskit_retries_total") == 3  # 1 in the abandoned loop, 2 in the other
+        assert asyncio.run(abandoned()) == [0, 1, 0, 2, 0]
+        assert sync_loop() == [1, 0, 2, 0, 3, 0]

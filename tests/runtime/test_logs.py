@@ -309,3 +309,69 @@ def test_access_line_duration_is_milliseconds_to_the_microsecond():
         assert abs(ms - d * 1000.0) <= 0.0005 + 1e-9
         assert ms == round(ms, 3)  # no digits beyond the microsecond
         assert abs(ms - round(d * 1000.0, 3)) <= 0.001 + 1e-9
+
+
+RESERVED = ("timestamp", "level", "logger", "event", "service", "correlation_id", "trace_id",
+            "span_id")  # fmt: skip
+
+
+def test_reserved_fields_cannot_be_overridden_by_keyword_arguments():
+    """`log.info("x", level="critical")` wrote "level":"critical" on an info line in 0.1. The
+    line's own fields win; the caller's value is kept as user_<name>."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    stream = io.BytesIO()
+    obskit.init(None, service="svc", log_stream=stream, log_format="json", environ={},
+                span_exporter=InMemorySpanExporter(), metrics_enabled=False,
+                capture_stdlib_logs=False)  # fmt: skip
+    with obskit.observe("op"):  # inside a span: trace_id/span_id are the line's own
+        obskit.get_logger("app").info(
+            "x",
+            level="critical",
+            logger="evil",
+            service="other",
+            timestamp="1970-01-01",
+            correlation_id="forged",
+            trace_id="0" * 32,
+            span_id="1" * 16,
+        )
+    [line] = [r for r in _lines(stream) if r["event"] == "x"]
+    assert line["level"] == "info" and line["logger"] == "app" and line["service"] == "svc"
+    assert line["timestamp"] != "1970-01-01" and line["trace_id"] != "0" * 32
+    assert line["span_id"] != "1" * 16
+    assert line.get("correlation_id") != "forged"
+    assert line["user_level"] == "critical" and line["user_logger"] == "evil"
+    assert line["user_service"] == "other" and line["user_timestamp"] == "1970-01-01"
+    assert line["user_correlation_id"] == "forged"
+    assert (line["user_trace_id"], line["user_span_id"]) == ("0" * 32, "1" * 16)
+
+
+def test_reserved_fields_from_bound_context_and_stdlib_extra_are_renamed_too():
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    for handler in saved:
+        root.removeHandler(handler)
+    try:
+        stream = _init(capture_stdlib_logs=True)
+        obskit.get_logger("app").bind(level="debug", service="x").warning("bound")
+        structlog.contextvars.bind_contextvars(event="ctx", logger="ctx")
+        try:
+            obskit.get_logger("app").error("from context")
+        finally:
+            structlog.contextvars.clear_contextvars()
+        logging.getLogger("lib").info("std", extra={"service": "other", "span_id": "s"})
+        obskit.reset()
+    finally:
+        for handler in saved:
+            root.addHandler(handler)
+    bound, context, std = _lines(stream)
+    assert (bound["level"], bound["service"], bound["event"]) == ("warning", "svc", "bound")
+    assert (bound["user_level"], bound["user_service"]) == ("debug", "x")
+    assert (context["event"], context["logger"], context["level"]) == (
+        "from context",
+        "app",
+        "error",
+    )
+    assert context["user_logger"] == "ctx"
+    assert (std["service"], std["user_service"], std["user_span_id"]) == ("svc", "other", "s")
+    assert set(RESERVED) >= {k.removeprefix("user_") for k in std if k.startswith("user_")}

@@ -297,3 +297,25 @@ def test_the_consumption_stack_is_left_clean(cap: Capture) -> None:
     with obskit.consume("k", "d", "h", {}):
         assert messaging.current() is not None
     assert messaging.current() is None
+
+
+def test_the_queue_wait_runs_from_the_later_of_the_enqueue_time_and_the_due_time(
+    cap: Capture,
+) -> None:
+    """A scheduled message (Celery's eta) is due later than it was enqueued; a retry's
+    enqueue time is later than an eta that was already passed."""
+    from obskit.runtime import state
+
+    now = time.time()
+    rt = state.current()
+    scheduled = messaging.Consumption(
+        rt, "k", "d", "h", {"X-Enqueued-At": str(now - 100)}, due=now - 5
+    )
+    scheduled.finish("success")
+    retried = messaging.Consumption(
+        rt, "k", "d", "h", {"X-Enqueued-At": str(now - 5)}, due=now - 100
+    )
+    retried.finish("success")
+    for consumption in (scheduled, retried):
+        assert consumption.queue_wait is not None
+        assert 5 <= consumption.queue_wait < 30

@@ -206,3 +206,66 @@ def test_client_spans_of_later_attempts_carry_resend_count() -> None:
             2,
             None,
         ]
+
+
+MULTIPROC_WORKER = """
+import os, sys
+import obskit
+handle = obskit.init(None, service="mp", traces_enabled=False, log_stream=open(os.devnull, "w"))
+payments = obskit.breaker("payments")
+if sys.argv[1] == "open":
+    payments.set_state("open")
+    payments.rejected()
+handle.metrics.server_active.get("GET").inc()  # one request in flight in each worker
+print(os.getpid())
+"""
+
+EXPOSE = """
+import sys
+from prometheus_client import multiprocess
+from obskit.runtime.metrics import exposition
+from prometheus_client import CollectorRegistry
+for pid in sys.argv[1:]:
+    multiprocess.mark_process_dead(int(pid))
+sys.stdout.write(exposition(CollectorRegistry(), None)[0].decode())
+"""
+
+
+@pytest.mark.integration
+def test_under_multiproc_dir_the_breaker_gauge_is_per_live_process_and_in_flight_is_summed(
+    tmp_path: Any,
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR: obskit_circuit_breaker_state has one series per live process
+    (pid label; gone once mark_process_dead ran), the breaker counters and the in-flight gauge
+    are summed over processes (no pid label)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def run(*argv: str, code: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    opened, closed = run("open", code=MULTIPROC_WORKER), run("closed", code=MULTIPROC_WORKER)
+    opened, closed = opened.strip(), closed.strip()
+    lines = run(code=EXPOSE).splitlines()
+    state = sorted(line for line in lines if line.startswith("obskit_circuit_breaker_state{"))
+    assert state == sorted(
+        f'obskit_circuit_breaker_state{{breaker="payments",pid="{pid}",state="{s}"}} {v}'
+        for pid, current in ((opened, "open"), (closed, "closed"))
+        for s in ("closed", "open", "half_open")
+        for v in ["1.0" if s == current else "0.0"]
+    )
+    assert 'obskit_circuit_breaker_calls_total{breaker="payments",outcome="rejected"} 1.0' in lines
+    assert 'http_server_active_requests{http_request_method="GET"} 2.0' in lines
+    after = run(opened, code=EXPOSE)  # the worker with the open breaker exited
+    assert f'pid="{opened}"' not in after and f'pid="{closed}"' in after
+    assert 'http_server_active_requests{http_request_method="GET"} 1.0' in after

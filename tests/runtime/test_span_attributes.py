@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry
 
 import obskit
 from examples.lab.otlp_receiver import OTLPReceiver
-from obskit.integrations._http import ServerAttributes, redact_query
+from obskit.integrations._http import ServerAttributes
 from obskit.runtime.client import url_full
+from obskit.runtime.redact import redact_query
 
 from .apps import fastapi_app, flask_app
 from .servers import serve_asgi, serve_wsgi

@@ -9,7 +9,7 @@ from typing import Any, Final, Literal
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.render import grafana, output, prometheus, promtool, resilience, scenarios
+from obskit.generator.render import alertmanager, grafana, output, prometheus, promtool, scenarios
 from obskit.generator.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
@@ -18,7 +18,8 @@ FORMATS: Final[tuple[Format, ...]] = ("prometheus", "prometheus-operator")
 RULES: Final = "rules.yaml"
 RULE_TESTS: Final = "rules.test.yaml"
 ALERT_TESTS: Final = "alerts.test.yaml"
-"""Unit tests of the non-SLO alerts, evaluated every 30s (the SLO tests need days at 15m)."""
+"""Unit tests of the alerts that are not SLO burn rates, at a fine step (the SLO tests of
+rules.test.yaml span days at 15m; promtool evaluates one test file at one interval)."""
 OPERATOR_RULES: Final = "prometheusrule.yaml"
 DASHBOARD: Final = "dashboard.json"
 
@@ -92,32 +93,21 @@ def operator_resource(
     return {**envelope, "spec": rules}
 
 
-def rules_document(service: Service, templates: Templates) -> dict[str, Any]:
-    """The whole rules.yaml of one service: SLO groups, telemetry, resilience."""
-    slo_groups = prometheus.rule_groups(service, templates)["groups"]
-    return {"groups": [*slo_groups, resilience.resilience_group(service, templates)]}
-
-
-def alert_names(rules: dict[str, Any]) -> tuple[str, ...]:
-    """Every alert name a rules document defines, sorted (for the unit tests' silence checks)."""
-    return tuple(sorted({r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}))
-
-
 def render_service(
     service: Service, templates: Templates, formats: Sequence[Format] = ("prometheus",)
 ) -> dict[str, str]:
-    rules = rules_document(service, templates)
+    rules = prometheus.rule_groups(service, templates)
     check_promql(prometheus.expressions(rules), f"{service.source} ({service.name}) rules")
-    names = alert_names(rules)
     files = {
         RULES: output.dump_yaml(rules, service.name),
         RULE_TESTS: output.dump_yaml(
-            promtool.rule_tests(service, templates, RULES, names), service.name
+            promtool.rule_tests(service, templates, RULES, rules), service.name
         ),
         ALERT_TESTS: output.dump_yaml(
-            scenarios.alert_tests(service, templates, RULES, names), service.name
+            scenarios.alert_tests(service, templates, RULES, rules), service.name
         ),
     }
+    files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)
     if "prometheus-operator" in formats:
         files[OPERATOR_RULES] = output.dump_yaml(
             operator_resource(service, rules, templates), service.name

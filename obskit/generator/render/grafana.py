@@ -76,6 +76,8 @@ class Panel:
     """Text Grafana shows instead of "No data" (a signal this service may never emit)."""
     states: tuple[tuple[int, str, str], ...] = ()
     """state-timeline panels: (value, text, color) mappings."""
+    key: str | None = None
+    """Names the panel for alerts' `dashboard_url` (`?viewPanel=<id>`); see `panel_ids`."""
 
 
 @dataclass
@@ -213,6 +215,7 @@ def _slo_panels(service: Service, slo: SLO) -> list[Panel]:
             sli,
             "percentunit",
             10,
+            key=slo_sli_panel(slo),
         ),
         Panel(
             f"{slo.name}: error budget remaining",
@@ -236,6 +239,7 @@ def _slo_panels(service: Service, slo: SLO) -> list[Panel]:
                 for i, f in enumerate(factors)
             ],
             minimum=0,
+            key=slo_panel(slo),
         ),
     ]
 
@@ -295,6 +299,13 @@ def _dependencies(service: Service) -> list[Row]:
 
 
 BREAKER_STATES: Final = ((0, "closed", "green"), (1, "half-open", "yellow"), (2, "open", "red"))
+RESILIENCE_PANELS: Final = {
+    "inbound": "resilience:inbound",
+    "outbound": "resilience:outbound",
+    "breakers": "resilience:breakers",
+    "retries": "resilience:retries",
+}
+"""Keys of the Resilience row's panels that alerts open (`alerts.Alert.panel`)."""
 """The state-timeline's value mappings (the query gives 2 open, 1 half_open, 0 closed)."""
 
 
@@ -330,6 +341,7 @@ def _resilience(service: Service) -> Row:
             "short",
             12,
             minimum=0,
+            key=RESILIENCE_PANELS["inbound"],
         ),
     ]
     if service.dependencies:
@@ -350,6 +362,7 @@ def _resilience(service: Service) -> Row:
                 12,
                 minimum=0,
                 no_value="No outbound call seen",
+                key=RESILIENCE_PANELS["outbound"],
             ),
         ]
     if service.listed_breakers:
@@ -369,6 +382,7 @@ def _resilience(service: Service) -> Row:
                 kind="state-timeline",
                 no_value=no_breaker,
                 states=BREAKER_STATES,
+                key=RESILIENCE_PANELS["breakers"],
             ),
             Panel(
                 "Breaker calls by outcome",
@@ -425,6 +439,7 @@ def _resilience(service: Service) -> Row:
                 minimum=0,
                 thresholds=[(float(service.resilience.retry_ratio), "red")],
                 no_value=no_retry,
+                key=RESILIENCE_PANELS["retries"],
             ),
             Panel(
                 "Retry calls by outcome",
@@ -454,6 +469,40 @@ def rows(service: Service) -> list[Row]:
         *_dependencies(service),
         _resilience(service),
     ]
+
+
+def slo_panel(slo: SLO) -> str:
+    """Key of an SLO's burn-rate panel (where its burn-rate alerts open the dashboard)."""
+    return f"slo:{slo.name}:burn"
+
+
+def slo_sli_panel(slo: SLO) -> str:
+    """Key of an SLO's SLI panel."""
+    return f"slo:{slo.name}:sli"
+
+
+def _numbered(all_rows: list[Row]) -> Iterator[tuple[int, Row, list[tuple[int, Panel]]]]:
+    """Each row with its id and its panels with theirs: ids count up from 1 in grid order."""
+    panel_id = 0
+    for row in all_rows:
+        row_id = panel_id = panel_id + 1
+        panels = []
+        for panel in row.panels:
+            panel_id += 1
+            panels.append((panel_id, panel))
+        yield row_id, row, panels
+
+
+def panel_ids(service: Service) -> dict[str, int]:
+    """Panel key -> panel id in the service's dashboard (the ids `layout()` assigns)."""
+    ids: dict[str, int] = {}
+    for _, _, panels in _numbered(rows(service)):
+        for panel_id, panel in panels:
+            if panel.key is not None:
+                if panel.key in ids:
+                    raise ValueError(f"two dashboard panels share the key {panel.key!r}")
+                ids[panel.key] = panel_id
+    return ids
 
 
 def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
@@ -529,15 +578,13 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
 def layout(all_rows: list[Row]) -> list[dict[str, Any]]:
     """Row headers and panels with sequential ids and a packed 24-wide grid."""
     out: list[dict[str, Any]] = []
-    panel_id = 0
     y = 0
-    for row in all_rows:
-        panel_id += 1
+    for row_id, row, panels in _numbered(all_rows):
         out.append(
             {
                 "collapsed": False,
                 "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": y},
-                "id": panel_id,
+                "id": row_id,
                 "panels": [],
                 "title": row.title,
                 "type": "row",
@@ -545,10 +592,9 @@ def layout(all_rows: list[Row]) -> list[dict[str, Any]]:
         )
         y += 1
         x = 0
-        for panel in row.panels:
+        for panel_id, panel in panels:
             if x + panel.width > WIDTH:
                 x, y = 0, y + HEIGHT
-            panel_id += 1
             out.append(_panel_json(panel, panel_id, x, y))
             x += panel.width
         y += HEIGHT

@@ -11,10 +11,15 @@ Per SLO, one group evaluated in order:
    two already-aggregated series, so a 30-day window costs one series' samples, not a range scan
    over every raw histogram series. `> 0` on the denominator: no traffic, no series (no NaN).
 3. `obskit_slo:objective` (as a ratio) and `obskit_slo:error_budget_remaining` over the window.
-4. Page and ticket alerts: rows of `model.BURN_RATE_ROWS` OR-ed, each row requiring both its
-   long and short window above `factor * (1 - objective)`.
+4. Page and ticket alerts: rows of `model.BURN_RATE_ROWS` OR-ed, each row requiring the burn
+   rate (error ratio / (1 - objective)) of both its long and short window above its factor; the
+   alert's value is that burn rate, which its annotations print.
+5. For a latency SLO, `ObskitSLOBucketMissing`: requests flow on its routes but the histogram has
+   no bucket at its threshold, so the SLO would read as no data and never fire.
 
-One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent).
+One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent), and
+the last the circuit-breaker and retry alerts (`resilience`).
+Every alert is built as an `alerts.Alert` and written by `alerts.rule()` (annotations, links).
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from obskit import semconv
 from obskit.generator.model import (
     ABSENT_FOR,
     ALERT_ABSENT,
+    ALERT_BUCKET_MISSING,
     ALERT_NAMES,
     BURN_RATE_ROWS,
+    GUARD_FOR,
     LABEL_DEPENDENCY,
+    LABEL_LE,
     LABEL_SERVICE,
     LABEL_SLO,
     LABEL_WINDOW,
@@ -43,8 +51,9 @@ from obskit.generator.model import (
     Service,
     Severity,
     format_decimal,
+    format_le,
 )
-from obskit.generator.render import promql
+from obskit.generator.render import alerts, grafana, promql, resilience
 from obskit.generator.render.templates import Templates
 
 
@@ -59,22 +68,20 @@ def rows_of(slo: SLO, severity: Severity) -> list[BurnRateRow]:
     return [r for r in BURN_RATE_ROWS if r.severity == severity and slo.can_fire(r)]
 
 
-def threshold(slo: SLO, row: BurnRateRow) -> str:
-    """`factor * budget` as PromQL, e.g. `(14.4 * 0.001)`."""
-    return f"({format_decimal(slo.factor(row))} * {format_decimal(slo.budget)})"
-
-
 def alert_expr(service: Service, slo: SLO, severity: Severity) -> str:
+    """Rows OR-ed; a row holds when both its windows burn faster than its factor. The value is
+    the burn rate over the long window of the first row that holds (`and` keeps the left side)."""
+    budget = format_decimal(slo.budget)
     parts = []
     for row in rows_of(slo, severity):
-        limit = threshold(slo, row)
+        factor = format_decimal(slo.factor(row))
         long = promql.error_ratio(service, slo, row.long)
         short = promql.error_ratio(service, slo, row.short)
         parts.append(
             f"max without ({LABEL_WINDOW}) (\n"
-            f"  ({long} > {limit})\n"
+            f"  ({long} / {budget} > {factor})\n"
             f"  and ignoring ({LABEL_WINDOW})\n"
-            f"  ({short} > {limit})\n"
+            f"  ({short} / {budget} > {factor})\n"
             ")"
         )
     return "\nor\n".join(parts)
@@ -120,48 +127,20 @@ def _recording_rules(service: Service, slo: SLO) -> list[dict[str, Any]]:
     return rules
 
 
-def go_literal(text: str) -> str:
-    """Prometheus template source that expands to exactly `text`.
-
-    Prometheus expands alert annotations as Go templates, so a manifest's `{{` (in a
-    description or URL) would be an action: a rules file promtool rejects, or text that changes
-    when the alert fires. Each `{{` becomes the action `{{ "{{" }}`, which prints it.
-    """
-    return text.replace("{{", '{{ "{{" }}')
-
-
-def _text(value: str | None, escape: bool) -> str | None:
-    return go_literal(value) if escape and value is not None else value
-
-
-def slo_context(slo: SLO, escape: bool = False) -> dict[str, Any]:
+def slo_context(slo: SLO, severity: Severity) -> dict[str, Any]:
+    """What the annotation template gets as `slo` for an SLO's alerts."""
     return {
         "name": slo.name,
         "objective": format_decimal(slo.objective),
         "window": str(slo.window),
-        "description": _text(slo.description, escape),
+        "description": slo.description,
         "sli": slo.kind,
         "threshold": slo.threshold,
         "routes": list(slo.routes),
         "dependency": slo.dependency.name if slo.dependency is not None else None,
+        "severity": severity,
+        "rows": [_row_context(slo, row) for row in rows_of(slo, severity)],
     }
-
-
-def render_annotations(
-    templates: Templates, name: str, service: Service, expanded: bool, **context: Any
-) -> dict[str, str]:
-    """Template `name` rendered with the service's links; every annotation must be a string."""
-    data = templates.render_yaml_mapping(
-        name,
-        service=service.name,
-        runbook_url=_text(service.runbook_url, not expanded),
-        dashboard_url=_text(service.dashboard_url, not expanded),
-        **context,
-    )
-    for key, value in data.items():
-        if not isinstance(value, str):
-            raise templates.problem(name, f"annotation {key!r} must be a string")
-    return {str(k): str(v) for k, v in data.items()}
 
 
 def _row_context(slo: SLO, row: BurnRateRow) -> dict[str, str]:
@@ -174,32 +153,69 @@ def _row_context(slo: SLO, row: BurnRateRow) -> dict[str, str]:
     }
 
 
-def alert_annotations(
-    templates: Templates, service: Service, slo: SLO, severity: Severity, expanded: bool = False
-) -> dict[str, str]:
-    """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    return render_annotations(
-        templates,
-        "alert_annotations.yaml.j2",
-        service,
-        expanded,
-        slo=slo_context(slo, escape=not expanded),
-        severity=severity,
-        rows=[_row_context(slo, row) for row in rows_of(slo, severity)],
+def burn_alert(service: Service, slo: SLO, severity: Severity) -> alerts.Alert:
+    """The page or ticket burn-rate alert of `slo`; its value is the burn rate."""
+    rows = " or ".join(_row_context(slo, row)["text"] for row in rows_of(slo, severity))
+    prefix = f"{slo.description}. " if slo.description else ""
+    return alerts.Alert(
+        name=ALERT_NAMES[severity],
+        expr=alert_expr(service, slo, severity),
+        for_=service.policy(severity).for_,
+        labels=alert_labels(service, slo, severity),
+        summary=(
+            f"{service.name} {slo.name} SLO: error budget burning {alerts.VALUE}x too fast "
+            f"({severity})"
+        ),
+        description=(
+            f"{prefix}The {slo.kind} SLO ({format_decimal(slo.objective)}% over {slo.window}) "
+            f"of {_whose(service, slo)} is spending its error budget {alerts.VALUE}x as fast as "
+            f"the objective allows; this {severity} fires at {rows}."
+        ),
+        value=alerts.Value.BURN_RATE,
+        panel=grafana.slo_panel(slo),
+        slo=slo_context(slo, severity),
     )
 
 
-def absent_annotations(
-    templates: Templates, service: Service, expanded: bool = False
-) -> dict[str, str]:
-    """Annotations as written in rules.yaml, or (`expanded`) as Prometheus shows them."""
-    return render_annotations(
-        templates,
-        "absent_annotations.yaml.j2",
-        service,
-        expanded,
-        metric=semconv.BUILD_INFO,
-        duration=str(ABSENT_FOR),
+def _whose(service: Service, slo: SLO) -> str:
+    if slo.dependency is None:
+        return service.name
+    return (
+        f"{service.name}'s calls to {slo.dependency.name} (bad: a 5xx, no answer, or rejected "
+        "by a breaker)"
+    )
+
+
+def bucket_missing_alert(service: Service, slo: SLO) -> alerts.Alert:
+    """Requests flow but the latency threshold's bucket does not exist: the SLO's good side
+    (`sum(rate(bucket{le=...}[5m]))`) is empty, it reads as no data and could never fire. Its
+    value is the request rate."""
+    assert slo.threshold is not None
+    le = format_le(slo.threshold)
+    bucket = promql.SERVER_BUCKET + promql.selector(
+        *promql.slo_matchers(service, slo), promql.eq(LABEL_LE, le)
+    )
+    return alerts.Alert(
+        name=ALERT_BUCKET_MISSING,
+        # Both sides read the same 5m range: an instant `count(bucket)` would lose the bucket
+        # at a restart (stale series) while `rate()` still sees the old requests.
+        expr=f"{promql.sli_totals(service, slo)} > 0\nunless\nsum(rate({bucket}[{promql.RATE}]))",
+        for_=GUARD_FOR,
+        labels={**dict(service.policy("ticket").labels), **_slo_labels(service, slo)},
+        summary=(
+            f'{service.name} {slo.name} SLO is blind: no le="{le}" bucket while '
+            f"{alerts.VALUE} requests/s flow"
+        ),
+        description=(
+            f"{service.name} serves {alerts.VALUE} requests/s on the routes of its {slo.name} "
+            f'SLO, but its {promql.SERVER_BUCKET} series have no le="{le}" bucket, so the '
+            f"latency SLO reads as no data and cannot alert. Give the runtime histogram a "
+            f"{le}s bucket (obskit buckets setting, OBSKIT_BUCKETS) or set the SLO threshold "
+            f"to one of its buckets; `obskit verify` lists them."
+        ),
+        value=alerts.Value.RATE,
+        panel=grafana.slo_sli_panel(slo),
+        slo=slo_context(slo, "ticket"),
     )
 
 
@@ -223,38 +239,39 @@ def absent_expr(service: Service) -> str:
     return f"absent({semconv.BUILD_INFO}{{{service.selector}}})"
 
 
+def absent_alert(service: Service) -> alerts.Alert:
+    return alerts.Alert(
+        name=ALERT_ABSENT,
+        expr=absent_expr(service),
+        for_=ABSENT_FOR,
+        labels=absent_labels(service),
+        summary=f"{service.name}: no obskit metrics for {ABSENT_FOR}",
+        description=(
+            f"Prometheus has had no {semconv.BUILD_INFO} series of {service.name} for "
+            f"{ABSENT_FOR}: the service is down, not scraped, or its telemetry stopped. Its SLO "
+            "alerts cannot fire meanwhile."
+        ),
+    )
+
+
+def slo_alerts(service: Service, slo: SLO) -> list[alerts.Alert]:
+    """Every alert of one SLO, in rule order."""
+    out = [burn_alert(service, slo, s) for s in SEVERITIES if rows_of(slo, s)]
+    if slo.kind == "latency":
+        out.append(bucket_missing_alert(service, slo))
+    return out
+
+
 def rule_groups(service: Service, templates: Templates) -> dict[str, Any]:
     """The whole rules.yaml document of one service, as data."""
+    ctx = alerts.context(service, templates)
     groups: list[dict[str, Any]] = []
     for slo in service.slos:
         rules = _recording_rules(service, slo)
-        for severity in SEVERITIES:
-            if not rows_of(slo, severity):
-                continue
-            rules.append(
-                {
-                    "alert": ALERT_NAMES[severity],
-                    "expr": alert_expr(service, slo, severity),
-                    "for": str(service.policy(severity).for_),
-                    "labels": alert_labels(service, slo, severity),
-                    "annotations": alert_annotations(templates, service, slo, severity),
-                }
-            )
+        rules.extend(alerts.rule(ctx, alert) for alert in slo_alerts(service, slo))
         groups.append({"name": group_name(service, slo), "rules": rules})
-    groups.append(
-        {
-            "name": group_name(service),
-            "rules": [
-                {
-                    "alert": ALERT_ABSENT,
-                    "expr": absent_expr(service),
-                    "for": str(ABSENT_FOR),
-                    "labels": absent_labels(service),
-                    "annotations": absent_annotations(templates, service),
-                }
-            ],
-        }
-    )
+    groups.append({"name": group_name(service), "rules": [alerts.rule(ctx, absent_alert(service))]})
+    groups.append(resilience.group(ctx))
     return {"groups": groups}
 
 

@@ -16,13 +16,16 @@ telemetry-absent alert when `obskit_build_info` vanishes. Every group but the la
 build-info series of a running service.
 
 Counts are integers (1e6 requests a minute in phase B) so every sample is exact; assertions are
-on alerts and on `count(...)` results, never on formatted floats.
+on alerts and on `count(...)` results. A firing alert is expected with its annotations as
+Prometheus expands them, its value printed (`alerts.expected`): a burn scenario adds a few bad
+requests when needed so that no printed value sits on a rounding edge, and a value that cannot be
+predicted exactly (a window reaching into phase A) leaves the row untested, like a close call.
+One more group: requests flowing without the latency threshold's bucket raise the guard alert.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -31,8 +34,10 @@ from obskit import semconv
 from obskit.generator.model import (
     ABSENT_FOR,
     ALERT_ABSENT,
+    ALERT_BUCKET_MISSING,
     ALERT_NAMES,
     BURN_RATE_ROWS,
+    GUARD_FOR,
     LABEL_LE,
     LABEL_SERVICE,
     RATIO_WINDOWS,
@@ -49,13 +54,13 @@ from obskit.generator.model import (
     hours,
     minutes,
 )
-from obskit.generator.render import promql
+from obskit.generator.render import alerts, promql
 from obskit.generator.render.prometheus import (
-    absent_annotations,
-    absent_labels,
-    alert_annotations,
-    alert_labels,
+    absent_alert,
+    bucket_missing_alert,
+    burn_alert,
     rows_of,
+    rule_groups,
 )
 from obskit.generator.render.templates import Templates
 from obskit.generator.selectors import equality_labels, example_labels
@@ -73,6 +78,8 @@ ERROR_STATUS: Final = "500"
 METHOD: Final = "GET"
 CLIENT_ERROR_TYPE: Final = "ConnectError"
 """`error_type` of synthetic outbound calls that got no answer."""
+NUDGES: Final = 20
+"""Extra bad requests a burn scenario may add so every value it shows prints unambiguously."""
 
 
 @dataclass(frozen=True)
@@ -242,13 +249,6 @@ def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
     return min(low * Decimal("1.5"), (low + high) / 2)
 
 
-def _alert(service: Service, slo: SLO, templates: Templates, severity: Severity) -> dict[str, Any]:
-    return {
-        "exp_labels": alert_labels(service, slo, severity),
-        "exp_annotations": alert_annotations(templates, service, slo, severity, expanded=True),
-    }
-
-
 def _bad_count(phase: Phase) -> int:
     return int((phase.rate * phase.bad).to_integral_value())
 
@@ -304,12 +304,35 @@ def _shares_series(slo: SLO, other: SLO, subject: Subject) -> bool | None:
     )
 
 
-def _burn_scenario(
-    service: Service, slo: SLO, row: BurnRateRow
-) -> tuple[list[Phase], int, int, list[SLO]] | None:
-    """Phases, healthy and end minutes, and every SLO expected to fire in the row's scenario.
+@dataclass(frozen=True)
+class Scenario:
+    phases: list[Phase]
+    healthy: int
+    end: int
+    """Minutes: end of the healthy phase, and the time of the firing assertion."""
+    firing: list[tuple[SLO, Decimal]]
+    """Every SLO expected to fire at `end`, with the burn rate its alert shows then."""
 
-    None when another SLO counting the same series is too close to its own threshold to call.
+
+def _shown_burn(slo: SLO, severity: Severity, phases: list[Phase], end: int) -> Decimal | None:
+    """The burn rate `slo`'s alert shows at `end`: the long window of its first row that holds
+    (`or` keeps the left side). None unless that window (plus the 5m rate range) lies inside
+    the burn phase, where every recorded ratio is exactly the phase's bad share."""
+    healthy = phases[0].minutes
+    for row in rows_of(slo, severity):
+        ratios = [_window_ratio(phases, end, w) for w in (row.long, row.short)]
+        if all(r is not None and r > slo.limit(row) for r in ratios):
+            if end - row.long.seconds // 60 - 5 < healthy:
+                return None
+            return Decimal(_bad_count(phases[1])) / Decimal(phases[1].rate) / slo.budget
+    return None
+
+
+def _burn_scenario(service: Service, slo: SLO, row: BurnRateRow) -> Scenario | None:
+    """The row's history, and every SLO expected to fire in it with the value it shows.
+
+    None when another SLO counting the same series is too close to its own threshold to call,
+    or when a shown value cannot be predicted exactly enough to print it as Prometheus will.
     """
     policy = service.policy(row.severity)
     healthy = min(row.long, hours(6)).seconds // 60
@@ -318,25 +341,32 @@ def _burn_scenario(
     # two evaluations; rounded up to whole evaluation steps.
     burn = (row.long.seconds + policy.for_.seconds) // 60 + 5 + 3 * step
     burn = -(-burn // step) * step
-    ratio = _burn_ratio(slo, row)
-    phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
     subject = _subject(slo)
     end = healthy + burn
-    firing = [slo]
-    for other in service.slos:
-        if other is slo:
-            continue
-        shares = _shares_series(slo, other, subject)
-        if shares is None:
+    for nudge in range(NUDGES):
+        ratio = _burn_ratio(slo, row) + Decimal(nudge) / RATE
+        phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
+        firing = [slo]
+        for other in service.slos:
+            if other is slo:
+                continue
+            shares = _shares_series(slo, other, subject)
+            if shares is None:
+                return None
+            if not shares:
+                continue
+            expected = _expected_firing(service, other, row.severity, phases, end)
+            if expected is None:
+                return None
+            if expected:
+                firing.append(other)
+        shown = [_shown_burn(s, row.severity, phases, end) for s in firing]
+        values = [v for v in shown if v is not None]
+        if len(values) < len(shown):
             return None
-        if not shares:
-            continue
-        expected = _expected_firing(service, other, row.severity, phases, end)
-        if expected is None:
-            return None
-        if expected:
-            firing.append(other)
-    return phases, healthy, end, firing
+        if all(alerts.stable(alerts.Value.BURN_RATE, float(v)) for v in values):
+            return Scenario(phases, healthy, end, list(zip(firing, values, strict=True)))
+    return None
 
 
 def untested_rows(service: Service) -> list[tuple[SLO, BurnRateRow]]:
@@ -350,37 +380,35 @@ def untested_rows(service: Service) -> list[tuple[SLO, BurnRateRow]]:
     ]
 
 
-def _burn_test(
-    service: Service, slo: SLO, row: BurnRateRow, templates: Templates
-) -> dict[str, Any] | None:
+def _burn_test(ctx: alerts.Context, slo: SLO, row: BurnRateRow) -> dict[str, Any] | None:
     """The row's unit test, or None when its scenario is too close to call."""
+    service = ctx.service
     scenario = _burn_scenario(service, slo, row)
     if scenario is None:
         return None
-    phases, healthy, end, firing = scenario
-    ratio = _burn_ratio(slo, row)
     alertname = ALERT_NAMES[row.severity]
+    burning = Decimal(_bad_count(scenario.phases[1])) / RATE / slo.budget
     return {
         "name": (
             f"{service.name}/{slo.name}: {row.severity} row {row.long}/{row.short} fires at "
-            f"{format_decimal(ratio / slo.budget)}x the budget rate, silent before"
+            f"{format_decimal(burning)}x the budget rate, silent before"
         ),
         "interval": str(SCRAPE_INTERVAL),
         "input_series": _subject_series(
             service,
             _subject(slo),
-            phases,
+            scenario.phases,
             bad=slo.kind != "latency",
             slow=frozenset({slo.threshold}) if slo.threshold is not None else frozenset(),
         ),
         "alert_rule_test": [
-            {"eval_time": f"{healthy}m", "alertname": alertname, "exp_alerts": []},
+            {"eval_time": f"{scenario.healthy}m", "alertname": alertname, "exp_alerts": []},
             {
-                "eval_time": f"{end}m",
+                "eval_time": f"{scenario.end}m",
                 "alertname": alertname,
                 "exp_alerts": [
-                    _alert(service, s, templates, row.severity)
-                    for s in sorted(firing, key=lambda s: s.name)
+                    alerts.expected(ctx, burn_alert(service, s, row.severity), float(value))
+                    for s, value in sorted(scenario.firing, key=lambda pair: pair[0].name)
                 ],
             },
         ],
@@ -410,14 +438,14 @@ def _all_subjects_series(
     return out
 
 
-def _silent(eval_times: list[str], names: Sequence[str]) -> list[dict[str, Any]]:
-    """Every alert of the service asserted silent at each of `eval_times`."""
+def _silent(eval_times: list[str], names: list[str]) -> list[dict[str, Any]]:
+    """Every alert of the service (`names`) asserted silent at each of `eval_times`."""
     return [
         {"eval_time": t, "alertname": name, "exp_alerts": []} for t in eval_times for name in names
     ]
 
 
-def _healthy_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
+def _healthy_test(service: Service, names: list[str]) -> dict[str, Any]:
     total = Duration(3 * 86400 + 3600)
     phases, ratio = _healthy_phases(service, total)
     return {
@@ -431,7 +459,7 @@ def _healthy_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _zero_traffic_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
+def _zero_traffic_test(service: Service, names: list[str]) -> dict[str, Any]:
     phases = [Phase(60, 0, Decimal(0))]
     return {
         "name": f"{service.name}: no traffic means no error-ratio series and no alert",
@@ -448,7 +476,7 @@ def _zero_traffic_test(service: Service, names: Sequence[str]) -> dict[str, Any]
     }
 
 
-def _reset_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
+def _reset_test(service: Service, names: list[str]) -> dict[str, Any]:
     """Healthy traffic whose counters restart from zero halfway: ratios stay sane, no alert."""
     phases, _ = _healthy_phases(service, hours(1))
     before = _all_subjects_series(service, phases, bad=True)
@@ -506,9 +534,9 @@ def _open_breaker_test(service: Service, slo: SLO) -> dict[str, Any]:
     }
 
 
-def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
+def _absent_test(ctx: alerts.Context) -> dict[str, Any]:
+    service = ctx.service
     wait = ABSENT_FOR.seconds // 60 + 2 * EVAL_INTERVAL.seconds // 60
-    labels = {**equality_labels(service.selector), **absent_labels(service)}
     return {
         "name": f"{service.name}: no obskit series at all raises {ALERT_ABSENT}",
         "interval": str(SCRAPE_INTERVAL),
@@ -518,12 +546,53 @@ def _absent_test(service: Service, templates: Templates) -> dict[str, Any]:
                 "eval_time": f"{wait}m",
                 "alertname": ALERT_ABSENT,
                 "exp_alerts": [
-                    {
-                        "exp_labels": labels,
-                        "exp_annotations": absent_annotations(templates, service, expanded=True),
-                    }
+                    alerts.expected(
+                        ctx, absent_alert(service), extra_labels=equality_labels(service.selector)
+                    )
                 ],
             }
+        ],
+    }
+
+
+def _bucket_missing_test(ctx: alerts.Context) -> dict[str, Any] | None:
+    """Requests flow on every latency SLO's route, but the histogram has only the `+Inf` bucket
+    (a runtime configured with other buckets): each latency SLO's guard alert fires, showing
+    its request rate."""
+    service = ctx.service
+    latency = [s for s in service.slos if s.kind == "latency"]
+    if not latency:
+        return None
+    step = EVAL_INTERVAL.seconds // 60
+    end = 5 + GUARD_FOR.seconds // 60 + 2 * step
+    end = -(-end // step) * step
+    routes = sorted({_route(s) for s in latency})
+    series = []
+    for route in routes:
+        base = {
+            **selector_labels(service),
+            semconv.LABEL_METHOD: METHOD,
+            semconv.LABEL_ROUTE: route,
+            semconv.LABEL_STATUS: OK_STATUS,
+        }
+        values = _values([(end, RATE)])
+        series.append({"series": promql.SERVER_COUNT + _labels(base), "values": values})
+        inf = {**base, LABEL_LE: format_le(float("inf"))}
+        series.append({"series": promql.SERVER_BUCKET + _labels(inf), "values": values})
+    expected = []
+    for slo in sorted(latency, key=lambda s: s.name):
+        flowing = sum(1 for route in routes if _matches(slo, route)) * RATE / 60
+        expected.append(alerts.expected(ctx, bucket_missing_alert(service, slo), flowing))
+    return {
+        "name": (
+            f"{service.name}: requests flow but no histogram bucket at the latency thresholds "
+            f"raises {ALERT_BUCKET_MISSING}"
+        ),
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": series,
+        "alert_rule_test": [
+            {"eval_time": f"{step}m", "alertname": ALERT_BUCKET_MISSING, "exp_alerts": []},
+            {"eval_time": f"{end}m", "alertname": ALERT_BUCKET_MISSING, "exp_alerts": expected},
         ],
     }
 
@@ -537,7 +606,7 @@ def _build_info(service: Service, test: dict[str, Any], minutes_: int) -> dict[s
     return {**test, "input_series": [*test["input_series"], series]}
 
 
-def _idle_test(service: Service, names: Sequence[str]) -> dict[str, Any]:
+def _idle_test(service: Service, names: list[str]) -> dict[str, Any]:
     return {
         "name": f"{service.name}: up but never called (no request series) raises no alert",
         "interval": str(SCRAPE_INTERVAL),
@@ -556,15 +625,21 @@ def _last_minute(test: dict[str, Any]) -> int:
 
 
 def rule_tests(
-    service: Service, templates: Templates, rules_file: str, names: Sequence[str]
+    service: Service,
+    templates: Templates,
+    rules_file: str,
+    rules: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The rules.test.yaml document of one service, as data (`names`: every alert it defines,
-    asserted silent in the quiet scenarios)."""
+    """The rules.test.yaml document of one service, as data (`rules`: its rules document, when
+    already built)."""
+    ctx = alerts.context(service, templates)
+    document = rules if rules is not None else rule_groups(service, templates)
+    names = sorted({r["alert"] for g in document["groups"] for r in g["rules"] if "alert" in r})
     tests: list[dict[str, Any]] = []
     for slo in service.slos:
         for severity in SEVERITIES:
             for row in rows_of(slo, severity):
-                test = _burn_test(service, slo, row, templates)
+                test = _burn_test(ctx, slo, row)
                 if test is not None:
                     tests.append(test)
     tests.append(_healthy_test(service, names))
@@ -576,8 +651,11 @@ def rule_tests(
         for slo in service.slos
         if slo.dependency is not None and slo.dependency.breakers
     )
+    bucket_test = _bucket_missing_test(ctx)
+    if bucket_test is not None:
+        tests.append(bucket_test)
     tests = [_build_info(service, t, _last_minute(t)) for t in tests]
-    tests.append(_absent_test(service, templates))
+    tests.append(_absent_test(ctx))
     return {
         "rule_files": [rules_file],
         "evaluation_interval": str(EVAL_INTERVAL),

@@ -32,21 +32,19 @@ from obskit.generator.model import (
     LABEL_DEPENDENCY,
     LABEL_SERVICE,
     Dependency,
+    Duration,
     Labels,
     Resilience,
     Service,
     format_decimal,
 )
-from obskit.generator.render import promql
-from obskit.generator.render.prometheus import render_annotations
-from obskit.generator.render.templates import Templates
+from obskit.generator.render import alerts, grafana, promql
 
 RESILIENCE_ALERTS: Final = (
     semconv.ALERT_BREAKER_OPEN,
     semconv.ALERT_BREAKER_FLAPPING,
     semconv.ALERT_RETRY_STORM,
 )
-RESILIENCE_TEMPLATE: Final = "resilience_annotations.yaml.j2"
 
 
 @dataclass(frozen=True)
@@ -152,8 +150,7 @@ def alert_labels(service: Service, scope: Scope, alert: str) -> dict[str, str]:
         semconv.ALERT_BREAKER_FLAPPING: r.flapping_labels,
         semconv.ALERT_RETRY_STORM: r.retry_storm_labels,
     }
-    own = by_alert[alert]
-    labels = {**dict(own), LABEL_SERVICE: service.name}
+    labels = {**dict(by_alert[alert]), LABEL_SERVICE: service.name}
     if scope.dependency is not None:
         labels[LABEL_DEPENDENCY] = scope.dependency.name
     return labels
@@ -163,56 +160,87 @@ def subject_label(alert: str) -> str:
     return semconv.LABEL_OPERATION if alert == semconv.ALERT_RETRY_STORM else semconv.LABEL_BREAKER
 
 
-def alert_annotations(
-    templates: Templates, service: Service, scope: Scope, alert: str, subject: str | None = None
-) -> dict[str, str]:
-    """As written in rules.yaml (`subject` None: the label as a Go template), or as Prometheus
-    shows them for the alert of `subject` (in the unit tests)."""
-    r = scope.resilience
-    label = subject_label(alert)
-    return render_annotations(
-        templates,
-        RESILIENCE_TEMPLATE,
-        service,
-        expanded=subject is not None,
-        alert=alert,
-        subject=subject if subject is not None else "{{ $labels." + label + " }}",
-        dependency=scope.dependency.name if scope.dependency is not None else None,
-        thresholds={
-            "for": str(r.breaker_open_for),
-            "calls_window": str(r.calls_window),
-            "transitions": r.flapping_transitions,
-            "flapping_window": str(r.flapping_window),
-            "ratio": format_decimal(r.retry_ratio),
-            "retry_window": str(r.retry_window),
-            "min_call_rate": format_decimal(r.retry_min_call_rate),
-            "retry_for": str(r.retry_for),
-        },
+def _panel(ctx: alerts.Context, key: str) -> str | None:
+    """The Resilience panel an alert opens, when the dashboard has it (else its top)."""
+    return key if key in ctx.panels else None
+
+
+def breaker_open_alert(ctx: alerts.Context, scope: Scope) -> alerts.Alert:
+    service, r = ctx.service, scope.resilience
+    calls_to = f" (calls to {scope.dependency.name})" if scope.dependency is not None else ""
+    name = semconv.ALERT_BREAKER_OPEN
+    return alerts.Alert(
+        name=name,
+        expr=breaker_open_expr(service, scope),
+        for_=r.breaker_open_for,
+        labels=alert_labels(service, scope, name),
+        summary=f"{service.name}: circuit breaker {alerts.SUBJECT} open for {r.breaker_open_for}",
+        description=(
+            f"Circuit breaker {alerts.SUBJECT}{calls_to} of {service.name} has not been closed "
+            f"(open or half-open) for {r.breaker_open_for} while calls kept arriving: those "
+            "calls fail fast."
+        ),
+        panel=_panel(ctx, grafana.RESILIENCE_PANELS["breakers"]),
+        subject=semconv.LABEL_BREAKER,
     )
 
 
-def rules_of(service: Service, scope: Scope) -> list[tuple[str, str, str | None]]:
-    """(alert, expression, `for`) of the scope's alerts."""
-    r = scope.resilience
-    out: list[tuple[str, str, str | None]] = []
+def flapping_alert(ctx: alerts.Context, scope: Scope) -> alerts.Alert:
+    service, r = ctx.service, scope.resilience
+    calls_to = f" (calls to {scope.dependency.name})" if scope.dependency is not None else ""
+    name = semconv.ALERT_BREAKER_FLAPPING
+    return alerts.Alert(
+        name=name,
+        expr=flapping_expr(service, scope),
+        for_=Duration(0),
+        labels=alert_labels(service, scope, name),
+        summary=f"{service.name}: circuit breaker {alerts.SUBJECT} is flapping",
+        description=(
+            f"Circuit breaker {alerts.SUBJECT}{calls_to} of {service.name} opened at least "
+            f"{r.flapping_transitions} times in {r.flapping_window} (per process): the calls it "
+            "protects keep failing intermittently."
+        ),
+        panel=_panel(ctx, grafana.RESILIENCE_PANELS["breakers"]),
+        subject=semconv.LABEL_BREAKER,
+    )
+
+
+def retry_storm_alert(ctx: alerts.Context, scope: Scope) -> alerts.Alert:
+    service, r = ctx.service, scope.resilience
+    calls_to = f" (calls to {scope.dependency.name})" if scope.dependency is not None else ""
+    name = semconv.ALERT_RETRY_STORM
+    return alerts.Alert(
+        name=name,
+        expr=retry_storm_expr(service, scope),
+        for_=r.retry_for,
+        labels=alert_labels(service, scope, name),
+        summary=(
+            f"{service.name}: retry storm in {alerts.SUBJECT} (retries at {alerts.VALUE} of calls)"
+        ),
+        description=(
+            f"{alerts.SUBJECT}{calls_to} in {service.name} schedules retries at {alerts.VALUE} "
+            f"of its calls over {r.retry_window} (threshold {format_decimal(r.retry_ratio * 100)}%,"
+            f" at {format_decimal(r.retry_min_call_rate)} calls/s or more): retries multiply the "
+            "load on a struggling dependency."
+        ),
+        value=alerts.Value.RATIO,
+        panel=_panel(ctx, grafana.RESILIENCE_PANELS["retries"]),
+        subject=semconv.LABEL_OPERATION,
+    )
+
+
+def scope_alerts(ctx: alerts.Context, scope: Scope) -> list[alerts.Alert]:
+    """The alerts of one scope, in rule order."""
+    out: list[alerts.Alert] = []
     if scope.breakers is not None:
-        out.append(
-            (semconv.ALERT_BREAKER_OPEN, breaker_open_expr(service, scope), str(r.breaker_open_for))
-        )
-        out.append((semconv.ALERT_BREAKER_FLAPPING, flapping_expr(service, scope), None))
+        out += [breaker_open_alert(ctx, scope), flapping_alert(ctx, scope)]
     if scope.operations is not None:
-        out.append((semconv.ALERT_RETRY_STORM, retry_storm_expr(service, scope), str(r.retry_for)))
+        out.append(retry_storm_alert(ctx, scope))
     return out
 
 
-def resilience_group(service: Service, templates: Templates) -> dict[str, Any]:
-    rules: list[dict[str, Any]] = []
-    for scope in scopes(service):
-        for alert, expr, for_ in rules_of(service, scope):
-            rule: dict[str, Any] = {"alert": alert, "expr": expr}
-            if for_ is not None:
-                rule["for"] = for_
-            rule["labels"] = alert_labels(service, scope, alert)
-            rule["annotations"] = alert_annotations(templates, service, scope, alert)
-            rules.append(rule)
+def group(ctx: alerts.Context) -> dict[str, Any]:
+    """The `obskit-<service>-resilience` rule group."""
+    service = ctx.service
+    rules = [alerts.rule(ctx, a) for scope in scopes(service) for a in scope_alerts(ctx, scope)]
     return {"name": f"obskit-{service.name}-resilience", "rules": rules}

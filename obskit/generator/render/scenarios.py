@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from obskit import semconv
 from obskit.generator.model import Duration, Service
-from obskit.generator.render import promql, resilience
+from obskit.generator.render import alerts, promql, resilience
 from obskit.generator.render.resilience import Scope
 from obskit.generator.render.templates import Templates
 from obskit.generator.selectors import example_labels
@@ -139,11 +139,14 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Context:
-    service: Service
-    templates: Templates
+    alerts: alerts.Context
     step: int
     names: tuple[str, ...]
     """Every alert of this file's kind, asserted silent in quiet scenarios."""
+
+    @property
+    def service(self) -> Service:
+        return self.alerts.service
 
     def steps(self, duration: Duration | int) -> int:
         """Whole steps covering `duration` (rounded up)."""
@@ -178,15 +181,18 @@ def _operation_name(service: Service, scope: Scope) -> str:
     return name
 
 
-def _expected(ctx: Context, scope: Scope, alert: str, subject: str) -> dict[str, Any]:
-    labels = resilience.alert_labels(ctx.service, scope, alert)
-    labels[resilience.subject_label(alert)] = subject
-    return {
-        "exp_labels": labels,
-        "exp_annotations": resilience.alert_annotations(
-            ctx.templates, ctx.service, scope, alert, subject
-        ),
+def _expected(
+    ctx: Context, scope: Scope, alert: str, subject: str, value: float | None = None
+) -> dict[str, Any]:
+    """The firing `alert` of `scope` about `subject` (a breaker or operation), showing `value`."""
+    builders = {
+        semconv.ALERT_BREAKER_OPEN: resilience.breaker_open_alert,
+        semconv.ALERT_BREAKER_FLAPPING: resilience.flapping_alert,
+        semconv.ALERT_RETRY_STORM: resilience.retry_storm_alert,
     }
+    built = builders[alert](ctx.alerts, scope)
+    label = resilience.subject_label(alert)
+    return alerts.expected(ctx.alerts, built, value, extra_labels={label: subject})
 
 
 # --------------------------------------------------------------------------- circuit breakers
@@ -431,6 +437,8 @@ def _retry_storm_tests(ctx: Context, scope: Scope) -> list[Scenario]:
     # Calls per step: at least 10, and at least twice the minimum rate.
     calls = max(10, math.ceil(2 * r.retry_min_call_rate * ctx.step))
     storm = math.floor(r.retry_ratio * 2 * calls) + 1
+    while not alerts.stable(alerts.Value.RATIO, storm / calls):  # prints the same in Go
+        storm += 1
     calm = math.floor(r.retry_ratio * calls / 2)
     label = f"{ctx.service.name}: operation {name}"
     ratio = format(Decimal(storm) / Decimal(calls), "f")
@@ -440,7 +448,7 @@ def _retry_storm_tests(ctx: Context, scope: Scope) -> list[Scenario]:
     s = Scenario(f"{label} retries {ratio} per call: fires", steps)
     _retry_series(s, ctx, name, [calls] * steps, [calm] * warm + [storm] * (steps - warm))
     s.silent([alert], [warm - 1])
-    s.checks.append((steps - 1, alert, [_expected(ctx, scope, alert, name)]))
+    s.checks.append((steps - 1, alert, [_expected(ctx, scope, alert, name, storm / calls)]))
     out.append(s)
 
     steps = warm + window + hold + 8
@@ -508,12 +516,13 @@ def _test_group(ctx: Context, scenario: Scenario) -> dict[str, Any]:
 
 
 def alert_tests(
-    service: Service, templates: Templates, rules_file: str, names: Sequence[str]
+    service: Service, templates: Templates, rules_file: str, rules: dict[str, Any]
 ) -> dict[str, Any]:
-    """The alerts.test.yaml document of one service, as data (`names`: every alert of the
-    rules file; those of this file's kind are asserted silent in quiet scenarios)."""
-    own = tuple(n for n in names if n in resilience.RESILIENCE_ALERTS)
-    ctx = Context(service, templates, _step(service), own)
+    """The alerts.test.yaml document of one service, as data (`rules`: its rules document; the
+    alerts of this file's kind in it are asserted silent in quiet scenarios)."""
+    names = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    own = tuple(n for n in resilience.RESILIENCE_ALERTS if n in names)
+    ctx = Context(alerts.context(service, templates), _step(service), own)
     return {
         "rule_files": [rules_file],
         "evaluation_interval": _at(ctx.step),

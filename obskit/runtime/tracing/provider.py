@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
@@ -58,6 +58,14 @@ _EXPORTER_LOGGERS: Final = (
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
     "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
 )
+_REQUEST_WARNING_LOGGERS: Final = (
+    "opentelemetry.baggage.propagation",  # inbound `baggage` headers (and message headers)
+    "opentelemetry.trace.span",  # inbound `tracestate`
+    "opentelemetry.attributes",  # attribute values
+)
+"""OpenTelemetry loggers whose warnings a request's (or message's) content can trigger, e.g. a
+100 KB `baggage` header: 0.1 wrote a 100 KB warning line on every such request."""
+_WARNING_TEXT_LIMIT: Final = 512
 INSTRUMENTATION_NAME: Final = "obskit"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _SERVER: Final = SpanKind.SERVER
@@ -108,6 +116,39 @@ def build_exporter(config: Config) -> SpanExporter:
     )
 
 
+def build_span_limits(config: Config) -> SpanLimits:
+    """The SDK's span limits, with the attribute length limits read from `config` (so
+    `Config.from_env(environ)` decides, not os.environ); counts keep the SDK's defaults."""
+    unset = SpanLimits.UNSET
+    general = config.attribute_value_length_limit
+    span = config.span_attribute_value_length_limit
+    return SpanLimits(
+        max_attribute_length=unset if general is None else general,
+        max_span_attribute_length=unset if span is None else span,
+    )
+
+
+class RequestWarnings(_OncePerInterval):
+    """Rate-limits warnings whose text a request chose (log amplification): one record per
+    interval per logger, its message cut to a few hundred characters; like export errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not super().filter(record):
+            return False
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = str(record.msg)
+        if len(text) > _WARNING_TEXT_LIMIT:
+            text = f"{text[:_WARNING_TEXT_LIMIT]}... ({len(text)} characters)"
+        record.msg = (
+            f"{text} (obskit: warnings caused by request content are rate-limited to one per "
+            f"{self.interval:.0f}s per logger)"
+        )
+        record.args = None
+        return True
+
+
 class Tracing:
     """The tracer obskit uses, its provider and (when obskit built it) its pipe."""
 
@@ -122,6 +163,7 @@ class Tracing:
                 resource=build_resource(config),
                 sampler=build_sampler(config),
                 shutdown_on_exit=False,
+                span_limits=build_span_limits(config),
             )
             self.pipe = SpanPipe(
                 span_exporter if span_exporter is not None else build_exporter(config),
@@ -138,6 +180,14 @@ class Tracing:
                 self._filters.append((logger, flt))
         else:
             self.provider = tracer_provider
+        for name in _REQUEST_WARNING_LOGGERS:
+            logger = logging.getLogger(name)
+            flt = RequestWarnings(config.export_error_interval)
+            logger.addFilter(flt)
+            self._filters.append((logger, flt))
+        self.attribute_limit = config.span_attribute_limit
+        """Longest string a lean span's attribute keeps (None: no limit), as the SDK's."""
+        self.event_attribute_limit = config.attribute_value_length_limit
         self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, __version__)
         self.resource = getattr(self.provider, "resource", None)
         self.scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
@@ -176,6 +226,40 @@ class Tracing:
             sampled = False
         token = attach_span(span) if context is None else attach(span, context)
         return span, token, f"{trace_id:032x}", f"{span_id:016x}", sampled
+
+    def begin_span(
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        context: Context | None = None,
+        *,
+        attach: bool = True,
+    ) -> tuple[Span, object]:
+        """(span, context token): a span of `kind` (a message's producer or consumer), child of
+        `parent` (a remote span context, or the current span's), made current in `context`
+        (token None with `attach=False`). obskit's lean span when it owns the provider, else
+        one from the user's tracer."""
+        make_current = attach
+        if self.pipe is None:
+            parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
+            span = self.tracer.start_span(name, parent_ctx, kind, attributes)
+            return span, (_attach(span, context) if make_current else None)
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        span_id = _getrandbits(64) or 1
+        state = parent.trace_state if parent is not None else None
+        lean: Span
+        if self._sample(parent, trace_id):
+            lean = ServerSpan(
+                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent, kind
+            )
+            lean.set_known(attributes)
+        else:
+            lean = UnsampledSpan(trace_id, span_id, state)
+        if not make_current:
+            return lean, None
+        return lean, (attach_span(lean) if context is None else _attach(lean, context))
 
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:
@@ -222,10 +306,12 @@ def baggage_context(baggage: str) -> Context:
     return W3CBaggagePropagator().extract({"baggage": baggage})
 
 
-def outbound_headers() -> dict[str, str]:
-    """traceparent (+ tracestate, baggage) for the current OTel context."""
+def outbound_headers(span_context: SpanContext | None = None) -> dict[str, str]:
+    """traceparent (+ tracestate, baggage) for the current OTel context; `span_context` (a
+    message's producer span, not made current) names the parent instead of the current span."""
     headers: dict[str, str] = {}
-    span_context = trace.get_current_span().get_span_context()
+    if span_context is None:
+        span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
         headers["traceparent"] = (
             f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
@@ -257,6 +343,9 @@ def install_log_hook() -> None:
 
 def attach(span: Any, parent: Context | None) -> object:
     return otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+_attach = attach  # for methods with an `attach` parameter
 
 
 def _find_span_key() -> str | None:

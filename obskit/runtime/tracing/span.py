@@ -82,6 +82,16 @@ def _valid_attribute(value: Any) -> bool:
     return False
 
 
+def bounded(value: Any, limit: int) -> Any:
+    """`value` with strings cut to `limit` characters (each string of a sequence too): what the
+    SDK does with OTEL_[SPAN_]ATTRIBUTE_VALUE_LENGTH_LIMIT."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit]
+    if isinstance(value, (list, tuple)):
+        return [v[:limit] if isinstance(v, str) else v for v in value]
+    return value
+
+
 class UnsampledSpan(NonRecordingSpan):
     """The server span of a request whose trace is sampled out: IDs only, nothing recorded.
 
@@ -105,7 +115,8 @@ class UnsampledSpan(NonRecordingSpan):
 
 
 class ServerSpan(Span):
-    """obskit's lean recording span for the one server span per request.
+    """obskit's lean recording span: the one server span per request, and the producer and
+    consumer spans of messages (`kind`).
 
     Implements the OpenTelemetry Span API (so `trace.get_current_span().set_attribute(...)`
     works in handlers) and is handed to the export pipe as an SDK `ReadableSpan` when it ends.
@@ -117,6 +128,7 @@ class ServerSpan(Span):
         "_ctx",
         "_ended",
         "_events",
+        "_kind",
         "_name",
         "_parent",
         "_start",
@@ -125,9 +137,15 @@ class ServerSpan(Span):
     )
 
     def __init__(
-        self, tracing: Tracing, name: str, ctx: SpanContext, parent: SpanContext | None
+        self,
+        tracing: Tracing,
+        name: str,
+        ctx: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind = _SERVER,
     ) -> None:
         self._tracing = tracing
+        self._kind = kind
         self._name = name
         self._ctx = ctx
         self._parent = parent
@@ -146,6 +164,9 @@ class ServerSpan(Span):
 
     def set_attribute(self, key: str, value: Any) -> None:
         if not self._ended and isinstance(key, str) and _valid_attribute(value):
+            limit = self._tracing.attribute_limit
+            if limit is not None:
+                value = bounded(value, limit)
             self._attrs[key] = list(value) if isinstance(value, tuple) else value
 
     def set_known(self, attributes: dict[str, Any]) -> None:
@@ -155,6 +176,9 @@ class ServerSpan(Span):
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if not self._ended:
             clean = {k: v for k, v in (attributes or {}).items() if _valid_attribute(v)}
+            limit = self._tracing.event_attribute_limit
+            if limit is not None:
+                clean = {k: bounded(v, limit) for k, v in clean.items()}
             self._events.append(Event(name, clean, timestamp or _time_ns()))
 
     def update_name(self, name: str) -> None:
@@ -198,7 +222,7 @@ class ServerSpan(Span):
                 self._attrs,
                 self._events,
                 (),
-                _SERVER,
+                self._kind,
                 None,
                 self._status,
                 self._start,

@@ -1,0 +1,1 @@
+"""The example worker service: Celery tasks that charge orders through payments, idempotently."""
