@@ -19,6 +19,13 @@ route() {  # route EXPECTED_RECEIVER MATCHER...
         echo "FAIL: $* -> $(printf %s "${got:-?}" | head -n 1) (expected $expected)"
     fi
 }
+# inventory
+route warehouse-page 'alertname="ObskitSLOBurnRatePage"' 'service="inventory"' 'severity="critical"' 'slo="availability"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="inventory"' 'severity="warning"' 'slo="availability"' 'team="warehouse"'
+route warehouse-page 'alertname="ObskitSLOBurnRatePage"' 'service="inventory"' 'severity="critical"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="inventory"' 'severity="warning"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBucketMissing"' 'service="inventory"' 'severity="warning"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitTelemetryAbsent"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
 # payments
 route payments-page 'alertname="ObskitSLOBurnRatePage"' 'service="payments"' 'severity="critical"' 'slo="availability"' 'team="payments"'
 route payments-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="payments"' 'severity="warning"' 'slo="availability"' 'team="payments"'

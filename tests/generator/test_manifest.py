@@ -97,12 +97,13 @@ def test_several_services_in_one_file_load_in_order() -> None:
 def test_the_example_manifests_are_found_in_the_examples_directory() -> None:
     files = list(discover([EXAMPLES]))
     assert [f.relative_to(EXAMPLES).as_posix() for f in files] == [
+        "inventory/obskit.yaml",
         "payments/obskit.yaml",
         "shop/obskit.yaml",
     ]
     services = load_all([EXAMPLES])
-    assert [s.name for s in services] == ["payments", "shop"]
-    shop = services[1]
+    assert [s.name for s in services] == ["inventory", "payments", "shop"]
+    shop = services[2]
     assert len(shop.slos) >= 2 and shop.dependencies == ("localhost",)
 
 

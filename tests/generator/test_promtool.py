@@ -38,7 +38,7 @@ def written(
 def test_promtool_check_rules_accepts_every_generated_rules_file(written: Path) -> None:
     promtool = require_binary("promtool")
     files = sorted(written.glob("*/rules.yaml")) + sorted(written.glob("*/prometheusrule.yaml"))
-    assert len(files) == 4
+    assert len(files) == 6
     plain = [f for f in files if f.name == "rules.yaml"]
     result = _run(promtool, "check", "rules", *plain)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -48,7 +48,7 @@ def test_promtool_test_rules_passes_for_every_service(written: Path) -> None:
     """Each alert row fires under its synthetic burn; healthy, idle and restarted stay silent."""
     promtool = require_binary("promtool")
     tests = sorted(written.glob("*/rules.test.yaml"))
-    assert [t.parent.name for t in tests] == ["payments", "shop"]
+    assert [t.parent.name for t in tests] == ["inventory", "payments", "shop"]
     with ThreadPoolExecutor(len(tests)) as pool:
         results = list(pool.map(lambda t: _run(promtool, "test", "rules", t), tests))
     for result in results:
