@@ -74,13 +74,14 @@ def _load(paths: list[Path]) -> list[object]:
 
 
 def _prepare(
-    paths: list[Path], output_format: OutputFormat, templates: Path | None
-) -> tuple[list[Service], dict[str, dict[str, str]]]:
+    paths: list[Path], output_format: OutputFormat, templates: Path | None, out: Path | None
+) -> tuple[list[Service], dict[str, dict[str, str]], dict[str, str]]:
     """Every check `generate` makes before it writes: load and validate the manifests, render
-    every file in memory (templates, PromQL parsed, output names). `validate` runs exactly this,
-    so it fails wherever `generate` would (exit 2, nothing written)."""
+    every file in memory (templates, PromQL parsed, output names), assemble the Alertmanager
+    files with the parts already in `out` (none when `out` is None). `validate` runs exactly
+    this, so it fails wherever `generate` would (exit 2, nothing written)."""
     from obskit.generator.model import Service
-    from obskit.generator.render import output
+    from obskit.generator.render import alertmanager, output
     from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.generator.render.templates import TemplateProblem, Templates
 
@@ -96,7 +97,11 @@ def _prepare(
     sources = {s.name: f"{s.source}:{s.line}" for s in services}
     if problems := [f"{sources[name]}: {p}" for name, p in output.name_problems(files)]:
         _fail(problems)
-    return services, files
+    try:
+        top = alertmanager.top_files(out if out is not None else Path("<out>"), files)
+    except alertmanager.AlertmanagerProblem as exc:
+        _fail([str(exc)])
+    return services, files, top
 
 
 @app.command()
@@ -104,6 +109,12 @@ def validate(
     paths: PathsArg,
     output_format: FormatOpt = OutputFormat.prometheus,
     templates: TemplatesOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also check with what is in <out>, as generate --out would."
+        ),
+    ] = None,
 ) -> None:
     """Check manifests as `generate` would (same checks, nothing written); print one line per
     problem (file:line) and exit 2 if any."""
@@ -117,7 +128,7 @@ def validate(
             err=True,
         )
 
-    services, _ = _prepare(paths, output_format, templates)
+    services, _, _ = _prepare(paths, output_format, templates, out)
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
@@ -154,12 +165,13 @@ def generate(
     output_format: FormatOpt = OutputFormat.prometheus,
     templates: TemplatesOpt = None,
 ) -> None:
-    """Write rules.yaml, rules.test.yaml and dashboard.json per service (see --format)."""
+    """Write rules.yaml, rules.test.yaml, dashboard.json and alertmanager.route.yaml per service,
+    and alertmanager.yaml + alertmanager.test.sh assembled from every service in <out>."""
     from obskit.generator.render import output
 
-    services, files = _prepare(paths, output_format, templates)
+    services, files, top = _prepare(paths, output_format, templates, out)
     if check:
-        drifts = output.check(out, files)
+        drifts = output.check(out, files, top)
         for drift in drifts:
             typer.echo(drift.diff, nl=False)
         if drifts:
@@ -173,13 +185,67 @@ def generate(
         return
     removed: list[Path] = []
     try:
-        written = output.write(out, files, removed)
+        written = output.write(out, files, removed, top)
     except OSError as exc:
         _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
     for path in written:
         typer.echo(f"wrote {path}")
     for path in removed:
         typer.echo(f"removed {path} (not generated)")
+
+
+@app.command("merge-alertmanager")
+def merge_alertmanager(
+    yours: Annotated[
+        Path,
+        typer.Argument(
+            help="Your Alertmanager configuration: global settings, receivers with their "
+            "integrations, your own root route.",
+            show_default=False,
+        ),
+    ],
+    generated: Annotated[
+        Path,
+        typer.Argument(help="obskit's <out>/alertmanager.yaml.", show_default=False),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the merged configuration here (else stdout)."),
+    ] = None,
+) -> None:
+    """Put obskit's routes and inhibition rules into your Alertmanager configuration.
+
+    obskit's route goes first among your root route's routes (replacing the one a previous
+    merge put there); its inhibition rules are added once; everything else stays yours. Every
+    receiver obskit routes to must be defined in YOURS (exit 2 listing the missing ones).
+    """
+    import yaml
+
+    from obskit.generator.render import alertmanager, output
+
+    documents = []
+    for path in (yours, generated):
+        try:
+            documents.append(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail([f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}"])
+        except yaml.YAMLError as exc:
+            _fail([f"{path}: invalid YAML: {exc}"])
+    try:
+        merged = alertmanager.merge(documents[0], documents[1])
+    except alertmanager.AlertmanagerProblem as exc:
+        _fail([f"{yours}: {exc}"])
+    text = yaml.safe_dump(
+        merged, sort_keys=False, default_flow_style=False, allow_unicode=True, width=10_000
+    )
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_atomic(out, text)
+    except OSError as exc:
+        _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
+    typer.echo(f"wrote {out}", err=True)
 
 
 @app.command()
