@@ -303,15 +303,18 @@ class LogPipeline:
             return
         rec = self.record(level, logger, event)
         if fields:
-            extra = dict(fields)
-            self.redact(extra)
-            for key, value in extra.items():
-                # a caller's `level=`, `service=`, `trace_id=`... never overrides the line's
-                # own field: it is kept as user_<name>
-                rec[f"user_{key}" if key in _RESERVED else key] = value
+            self.add_fields(rec, fields)
         if exc_info:
             rec["exception"] = exception_fields(exc_info)
         self.write(rec)
+
+    def add_fields(self, rec: dict[str, Any], fields: Mapping[str, Any]) -> None:
+        """Add a caller's fields to a line's head, redacted. A caller's `level=`, `service=`,
+        `trace_id=`... never overrides the line's own field: it is kept as user_<name>."""
+        extra = dict(fields)
+        self.redact(extra)
+        for key, value in extra.items():
+            rec[f"user_{key}" if key in _RESERVED else key] = value
 
     def access(  # noqa: PLR0917 - hot path: positional on purpose
         self,
@@ -578,10 +581,7 @@ class JSONFormatter(logging.Formatter):
         level, logger, event, extra, exc_info = stdlib_fields(record)
         rec = pipeline.record(level, logger, event)
         if extra:
-            pipeline.redact(extra)
-            for key, value in extra.items():
-                if key not in _RESERVED:
-                    rec[key] = value
+            pipeline.add_fields(rec, extra)
         if exc_info:
             rec["exception"] = exception_fields(exc_info)
         line = dumps(rec) if pipeline.json else _console(rec)
