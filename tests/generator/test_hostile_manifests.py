@@ -322,3 +322,19 @@ def test_validate_checks_the_templates_and_format_generate_would_use(tmp_path: P
     assert validate_code == generate_code == EXIT_INVALID
     assert validate_err == generate_err and "not a valid Kubernetes object name" in validate_err
     assert _invoke("validate", path)[0] == EXIT_OK  # the default templates and format are fine
+
+
+def test_validate_with_out_sees_the_output_directory_generate_would_assemble_from(
+    tmp_path: Path,
+) -> None:
+    """generate assembles alertmanager.yaml from every service part in <out>: a broken part
+    there fails it, and `validate --out` the same way."""
+    path = _write(tmp_path, MINIMAL)
+    out = tmp_path / "out"
+    (out / "other").mkdir(parents=True)
+    (out / "other" / "alertmanager.route.yaml").write_text("[not, a, part]\n")
+    validate_code, validate_err = _invoke("validate", path, "--out", out)
+    generate_code, generate_err = _invoke("generate", path, "--out", out)
+    assert validate_code == generate_code == EXIT_INVALID
+    assert validate_err == generate_err and "other/alertmanager.route.yaml" in validate_err
+    assert _invoke("validate", path)[0] == EXIT_OK  # without --out: the manifests alone

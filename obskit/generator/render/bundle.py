@@ -9,7 +9,7 @@ from typing import Any, Final, Literal
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.render import alertmanager, grafana, output, prometheus, promtool
+from obskit.generator.render import alertmanager, grafana, output, prometheus, promtool, scenarios
 from obskit.generator.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
@@ -17,6 +17,9 @@ FORMATS: Final[tuple[Format, ...]] = ("prometheus", "prometheus-operator")
 
 RULES: Final = "rules.yaml"
 RULE_TESTS: Final = "rules.test.yaml"
+ALERT_TESTS: Final = "alerts.test.yaml"
+"""Unit tests of the alerts that are not SLO burn rates, at a fine step (the SLO tests of
+rules.test.yaml span days at 15m; promtool evaluates one test file at one interval)."""
 OPERATOR_RULES: Final = "prometheusrule.yaml"
 DASHBOARD: Final = "dashboard.json"
 
@@ -99,6 +102,9 @@ def render_service(
         RULES: output.dump_yaml(rules, service.name),
         RULE_TESTS: output.dump_yaml(
             promtool.rule_tests(service, templates, RULES, rules), service.name
+        ),
+        ALERT_TESTS: output.dump_yaml(
+            scenarios.alert_tests(service, templates, RULES, rules), service.name
         ),
     }
     files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)
