@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,6 +23,7 @@ from examples.lab.processes import Supervisor, install_signal_handlers
 from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
 from examples.lab.system import ExampleSystem
 from examples.lab.traffic import Call, TrafficDriver
+from obskit import semconv
 
 # The failure burst: shop fails 40% of its order requests, payments answers /charge 300 ms late
 # (above shop's latency threshold). Both SLOs of shop burn far above the page threshold.
@@ -32,6 +34,11 @@ BURST_PAYMENTS = {"latency_ms": 300, "routes": ["/charge"]}
 # the breaker half-opens (5 s after it last opened) and closes.
 OUTAGE_PAYMENTS = {"error_rate": 1.0, "routes": ["/charge"]}
 RECOVERED_PAYMENTS = {"error_rate": 0.0, "routes": ["/charge"]}
+RESILIENCE_ALERTS = (
+    semconv.ALERT_BREAKER_OPEN,
+    semconv.ALERT_BREAKER_FLAPPING,
+    semconv.ALERT_RETRY_STORM,
+)
 OUTAGE_START = 0.25  # share of the burst before payments fails hard
 OUTAGE_SHARE = 0.4  # at most this share of the burst
 
@@ -99,6 +106,7 @@ class Demo:
         self.receiver = receiver
         self.prom: Prometheus | None = None
         self.started = time.monotonic()
+        self.outage_alerts: list[dict[str, Any]] = []
 
     def elapsed(self) -> str:
         return f"[{time.monotonic() - self.started:5.1f}s]"
@@ -195,6 +203,10 @@ class Demo:
             "(shop retries, its circuit breaker opens, shop fails fast)"
         )
         self._sleep_until(outage_start + outage, driver)
+        if self.prom is not None:  # the resilience alerts while payments is down
+            self.outage_alerts = [
+                a for a in self.prom.alerts() if a["labels"]["alertname"] in RESILIENCE_ALERTS
+            ]
         system.set_faults("payments", **RECOVERED_PAYMENTS)
         say(
             f"{self.elapsed()} payments recovers (still 300 ms late): the breaker half-opens "
@@ -269,6 +281,9 @@ class Demo:
         if self.prom is not None:
             say()
             report.resilience_metrics(self.prom, "shop")
+            say()
+            say("  resilience alerts at the end of payments' outage (/api/v1/alerts):")
+            report.resilience_alerts(self.outage_alerts)
         say()
         retried = report.retried_trace_id(shop_records)
         if retried is None:
