@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench goldens packages clean
+.PHONY: demo test lint typecheck bench bench-celery goldens packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ goldens: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
+
+## The Celery benchmark (issue 10): real Redis, solo pool, obskit against the peer stack.
+bench-celery: $(STAMP) packages
+	$(PY) -m benchmarks.celery_tasks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -69,7 +69,7 @@ def _setup_peer(app: Any, endpoint: str) -> Any:
     CeleryInstrumentor().instrument()
     load_correlation_ids()
     load_celery_current_and_parent_ids()
-    tasks = Counter("celery_tasks_total", "Tasks by name and state.", ["task", "state"])
+    tasks = Counter("celery_tasks", "Tasks by name and state.", ["task", "state"])
     duration = Histogram("celery_task_duration_seconds", "Task duration.", ["task"])
     started: dict[str, float] = {}
 
@@ -157,6 +157,7 @@ def child(args: argparse.Namespace) -> int:
         obskit.shutdown()
     process = state["last"] - state["first"]
     result = {
+        "counted": _counted(args.variant),
         "variant": args.variant,
         "tasks": n,
         "publish_us": publish / n * 1e6,
@@ -167,6 +168,22 @@ def child(args: argparse.Namespace) -> int:
     }
     Path(args.result).write_text(json.dumps(result))
     return 0
+
+
+def _counted(variant: str) -> float | None:
+    """Tasks the variant's own metrics counted (None for bare): each variant proves its job."""
+    from prometheus_client import REGISTRY
+
+    name = {"obskit": "messaging_process_duration_seconds_count", "peer": "celery_tasks_total"}
+    wanted = name.get(variant)
+    if wanted is None:
+        return None
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == wanted
+    )
 
 
 # ------------------------------------------------------------------------ parent ---
@@ -188,6 +205,8 @@ def _run_child(  # noqa: PLR0917
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
         raise RuntimeError(f"{variant} child failed (exit {proc.returncode}):\n{tail}")
     data: dict[str, Any] = json.loads(result.read_text())
+    if variant != "bare" and data["counted"] != tasks:
+        raise RuntimeError(f"{variant} counted {data['counted']} tasks, {tasks} were run")
     return data
 
 
@@ -243,16 +262,20 @@ def main(argv: list[str] | None = None) -> int:
                         f"{res['publish_cpu_us'] + res['process_cpu_us']:7.1f} us",
                         file=sys.stderr,
                     )
-            seen = receiver.spans()
-            rss_run = _run_child(
-                "obskit", rss_tasks, redis.url, receiver.endpoint + "/v1/traces",
-                "bench-rss", workdir, rss_every=1000,
-            )  # fmt: skip
-            rss_spans = (receiver.settle() - seen, 2 * rss_tasks)
+            rss_runs = {}
+            rss_spans = (0, 0)
+            for variant in ("bare", "obskit"):
+                seen = receiver.spans()
+                rss_runs[variant] = _run_child(
+                    variant, rss_tasks, redis.url, receiver.endpoint + "/v1/traces",
+                    f"bench-rss-{variant}", workdir, rss_every=1000,
+                )  # fmt: skip
+                if variant == "obskit":
+                    rss_spans = (receiver.settle() - seen, 2 * rss_tasks)
         finally:
             receiver.stop()
     after = _conditions()
-    text = _report(results, spans, rss_run, rss_spans, rounds, tasks, before, after, machine())
+    text = _report(results, spans, rss_runs, rss_spans, rounds, tasks, before, after, machine())
     print(text)
     if args.out is not None:
         args.out.write_text(text)
@@ -262,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(  # noqa: PLR0917
     results: dict[str, list[dict[str, Any]]],
     spans: dict[str, list[tuple[int, int]]],
-    rss_run: dict[str, Any],
+    rss_runs: dict[str, dict[str, Any]],
     rss_spans: tuple[int, int],
     rounds: int,
     tasks: int,
@@ -308,10 +331,15 @@ def _report(  # noqa: PLR0917
         f"span export included; less sensitive to a busy machine): +{cpu_obskit:.1f} us against "
         f"+{cpu_peer:.1f} us, **{cpu_ratio:.2f}x**.",
         "",
-        f"RSS of one obskit process over {rss_run['tasks']} tasks (KiB, every 1000 tasks): "
-        + ", ".join(f"{kib}" for _, kib in rss_run["rss"]),
-        f"(spans received {rss_spans[0]} / {rss_spans[1]}).",
+        f"RSS over {rss_runs['obskit']['tasks']} tasks in one process (KiB, every 1000 tasks; "
+        f"obskit spans received {rss_spans[0]} / {rss_spans[1]}):",
+        "",
+        "| variant | RSS every 1000 tasks (KiB) | last - first |",
+        "|---|---|---|",
     ]
+    for variant, run in rss_runs.items():
+        kib = [k for _, k in run["rss"]]
+        lines.append(f"| {variant} | {', '.join(map(str, kib))} | {kib[-1] - kib[0]:+d} |")
     return "\n".join(lines) + "\n"
 
 

@@ -128,3 +128,81 @@ async def _get(app: ASGIApp, path: str) -> tuple[int, bytes]:
 
     await app(_scope(path), receive, send)
     return status, b"".join(chunks)
+
+
+class WSGIDriver:
+    """The same protocol as Driver for a WSGI app: `app(environ, start_response)`, the body
+    read and closed, as a WSGI server does (no sockets). Every response must be 200 with a
+    body."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.requests = 0
+
+    @staticmethod
+    def environ(path: str) -> dict[str, Any]:
+        import io
+        import sys
+
+        return {
+            "REQUEST_METHOD": "GET",
+            "SCRIPT_NAME": "",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": "50000",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "HTTP_USER_AGENT": "obskit-bench/1",
+            "HTTP_ACCEPT": "*/*",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+
+    def _call(self, path: str) -> tuple[int, bytes]:
+        status: list[str] = []
+
+        def start_response(line: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(line)
+            return None
+
+        result = self.app(self.environ(path), start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return int(status[0][:3]) if status else 0, body
+
+    def run_timed(self, n: int, *, collect: bool = True) -> tuple[float, float]:
+        if collect:
+            gc.collect()
+        call = self._call
+        start = self.requests
+        cpu0 = time.process_time_ns()
+        t0 = time.perf_counter_ns()
+        for i in range(start, start + n):
+            status, body = call(item_path(i))
+            if status != 200 or not body:
+                raise WrongResponse(f"request {i}: status {status}, {len(body)} body bytes")
+        elapsed_ns = time.perf_counter_ns() - t0
+        cpu_ns = time.process_time_ns() - cpu0
+        self.requests += n
+        return elapsed_ns / n / 1000.0, cpu_ns / n / 1000.0
+
+    def run(self, n: int) -> float:
+        return self.run_timed(n)[0]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self._call(path)
+
+    def close(self) -> None:
+        return None

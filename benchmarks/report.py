@@ -56,9 +56,10 @@ def _verified(r: VariantResult) -> str:
     return ", ".join(parts)
 
 
-def inprocess_table(results: list[VariantResult], *, peer: str = "peer") -> str:
+def inprocess_table(results: list[VariantResult], *, bare: str = "bare", peer: str = "peer") -> str:
     by_name = {r.name: r for r in results}
-    bare = by_name.get("bare")
+    bare_name = bare
+    bare = by_name.get(bare_name)
     peer_r = by_name.get(peer)
     bare_us = bare.median_us if bare else None
     peer_over = peer_r.median_us - bare_us if (peer_r and bare_us is not None) else None
@@ -72,7 +73,7 @@ def inprocess_table(results: list[VariantResult], *, peer: str = "peer") -> str:
     for r in results:
         over = r.median_us - bare_us if bare_us is not None else None
         cpu_over = r.median_cpu_us - bare_cpu if bare_cpu is not None else None
-        if r.name == "bare" or over is None or cpu_over is None:
+        if r.name == bare_name or over is None or cpu_over is None:
             over_s = ratio = "-"
             cpu_s = f"{r.median_cpu_us:.1f}"
         else:

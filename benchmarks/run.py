@@ -44,6 +44,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         " adds the variant obskit-baseline, measured in the same interleaved run",
     )
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process benchmark")
+    p.add_argument(
+        "--no-django", action="store_true", help="skip the in-process Django (WSGI) benchmark"
+    )
     p.add_argument("--no-server", action="store_true", help="skip the uvicorn + wrk run")
     p.add_argument(
         "--server-variants",
@@ -90,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         names += [
             v.name
             for v in VARIANTS.values()
-            if v.optional and v.name not in names and not v.name.startswith("obskit-baseline")
+            if v.optional
+            and v.group == "fastapi"
+            and v.name not in names
+            and not v.name.startswith("obskit-baseline")
         ]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -136,6 +142,31 @@ def main(argv: list[str] | None = None) -> int:
                 "CPU us per request by thread (median over rounds, per-thread CPU clocks):",
                 "",
                 report.threads_table(results),
+            ]
+        if not args.no_django:
+            from benchmarks.inprocess import run_inprocess
+
+            django_names = default_variants("django")
+            progress(f"in-process Django: {len(django_names)} variants x {args.rounds} rounds")
+            dresults = run_inprocess(
+                django_names,
+                rounds=args.rounds,
+                requests=args.requests,
+                warmup=args.warmup,
+                workdir=workdir,
+                progress=progress,
+            )
+            failed |= any(not r.verification.get("ok") for r in dresults)
+            sections += [
+                "",
+                f"## In-process Django WSGI ({args.rounds} interleaved rounds x {args.requests}"
+                f" requests, {args.warmup} warm-up; GET /items/<int:item_id>)",
+                "",
+                report.inprocess_table(dresults, bare="django-bare", peer="django-peer"),
+                "",
+                "CPU us per request by thread (median over rounds, per-thread CPU clocks):",
+                "",
+                report.threads_table(dresults),
             ]
         if not args.no_server:
             from benchmarks.server import run_server, wrk_available

@@ -39,6 +39,8 @@ class Built:
     spans_per_request: int = 0
     selfmetrics: Callable[[], dict[str, Any]] = dict
     """The variant's own telemetry-loss counters, if it has any."""
+    wsgi: bool = False
+    """A WSGI app (driven by driver.WSGIDriver) instead of an ASGI one."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Variant:
     """Extra environment for the worker process (e.g. OTEL_TRACES_SAMPLER)."""
     access_event: str | None = None
     """The `event` of its access-log lines (None: writes no access log)."""
+    group: str = "fastapi"
+    """Which app it instruments: variants are compared within their group (bare, peer)."""
 
 
 class VerificationError(AssertionError):
@@ -381,8 +385,16 @@ def access_event(name: str) -> str:
     return event
 
 
-def default_variants() -> list[str]:
-    return [v.name for v in VARIANTS.values() if not v.optional and _available(v)]
+def default_variants(group: str = "fastapi") -> list[str]:
+    return [
+        v.name for v in VARIANTS.values() if v.group == group and not v.optional and _available(v)
+    ]
+
+
+# --- Django (benchmarks/django_bench.py), registered after the shared types above ------
+from benchmarks.django_bench import DJANGO_VARIANTS  # noqa: E402
+
+VARIANTS.update(DJANGO_VARIANTS)
 
 
 def _available(v: Variant) -> bool:

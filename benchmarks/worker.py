@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    from benchmarks.driver import Driver
+    from benchmarks.driver import Driver, WSGIDriver
     from benchmarks.variants import BASELINE_ENV, BASELINE_VARIANT, VARIANTS, Context
 
     spec = orjson.loads(argv[0])
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
 
     try:
         built = variant.build(ctx)
-        driver = Driver(built.app)
+        driver = WSGIDriver(built.app) if built.wsgi else Driver(built.app)
     except Exception:  # noqa: BLE001 - any build failure is reported to the coordinator
         reply({"error": traceback.format_exc()})
         return 1

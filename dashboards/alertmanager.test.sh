@@ -19,6 +19,16 @@ route() {  # route EXPECTED_RECEIVER MATCHER...
         echo "FAIL: $* -> $(printf %s "${got:-?}" | head -n 1) (expected $expected)"
     fi
 }
+# inventory
+route warehouse-page 'alertname="ObskitSLOBurnRatePage"' 'service="inventory"' 'severity="critical"' 'slo="availability"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="inventory"' 'severity="warning"' 'slo="availability"' 'team="warehouse"'
+route warehouse-page 'alertname="ObskitSLOBurnRatePage"' 'service="inventory"' 'severity="critical"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="inventory"' 'severity="warning"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitSLOBucketMissing"' 'service="inventory"' 'severity="warning"' 'slo="latency"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitTelemetryAbsent"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitCircuitBreakerOpen"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitRetryStorm"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
 # payments
 route payments-page 'alertname="ObskitSLOBurnRatePage"' 'service="payments"' 'severity="critical"' 'slo="availability"' 'team="payments"'
 route payments-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="payments"' 'severity="warning"' 'slo="availability"' 'team="payments"'
@@ -26,12 +36,20 @@ route payments-page 'alertname="ObskitSLOBurnRatePage"' 'service="payments"' 'se
 route payments-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="payments"' 'severity="warning"' 'slo="latency"' 'team="payments"'
 route payments-ticket 'alertname="ObskitSLOBucketMissing"' 'service="payments"' 'severity="warning"' 'slo="latency"' 'team="payments"'
 route payments-ticket 'alertname="ObskitTelemetryAbsent"' 'service="payments"' 'severity="warning"' 'team="payments"'
+route payments-ticket 'alertname="ObskitCircuitBreakerOpen"' 'service="payments"' 'severity="warning"' 'team="payments"'
+route payments-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'service="payments"' 'severity="warning"' 'team="payments"'
+route payments-ticket 'alertname="ObskitRetryStorm"' 'service="payments"' 'severity="warning"' 'team="payments"'
 # shop
 route storefront-page 'alertname="ObskitSLOBurnRatePage"' 'component="storefront"' 'service="shop"' 'severity="critical"' 'slo="availability"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'slo="availability"' 'team="storefront"'
 route storefront-page 'alertname="ObskitSLOBurnRatePage"' 'component="storefront"' 'service="shop"' 'severity="critical"' 'slo="latency"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'slo="latency"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitSLOBucketMissing"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'slo="latency"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitSLOBurnRatePage"' 'component="storefront"' 'dependency="payments"' 'service="shop"' 'severity="warning"' 'slo="payments"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="storefront"' 'dependency="payments"' 'service="shop"' 'severity="warning"' 'slo="payments"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitTelemetryAbsent"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitCircuitBreakerOpen"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitRetryStorm"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
 echo "routing tests: $passed passed, $failed failed ($config)"
 [ "$failed" -eq 0 ]

@@ -145,6 +145,9 @@ LABEL_REASON: Final = "reason"
 
 LABEL_BREAKER: Final = "breaker"
 LABEL_STATE: Final = "state"
+LABEL_PID: Final = "pid"
+"""Added by prometheus-client under PROMETHEUS_MULTIPROC_DIR to `liveall` gauges (the breaker
+state: one series per live process); the generated rules aggregate it away."""
 LABEL_MESSAGING_SYSTEM: Final = "messaging_system"
 LABEL_DESTINATION: Final = "messaging_destination_name"
 LABEL_TASK: Final = "task"

@@ -71,7 +71,7 @@ class Background:
         ]
 
     def journey(self) -> None:
-        section("9. Background work: one order through the outbox, Celery and the worker")
+        section("10. Background work: one order through the outbox, Celery and the worker")
         cid = f"demo-bg-{uuid.uuid4().hex[:12]}"
         order_id = self.checkout(cid)
         say(
@@ -106,7 +106,7 @@ class Background:
             say("  no span of that trace reached the receiver")
 
     def duplicate(self) -> None:
-        section("10. At-least-once delivery: the relay delivers one order twice")
+        section("11. At-least-once delivery: the relay delivers one order twice")
         self.system.set_relay(duplicate_rate=1.0)
         cid = f"demo-dup-{uuid.uuid4().hex[:12]}"
         order_id = self.checkout(cid)
@@ -150,7 +150,7 @@ class Background:
         )
 
     def per_task(self) -> None:
-        section("11. Queue wait (freshness) and processing per task")
+        section("12. Queue wait (freshness) and processing per task")
         for _ in range(10):
             self.checkout()
         time.sleep(2.5)
@@ -220,7 +220,7 @@ class Background:
         table(("task", "messages", "queue wait max", "processing max"), rows)
 
     def stalled_relay(self) -> None:
-        section("12. The relay stalls: the outbox falls behind, and ObskitOutboxStale")
+        section("13. The relay stalls: the outbox falls behind, and ObskitOutboxStale")
         self.system.set_relay(stalled=True)
         say(f"{self.elapsed()} relay stalled (POST /admin/relay {{\"stalled\": true}}); "
             "orders keep coming")  # fmt: skip

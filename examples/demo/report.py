@@ -99,8 +99,15 @@ def correlated_logs(records: dict[str, list[dict[str, Any]]], correlation_id: st
     return len(lines)
 
 
-def trace_tree(spans: Sequence[ReceivedSpan], record_as: str = "trace") -> None:
-    """Print the spans of one trace as a tree (parent before children); record them."""
+CLIENT_ATTRIBUTES = (semconv.HTTP_RESEND_COUNT, "http.response.status_code")
+"""Span attributes worth showing in a retried request's trace."""
+
+
+def trace_tree(
+    spans: Sequence[ReceivedSpan], attributes: Sequence[str] = (), record_as: str = "trace"
+) -> None:
+    """Print the spans of one trace as a tree (parent before children), with `attributes`;
+    record them as `record_as`."""
     record(
         record_as,
         [
@@ -111,6 +118,7 @@ def trace_tree(spans: Sequence[ReceivedSpan], record_as: str = "trace") -> None:
                 "name": s.name,
                 "kind": _SPAN_KINDS.get(s.kind, str(s.kind)),
                 "service": s.resource.get("service.name"),
+                **{name: s.attributes[name] for name in attributes if name in s.attributes},
             }
             for s in spans
         ],
@@ -126,13 +134,93 @@ def trace_tree(spans: Sequence[ReceivedSpan], record_as: str = "trace") -> None:
             ms = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6
             service = s.resource.get("service.name", "?")
             kind = _SPAN_KINDS.get(s.kind, str(s.kind))
+            shown = "".join(
+                f" {name}={s.attributes[name]}" for name in attributes if name in s.attributes
+            )
             say(
                 f"  {'  ' * depth}{'└─ ' if depth else ''}{service}: {s.name} [{kind}] "
-                f"span_id={s.span_id} parent={s.parent_span_id or '-'} {ms:.1f} ms"
+                f"span_id={s.span_id} parent={s.parent_span_id or '-'} {ms:.1f} ms{shown}"
             )
             walk(s.span_id, depth + 1)
 
     walk("", 0)
+
+
+def breaker_transitions(records: Sequence[dict[str, Any]]) -> None:
+    """The circuit_breaker_state_changed lines of one service's log, in order."""
+    rows = [
+        (
+            str(r.get(semconv.LOG_TIMESTAMP, ""))[11:23],
+            str(r.get("level", "")),
+            str(r.get("breaker", "")),
+            f"{r.get('from_state')} -> {r.get('to_state')}",
+        )
+        for r in records
+        if r.get(semconv.LOG_EVENT) == semconv.EVENT_BREAKER_STATE_CHANGED
+    ]
+    table(("time", "level", "breaker", "transition"), rows)
+    record(
+        "breaker_transitions", [{"level": r[1], "breaker": r[2], "transition": r[3]} for r in rows]
+    )
+
+
+def retried_trace_id(records: Sequence[dict[str, Any]]) -> str | None:
+    """The trace of a request whose call was retried: preferably one that recovered (its
+    last client span succeeded), else the first retried one."""
+    retried: list[str] = []
+    for r in records:
+        if r.get(semconv.LOG_EVENT) == semconv.EVENT_RETRY_SCHEDULED and r.get(
+            semconv.LOG_TRACE_ID
+        ):
+            trace_id = str(r[semconv.LOG_TRACE_ID])
+            if trace_id not in retried:
+                retried.append(trace_id)
+    if not retried:
+        return None
+    created = {
+        str(r.get(semconv.LOG_TRACE_ID))
+        for r in records
+        if r.get(semconv.LOG_LOGGER) == "obskit.access" and r.get("status") == 201
+    }
+    return next((t for t in retried if t in created), retried[0])
+
+
+def resilience_metrics(prom: Prometheus, job: str) -> None:
+    """Retries, retried calls by outcome and breaker calls by outcome, as Prometheus has them."""
+    sel = f'job="{job}"'
+    op, err = semconv.LABEL_OPERATION, semconv.LABEL_ERROR_TYPE
+    outcome, breaker = semconv.LABEL_OUTCOME, semconv.LABEL_BREAKER
+    retries = _by(prom, f"sum by ({op}, {err}) ({semconv.RETRIES}{{{sel}}})", op, err)
+    say(f"  {semconv.RETRIES} (retries scheduled), from Prometheus:")
+    table(
+        ("operation", "error_type", "retries"), [(*k, f"{v:g}") for k, v in sorted(retries.items())]
+    )
+    calls = _by(prom, f"sum by ({op}, {outcome}) ({semconv.RETRY_CALLS}{{{sel}}})", op, outcome)
+    say(f"\n  {semconv.RETRY_CALLS} (logical calls by outcome):")
+    table(("operation", "outcome", "calls"), [(*k, f"{v:g}") for k, v in sorted(calls.items())])
+    through = _by(
+        prom, f"sum by ({breaker}, {outcome}) ({semconv.BREAKER_CALLS}{{{sel}}})", breaker, outcome
+    )
+    state = _by(prom, f"{semconv.BREAKER_STATE}{{{sel}}} == 1", breaker, semconv.LABEL_STATE)
+    now = {k[0]: k[1] for k in state}
+    say(f"\n  {semconv.BREAKER_CALLS} (rejected = failed fast, the payments call did not run):")
+    table(
+        ("breaker", "outcome", "calls", "state now"),
+        [(*k, f"{v:g}", now.get(k[0], "-")) for k, v in sorted(through.items())],
+    )
+    record(
+        "resilience",
+        {
+            "retries": [{op: k[0], err: k[1], "value": v} for k, v in sorted(retries.items())],
+            "retry_calls": [
+                {op: k[0], outcome: k[1], "value": v} for k, v in sorted(calls.items())
+            ],
+            "breaker_calls": [
+                {breaker: k[0], outcome: k[1], "value": v} for k, v in sorted(through.items())
+            ],
+            "breaker_state": now,
+        },
+    )
 
 
 # -- Prometheus -----------------------------------------------------------------------------

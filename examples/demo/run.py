@@ -27,6 +27,13 @@ from examples.lab.traffic import Call, TrafficDriver
 # (above shop's latency threshold). Both SLOs of shop burn far above the page threshold.
 BURST_SHOP = {"error_rate": 0.4, "routes": ["/orders", "/orders/{order_id}"]}
 BURST_PAYMENTS = {"latency_ms": 300, "routes": ["/charge"]}
+# Within the burst, payments fails hard for a while (every /charge answers 500): shop's tenacity
+# retry retries, its pybreaker breaker opens and shop fails fast (503); once payments recovers,
+# the breaker half-opens (5 s after it last opened) and closes.
+OUTAGE_PAYMENTS = {"error_rate": 1.0, "routes": ["/charge"]}
+RECOVERED_PAYMENTS = {"error_rate": 0.0, "routes": ["/charge"]}
+OUTAGE_START = 0.25  # share of the burst before payments fails hard
+OUTAGE_SHARE = 0.4  # at most this share of the burst
 
 
 class DemoTimeout(Exception):
@@ -39,6 +46,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--healthy", type=float, default=15.0, help="seconds of healthy traffic")
     parser.add_argument("--burst", type=float, default=30.0, help="seconds of failure burst")
     parser.add_argument("--rps", type=float, default=20.0, help="requests per second")
+    parser.add_argument(
+        "--outage", type=float, default=10.0, help="seconds payments fails hard within the burst"
+    )
     parser.add_argument(
         "--stall", type=float, default=30.0, help="seconds the outbox relay stays stalled"
     )
@@ -176,6 +186,20 @@ class Demo:
             f"{self.elapsed()} failure burst: shop fails 40% of /orders and /orders/{{order_id}}, "
             "payments answers /charge 300 ms late"
         )
+        outage = min(self.args.outage, OUTAGE_SHARE * self.args.burst)
+        outage_start = burst_start + OUTAGE_START * self.args.burst
+        self._sleep_until(outage_start, driver)
+        system.set_faults("payments", **OUTAGE_PAYMENTS)
+        say(
+            f"{self.elapsed()} payments fails hard: every /charge answers 500 for {outage:.0f}s "
+            "(shop retries, its circuit breaker opens, shop fails fast)"
+        )
+        self._sleep_until(outage_start + outage, driver)
+        system.set_faults("payments", **RECOVERED_PAYMENTS)
+        say(
+            f"{self.elapsed()} payments recovers (still 300 ms late): the breaker half-opens "
+            "5 s after it last opened, and closes"
+        )
         self._sleep_until(burst_start + self.args.burst, driver)
         say(f"{self.elapsed()} traffic stopped")
 
@@ -223,6 +247,9 @@ class Demo:
             say(f"  {INSTALL_HINT}")
         else:
             self.prometheus_report()
+        self.resilience(records["shop"])
+        if self.prom is not None:
+            self.alerts()
         if system.redis is not None:
             Background(system, self.receiver, self.prom, self.elapsed, self.args.stall).run()
         self.grafana()
@@ -234,7 +261,29 @@ class Demo:
         report.red(self.prom, ("payments", "shop"), window)
         section("7. SLOs: error ratios and burn rates from the generated recording rules")
         report.slos(self.prom, generated.EXAMPLE_MANIFESTS)
-        section("8. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
+
+    def resilience(self, shop_records: list[dict[str, object]]) -> None:
+        section("8. Resilience: shop's retries and its payments circuit breaker")
+        say("  breaker transitions, from shop's log (event: circuit_breaker_state_changed):")
+        report.breaker_transitions(shop_records)
+        if self.prom is not None:
+            say()
+            report.resilience_metrics(self.prom, "shop")
+        say()
+        retried = report.retried_trace_id(shop_records)
+        if retried is None:
+            say("  no retried request in shop's log")
+            return
+        say(f"  one retried request's trace (trace_id={retried}), as received over OTLP:")
+        spans = [s for s in self.receiver.spans() if s.trace_id == retried]
+        if spans:
+            report.trace_tree(spans, report.CLIENT_ATTRIBUTES, record_as="retried_trace")
+        else:
+            say("  no span of that trace reached the receiver")
+
+    def alerts(self) -> None:
+        assert self.prom is not None
+        section("9. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
         waits = sorted(
             {
                 f"{rule['name']} {int(rule.get('duration', 0)) // 60}m"
@@ -251,7 +300,7 @@ class Demo:
         )
 
     def grafana(self) -> None:
-        section("13. Use the generated files")
+        section("14. Use the generated files")
         for service in sorted(p.name for p in self.generated.iterdir() if p.is_dir()):
             say(f"  {service}: {_relative(str(self.generated / service))}/")
         if self.prom is not None:

@@ -331,13 +331,18 @@ class OTLPReceiver:
                 content_type: str,
                 headers: dict[str, str] | None = None,
             ) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # the sender is gone (a hung request released after its process exited):
+                    # nobody to answer, as for a real collector; no traceback on stderr
+                    self.close_connection = True
 
             def do_GET(self) -> None:
                 if self.path == "/stats":

@@ -5,6 +5,15 @@ payments' POST /charge), GET /health, and the failure knob GET/POST /admin/fault
 /checkout defers the payment through a transactional outbox and a Celery worker
 (examples/shop/checkout.py).
 payments is reached at PAYMENTS_URL (default http://localhost:8081).
+
+The charge call is protected the way tenacity's and pybreaker's own docs show, with nothing
+obskit-specific: `charge()` is retried (3 attempts, short exponential backoff) when payments
+answers 5xx or cannot be reached, and every attempt goes through the `payments` circuit breaker
+(opens after 5 consecutive failures, tries again after 5 s). An open breaker fails fast: shop
+answers 503 at once instead of waiting on a payments that is down. With
+`throw_new_error_on_trip=False` the call that trips the breaker raises payments' own error (so it
+is retried like any other), and a CircuitBreakerError always means "failed fast".
+obskit sees all of it through its tenacity and pybreaker adapters.
 """
 
 from __future__ import annotations
@@ -16,8 +25,10 @@ import uuid
 from typing import Any
 
 import httpx
+import pybreaker
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 import obskit
 from examples.lab.faults import Faults, FaultSettingsError
@@ -47,6 +58,30 @@ def _payments() -> httpx.AsyncClient:
 
 class InjectedFault(Exception):
     """Raised by the failure knob; answered as HTTP 500."""
+
+
+class PaymentsUnavailable(Exception):
+    """payments answered 5xx: worth another attempt."""
+
+
+payments_breaker = pybreaker.CircuitBreaker(
+    fail_max=5, reset_timeout=5, throw_new_error_on_trip=False, name="payments"
+)
+
+
+@retry(
+    retry=retry_if_exception_type((PaymentsUnavailable, httpx.TransportError)),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential(multiplier=0.05, max=0.2),
+    reraise=True,
+)
+async def charge(order_id: str, amount: float) -> httpx.Response:
+    """POST /charge on payments through the breaker; retried on 5xx and transport errors."""
+    with payments_breaker.calling():
+        resp = await _payments().post("/charge", json={"order_id": order_id, "amount": amount})
+        if resp.status_code >= 500:
+            raise PaymentsUnavailable(f"payments answered {resp.status_code}")
+    return resp
 
 
 async def _maybe_fail(route: str) -> None:
@@ -94,18 +129,21 @@ async def create_order(body: dict[str, Any]) -> dict[str, Any]:
     order_id = uuid.uuid4().hex[:12]
     amount = round(product["price"] * quantity, 2)
     try:
-        resp = await _payments().post("/charge", json={"order_id": order_id, "amount": amount})
+        resp = await charge(order_id, amount)
+    except pybreaker.CircuitBreakerError:
+        log.warning("payments_circuit_open", order_id=order_id)
+        raise HTTPException(503, "payments unavailable (circuit open)") from None
+    except PaymentsUnavailable as exc:
+        log.error("payment_failed", order_id=order_id, error=str(exc))
+        raise HTTPException(502, "payment failed") from exc
     except httpx.HTTPError as exc:
         log.error("payment_unreachable", order_id=order_id, error=type(exc).__name__)
         raise HTTPException(502, "payments unreachable") from exc
-    if resp.status_code >= 500:
-        log.error("payment_failed", order_id=order_id, payments_status=resp.status_code)
-        raise HTTPException(502, "payment failed")
     if resp.status_code >= 400:
         raise HTTPException(402, "payment declined")
-    charge = resp.json()
-    log.info("order_created", order_id=order_id, amount=amount, charge_id=charge["id"])
-    return {"id": order_id, "amount": amount, "charge_id": charge["id"], "status": "paid"}
+    charged = resp.json()
+    log.info("order_created", order_id=order_id, amount=amount, charge_id=charged["id"])
+    return {"id": order_id, "amount": amount, "charge_id": charged["id"], "status": "paid"}
 
 
 @app.get("/admin/faults")

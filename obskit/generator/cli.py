@@ -92,16 +92,22 @@ def _default_jobs() -> int:
 
 
 def _prepare(
-    paths: list[Path], output_format: OutputFormat, templates: Path | None, jobs: int = 1
-) -> tuple[list[Service], dict[str, dict[str, str]]]:
+    paths: list[Path],
+    output_format: OutputFormat,
+    templates: Path | None,
+    out: Path | None,
+    jobs: int | None = None,
+) -> tuple[list[Service], dict[str, dict[str, str]], dict[str, str]]:
     """Every check `generate` makes before it writes: load and validate the manifests, render
-    every file in memory (templates, PromQL parsed, output names). `validate` runs exactly this,
-    so it fails wherever `generate` would (exit 2, nothing written)."""
+    every file in memory (templates, PromQL parsed, output names), assemble the Alertmanager
+    files with the parts already in `out` (none when `out` is None). `validate` runs exactly
+    this, so it fails wherever `generate` would (exit 2, nothing written)."""
     from obskit.generator.model import Service
-    from obskit.generator.render import output
+    from obskit.generator.render import alertmanager, output
     from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.generator.render.templates import TemplateProblem, Templates
 
+    jobs = jobs or _default_jobs()
     services = [s for s in _load(paths, jobs) if isinstance(s, Service)]
     if templates is not None and not templates.is_dir():
         _fail([f"{templates}: --templates must be a directory"])
@@ -114,7 +120,11 @@ def _prepare(
     sources = {s.name: f"{s.source}:{s.line}" for s in services}
     if problems := [f"{sources[name]}: {p}" for name, p in output.name_problems(files)]:
         _fail(problems)
-    return services, files
+    try:
+        top = alertmanager.top_files(out if out is not None else Path("<out>"), files)
+    except alertmanager.AlertmanagerProblem as exc:
+        _fail([str(exc)])
+    return services, files, top
 
 
 @app.command()
@@ -122,6 +132,12 @@ def validate(
     paths: PathsArg,
     output_format: FormatOpt = OutputFormat.prometheus,
     templates: TemplatesOpt = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Also check with what is in <out>, as generate --out would."
+        ),
+    ] = None,
     jobs: JobsOpt = None,
 ) -> None:
     """Check manifests as `generate` would (same checks, nothing written); print one line per
@@ -136,7 +152,7 @@ def validate(
             err=True,
         )
 
-    services, _ = _prepare(paths, output_format, templates, jobs or _default_jobs())
+    services, _, _ = _prepare(paths, output_format, templates, out, jobs)
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
@@ -176,13 +192,9 @@ def generate(  # noqa: PLR0917 (typer: one parameter per option)
 ) -> None:
     """Write rules.yaml, rules.test.yaml, dashboard.json and alertmanager.route.yaml per service,
     and alertmanager.yaml + alertmanager.test.sh assembled from every service in <out>."""
-    from obskit.generator.render import alertmanager, output
+    from obskit.generator.render import output
 
-    services, files = _prepare(paths, output_format, templates, jobs or _default_jobs())
-    try:
-        top = alertmanager.top_files(out, files)
-    except alertmanager.AlertmanagerProblem as exc:
-        _fail([str(exc)])
+    services, files, top = _prepare(paths, output_format, templates, out, jobs)
     if check:
         drifts = output.check(out, files, top)
         for drift in drifts:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -27,6 +27,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -36,7 +37,14 @@ from pydantic import (
 
 from obskit import semconv
 from obskit.generator.model import (
+    DEFAULT_BREAKER_OPEN_FOR,
+    DEFAULT_FLAPPING_TRANSITIONS,
+    DEFAULT_FLAPPING_WINDOW,
     DEFAULT_FOR,
+    DEFAULT_RETRY_FOR,
+    DEFAULT_RETRY_MIN_CALL_RATE,
+    DEFAULT_RETRY_RATIO,
+    DEFAULT_RETRY_WINDOW,
     DEFAULT_SEVERITY_LABEL,
     DEFAULT_WINDOW,
     DURATION_PATTERN,
@@ -48,9 +56,14 @@ from obskit.generator.model import (
     RECEIVER_PATTERN,
     RULE_LABELS,
     SEVERITIES,
+    SHORT_DURATION_PATTERN,
     SLO,
+    SUBJECT_LABELS,
     AlertPolicy,
+    Dependency,
     Duration,
+    Labels,
+    Resilience,
     Service,
     SLIKind,
     check_label_value,
@@ -69,7 +82,9 @@ MAX_NAME: Final = 128
 """Longest service or SLO name: a service name is a directory name (255 bytes at most)."""
 LABEL_NAME_PATTERN: Final = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 URL_PATTERN: Final = r"^https?://\S+$"
+ADDRESS_PATTERN: Final = r"^[A-Za-z0-9._\[\]:-]+$"
 MAX_BUCKET: Final = 1e6
+MAX_LABEL_VALUE: Final = 200
 
 MAX_FILE_BYTES: Final = 1024 * 1024
 """Limits that bound the time and memory of loading one manifest file (issue 13): a manifest
@@ -173,42 +188,197 @@ class SLISpec(_Spec):
         return self
 
 
-class SLOSpec(_Spec):
-    name: Annotated[Name, Field(description="Unique within the service.")]
-    objective: float = Field(
+def _objective_range(value: float) -> float:
+    if not 0 < value < 100:
+        raise ValueError(f"objective must be strictly between 0 and 100 (percent), got {value}")
+    return value
+
+
+def _window_parses(value: str) -> str:
+    window = Duration.parse(value)
+    if not MIN_SLO_WINDOW <= window <= MAX_SLO_WINDOW:
+        raise ValueError(
+            f"window must be between {MIN_SLO_WINDOW} and {MAX_SLO_WINDOW}, got {value}"
+        )
+    return value
+
+
+Objective = Annotated[
+    float,
+    AfterValidator(_objective_range),
+    Field(
         description="Percent, strictly between 0 and 100, e.g. 99.9.",
         json_schema_extra={"exclusiveMinimum": 0, "exclusiveMaximum": 100},
-    )
-    window: str = Field(
-        default=str(DEFAULT_WINDOW),
+    ),
+]
+Window = Annotated[
+    str,
+    AfterValidator(_window_parses),
+    Field(
         description="SLO period, e.g. 30d or 4w (3d to 365d).",
         json_schema_extra={"pattern": DURATION_PATTERN},
-    )
+    ),
+]
+
+
+class SLOSpec(_Spec):
+    name: Annotated[Name, Field(description="Unique within the service.")]
+    objective: Objective
+    window: Window = str(DEFAULT_WINDOW)
     description: str | None = None
     sli: SLISpec
     routes: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None, min_length=1, description="Only these http_route values (route templates)."
     )
 
-    @field_validator("objective")
-    @classmethod
-    def _objective_range(cls, value: float) -> float:
-        if not 0 < value < 100:
-            raise ValueError(f"objective must be strictly between 0 and 100 (percent), got {value}")
-        return value
-
-    @field_validator("window")
-    @classmethod
-    def _window_parses(cls, value: str) -> str:
-        window = Duration.parse(value)
-        if not MIN_SLO_WINDOW <= window <= MAX_SLO_WINDOW:
-            raise ValueError(
-                f"window must be between {MIN_SLO_WINDOW} and {MAX_SLO_WINDOW}, got {value}"
-            )
-        return value
-
 
 LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], LabelValue]
+
+
+def _threshold_duration(value: str) -> str:
+    Duration.parse(value, at_most=MAX_FOR, seconds=True)
+    return value
+
+
+ThresholdDuration = Annotated[
+    str,
+    AfterValidator(_threshold_duration),
+    Field(json_schema_extra={"pattern": SHORT_DURATION_PATTERN}),
+]
+"""An alert threshold duration: `30s`, `5m`, `1h` ... at most MAX_FOR (the unit tests replay
+each threshold at a fine step)."""
+
+
+class BreakerOpenSpec(_Spec):
+    """ObskitCircuitBreakerOpen: not closed for `for` while calls keep arriving."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    for_: ThresholdDuration = Field(
+        default=str(DEFAULT_BREAKER_OPEN_FOR),
+        alias="for",
+        description="How long the breaker must stay open or half-open, with calls arriving.",
+    )
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this alert.")
+
+
+class FlappingSpec(_Spec):
+    """ObskitCircuitBreakerFlapping: at least `transitions` transitions to open in `window`."""
+
+    transitions: int = Field(default=DEFAULT_FLAPPING_TRANSITIONS, ge=1, le=1_000_000)
+    window: ThresholdDuration = str(DEFAULT_FLAPPING_WINDOW)
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this alert.")
+
+
+class RetryStormSpec(_Spec):
+    """ObskitRetryStorm: retries / calls over `window` above `ratio` while at least
+    `min_call_rate` calls per second arrive, for `for`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    ratio: float = Field(default=float(DEFAULT_RETRY_RATIO), gt=0, le=1_000_000)
+    window: ThresholdDuration = str(DEFAULT_RETRY_WINDOW)
+    min_call_rate: float = Field(
+        default=float(DEFAULT_RETRY_MIN_CALL_RATE),
+        ge=0,
+        le=1_000_000,
+        description="Logical calls per second (over `window`) below which no storm is reported.",
+    )
+    for_: ThresholdDuration = Field(default=str(DEFAULT_RETRY_FOR), alias="for")
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this alert.")
+
+
+class ResilienceSpec(_Spec):
+    """Thresholds of the circuit-breaker and retry alerts (defaults shown)."""
+
+    breaker_open: BreakerOpenSpec = Field(default_factory=BreakerOpenSpec)
+    flapping: FlappingSpec = Field(default_factory=FlappingSpec)
+    retry_storm: RetryStormSpec = Field(default_factory=RetryStormSpec)
+    labels: LabelMap = Field(
+        default_factory=dict, description="Labels on all three alerts (default: ticket labels)."
+    )
+
+
+class DependencySLOSpec(_Spec):
+    """Client-side SLO: calls to the dependency that got a response below 500, over all calls
+    (breaker rejections count as bad calls)."""
+
+    name: Name | None = Field(
+        default=None, description="Default: the dependency's name. Unique among the SLOs."
+    )
+    objective: Objective
+    window: Window = str(DEFAULT_WINDOW)
+    description: str | None = None
+    labels: LabelMap = Field(
+        default_factory=dict,
+        description="Labels on its alerts (default: the ticket labels, severity warning).",
+    )
+
+
+SeriesLabel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_VALUE)]
+"""A label value of the runtime's series (a breaker or operation name), matched, never written."""
+
+
+class DependencySpec(_Spec):
+    """A dependency as an object; a plain string is the same as `{address: <string>}`."""
+
+    name: Name | None = Field(
+        default=None, description="The `dependency` label on its alerts (default: the address)."
+    )
+    address: Annotated[str, Field(pattern=ADDRESS_PATTERN)] = Field(
+        description='server_address ("host:port"); a bare host matches any port.'
+    )
+    breakers: list[SeriesLabel] | None = Field(
+        default=None, min_length=1, description="`breaker` names protecting calls to it."
+    )
+    breaker: SeriesLabel | None = Field(default=None, description="Shorthand for one breaker.")
+    operations: list[SeriesLabel] | None = Field(
+        default=None,
+        min_length=1,
+        description="`operation` names (module.qualname) of the retried calls to it.",
+    )
+    operation: SeriesLabel | None = Field(default=None, description="Shorthand for one.")
+    slo: DependencySLOSpec | None = None
+    resilience: ResilienceSpec | None = Field(
+        default=None, description="Overrides the service's `resilience:` for this dependency."
+    )
+
+    @model_validator(mode="after")
+    def _one_spelling(self) -> DependencySpec:
+        for one, several in (("breaker", "breakers"), ("operation", "operations")):
+            if getattr(self, one) is not None and getattr(self, several) is not None:
+                raise ValueError(f"give either {one!r} or {several!r}, not both")
+        return self
+
+    @property
+    def breaker_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.breakers or ([self.breaker] if self.breaker else [])))
+
+    @property
+    def operation_names(self) -> tuple[str, ...]:
+        names = self.operations or ([self.operation] if self.operation else [])
+        return tuple(dict.fromkeys(names))
+
+
+_ADDRESS_RE: Final = re.compile(ADDRESS_PATTERN)
+
+
+def _address_only(value: Any) -> Any:
+    """A dependency given as a string is the object `{address: <string>}`."""
+    if isinstance(value, str):
+        if not _ADDRESS_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a server_address: use host or host:port (letters, digits "
+                "and . _ - : [ ])"
+            )
+        return {"address": value}
+    if not isinstance(value, dict):
+        raise ValueError(
+            "a dependency is a server_address string or a mapping with `address:` (and "
+            f"optionally name, breakers, operations, slo, resilience), got {value!r}"
+        )
+    return value
+
+
+DependencyItem = Annotated[DependencySpec, BeforeValidator(_address_only)]
 
 
 class SeveritySpec(_Spec):
@@ -273,10 +443,17 @@ class ServiceSpec(_Spec):
     )
     slos: list[SLOSpec] = Field(default_factory=list)
     alerting: AlertingSpec = Field(default_factory=AlertingSpec)
-    dependencies: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._\[\]:-]+$")]] = Field(
+    dependencies: list[DependencyItem] = Field(
         default_factory=list,
-        description='server_address values ("host:port"); a bare host matches any port.',
+        description=(
+            'server_address strings ("host:port"; a bare host matches any port), or objects '
+            "naming a dependency's address, breakers, retried operations and client-side SLO."
+        ),
+        json_schema_extra=lambda schema: schema.update(
+            items={"anyOf": [{"type": "string", "pattern": ADDRESS_PATTERN}, schema["items"]]}
+        ),
     )
+    resilience: ResilienceSpec = Field(default_factory=ResilienceSpec)
     buckets: list[float] | None = Field(
         default=None,
         min_length=1,
@@ -676,16 +853,14 @@ def _build(
     for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
         problem(path, message)
     common = dict(spec.alerting.labels)
-    for path, labels in (
-        (("labels",), common),
-        (("page", "labels"), spec.alerting.page.labels),
-        (
-            ("ticket", "labels"),
-            spec.alerting.ticket.labels,
-        ),
-    ):
-        for reserved in sorted(RULE_LABELS & labels.keys()):
-            problem(("alerting", *path, reserved), f"label {reserved!r} is set by obskit")
+
+    def check_labels(path: Path_, labels: dict[str, str]) -> None:
+        for reserved in sorted((RULE_LABELS | SUBJECT_LABELS) & labels.keys()):
+            problem((*path, reserved), f"label {reserved!r} is set by obskit")
+
+    check_labels(("alerting", "labels"), common)
+    check_labels(("alerting", "page", "labels"), spec.alerting.page.labels)
+    check_labels(("alerting", "ticket", "labels"), spec.alerting.ticket.labels)
     severities = [
         (spec.alerting.labels | spec.alerting.page.labels).get(
             LABEL_SEVERITY, DEFAULT_SEVERITY_LABEL["page"]
@@ -727,6 +902,71 @@ def _build(
                 for_=Duration.parse(sev.for_) if sev.for_ else DEFAULT_FOR[severity],
             )
         )
+    ticket_labels = policies[1].labels
+    check_resilience_labels(("resilience",), spec.resilience, check_labels)
+    resilience = _merge_resilience(spec.resilience, Resilience().with_labels(ticket_labels))
+    dependencies: list[Dependency] = []
+    dependency_paths: list[Path_] = []
+    seen_dependencies: dict[str, tuple[int, DependencySpec]] = {}
+    slo_names: dict[str, Path_] = {
+        slo.name: ("slos", index, "name") for index, slo in enumerate(spec.slos)
+    }
+    for index, dep in enumerate(spec.dependencies):
+        at: Path_ = ("dependencies", index)
+        name = dep.name or dep.address
+        if name in seen_dependencies:
+            first, earlier = seen_dependencies[name]
+            if earlier != dep:  # the same entry twice (e.g. one address string) is merged
+                problem(at, f"duplicate dependency name {name!r} (also dependencies[{first}])")
+            continue
+        seen_dependencies[name] = (index, dep)
+        breakers, operations = dep.breaker_names, dep.operation_names
+        own: Resilience | None = None
+        if dep.resilience is not None:
+            check_resilience_labels((*at, "resilience"), dep.resilience, check_labels)
+            if not breakers and not operations:
+                problem(
+                    (*at, "resilience"),
+                    f"dependency {name!r} lists no breakers and no operations for its "
+                    "`resilience:` thresholds to apply to (add `breakers:` or `operations:`)",
+                )
+        if breakers or operations:
+            own = _merge_resilience(dep.resilience, resilience)
+        dependency = Dependency(
+            name=name,
+            address=dep.address,
+            breakers=breakers,
+            operations=operations,
+            resilience=own,
+        )
+        dependencies.append(dependency)
+        dependency_paths.append(at)
+        if dep.slo is not None:
+            check_labels((*at, "slo", "labels"), dep.slo.labels)
+            slo_name = dep.slo.name or name
+            if slo_name in slo_names:
+                also = _dotted(slo_names[slo_name][:-1])
+                problem(
+                    (*at, "slo", "name") if dep.slo.name else (*at, "slo"),
+                    f"duplicate SLO name {slo_name!r} (also {also}); "
+                    "give this dependency's SLO a `name:`",
+                )
+            slo_names.setdefault(slo_name, (*at, "slo", "name"))
+            slos.append(
+                SLO(
+                    name=slo_name,
+                    objective=Decimal(str(dep.slo.objective)),
+                    window=Duration.parse(dep.slo.window),
+                    description=dep.slo.description or "",
+                    kind="client",
+                    threshold=None,
+                    routes=(),
+                    dependency=dependency,
+                    labels=_sorted({**dict(ticket_labels), **dep.slo.labels}),
+                )
+            )
+    for path, message in _listed_twice(dependencies, dependency_paths):
+        problem(path, message)
     service = Service(
         name=spec.service,
         source=file,
@@ -736,14 +976,83 @@ def _build(
         grafana_url=spec.grafana_url,
         slos=tuple(slos),
         policies=(policies[0], policies[1]),
-        dependencies=tuple(dict.fromkeys(spec.dependencies)),
+        dependencies=tuple(dependencies),
         buckets=buckets,
         logs=spec.links.logs,
         traces=spec.links.traces,
         line=lines.line((*base, "service")),
         receivers=(spec.alerting.receivers.page, spec.alerting.receivers.ticket),
+        resilience=resilience,
     )
     return service, problems
+
+
+def _sorted(labels: dict[str, str]) -> Labels:
+    return tuple(sorted(labels.items()))
+
+
+def check_resilience_labels(
+    path: Path_, spec: ResilienceSpec, check: Callable[[Path_, dict[str, str]], None]
+) -> None:
+    check((*path, "labels"), spec.labels)
+    for block in ("breaker_open", "flapping", "retry_storm"):
+        check((*path, block, "labels"), getattr(spec, block).labels)
+
+
+def _merge_resilience(spec: ResilienceSpec | None, inherited: Resilience) -> Resilience:
+    """`inherited` with what `spec` sets explicitly (a dependency overrides only what it says)."""
+    if spec is None:
+        return inherited
+    opened, flapping, storm = spec.breaker_open, spec.flapping, spec.retry_storm
+
+    def given(block: BaseModel, field: str) -> bool:
+        return field in block.model_fields_set and field in type(block).model_fields
+
+    def labels(inherited_labels: Labels, block: BaseModel) -> Labels:
+        extra = getattr(block, "labels", {})
+        return _sorted({**dict(inherited_labels), **spec.labels, **extra})
+
+    def duration(block: BaseModel, field: str, current: Duration) -> Duration:
+        return (
+            Duration.parse(getattr(block, field), seconds=True) if given(block, field) else current
+        )
+
+    def decimal(block: BaseModel, field: str, current: Decimal) -> Decimal:
+        return Decimal(str(getattr(block, field))) if given(block, field) else current
+
+    return Resilience(
+        breaker_open_for=duration(opened, "for_", inherited.breaker_open_for),
+        flapping_transitions=(
+            flapping.transitions
+            if given(flapping, "transitions")
+            else inherited.flapping_transitions
+        ),
+        flapping_window=duration(flapping, "window", inherited.flapping_window),
+        retry_ratio=decimal(storm, "ratio", inherited.retry_ratio),
+        retry_window=duration(storm, "window", inherited.retry_window),
+        retry_min_call_rate=decimal(storm, "min_call_rate", inherited.retry_min_call_rate),
+        retry_for=duration(storm, "for_", inherited.retry_for),
+        breaker_open_labels=labels(inherited.breaker_open_labels, opened),
+        flapping_labels=labels(inherited.flapping_labels, flapping),
+        retry_storm_labels=labels(inherited.retry_storm_labels, storm),
+    )
+
+
+def _listed_twice(
+    dependencies: Sequence[Dependency], paths: Sequence[Path_]
+) -> Iterator[tuple[Path_, str]]:
+    """A breaker or operation belongs to one dependency: its alerts carry one `dependency`."""
+    for kind in ("breakers", "operations"):
+        owner: dict[str, str] = {}
+        for dep, path in zip(dependencies, paths, strict=True):
+            for value in getattr(dep, kind):
+                if value in owner:
+                    yield (
+                        (*path, kind),
+                        f"{kind[:-1]} {value!r} is listed by dependencies {owner[value]!r} and "
+                        f"{dep.name!r}; list it under one",
+                    )
+                owner.setdefault(value, dep.name)
 
 
 # --------------------------------------------------------------------------- public API

@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final, Literal
 from urllib.parse import urlsplit
 
-Severity = Literal["page", "ticket"]
-SLIKind = Literal["availability", "latency"]
+from obskit import semconv
 
-_UNIT_SECONDS: Final = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+Severity = Literal["page", "ticket"]
+SLIKind = Literal["availability", "latency", "processing", "freshness", "client"]
+"""availability/latency: inbound HTTP; processing/freshness: background tasks (issue 10);
+client: calls to a dependency, from the client histogram plus breaker rejections (issue 9)."""
+HTTP_KINDS: Final = frozenset({"availability", "latency"})
+TASK_KINDS: Final = frozenset({"processing", "freshness"})
+
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 DURATION_PATTERN: Final = r"^([1-9][0-9]*)([mhdw])$"
+SHORT_DURATION_PATTERN: Final = r"^([1-9][0-9]*)([smhdw])$"
+"""Alert thresholds of resilience and background work may be seconds (demo and test manifests)."""
 _DURATION_RE: Final = re.compile(DURATION_PATTERN)
+_SHORT_DURATION_RE: Final = re.compile(SHORT_DURATION_PATTERN)
 PROMETHEUS_MAX_SECONDS: Final = (2**63 - 1) // 10**9
 """Prometheus keeps durations as int64 nanoseconds: longer ones are "out of range" (~292y)."""
 TEMPLATE_DELIMITERS: Final = ("{{", "}}")
@@ -92,19 +101,23 @@ def check_label_value(value: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Duration:
-    """A whole number of minutes, written the way Prometheus reads it (`5m`, `6h`, `30d`)."""
+    """A whole number of seconds (minutes for SLO windows), written the way Prometheus reads
+    it (`30s`, `5m`, `6h`, `30d`)."""
 
     seconds: int
 
     @classmethod
-    def parse(cls, text: str, at_most: Duration | None = None) -> Duration:
-        """Parse `<n>m|h|d|w` within Prometheus's range (and `at_most`, when given); raise
-        ValueError with the accepted forms otherwise."""
-        match = _DURATION_RE.match(text.strip())
+    def parse(
+        cls, text: str, at_most: Duration | None = None, *, seconds: bool = False
+    ) -> Duration:
+        """Parse `<n>m|h|d|w` (and `<n>s` when `seconds`) within Prometheus's range (and
+        `at_most`, when given); raise ValueError with the accepted forms otherwise."""
+        match = (_SHORT_DURATION_RE if seconds else _DURATION_RE).match(text.strip())
         if match is None:
+            units = "s (seconds), m (minutes)" if seconds else "m (minutes)"
             raise ValueError(
                 f"cannot parse duration {shown(text)}: use a whole number and one unit, "
-                "m (minutes), h (hours), d (days) or w (weeks), e.g. 30d"
+                f"{units}, h (hours), d (days) or w (weeks), e.g. {'5m' if seconds else '30d'}"
             )
         digits, unit = match.groups()
         if len(digits) > len(str(PROMETHEUS_MAX_SECONDS)) or (
@@ -205,7 +218,20 @@ LABEL_SLO: Final = "slo"
 LABEL_WINDOW: Final = "window"
 LABEL_SEVERITY: Final = "severity"
 LABEL_TEAM: Final = "team"
-RULE_LABELS: Final = frozenset({LABEL_SERVICE, LABEL_SLO, LABEL_WINDOW})
+LABEL_DEPENDENCY: Final = "dependency"
+"""The subject label of a dependency's alerts (its manifest `name`)."""
+RULE_LABELS: Final = frozenset({LABEL_SERVICE, LABEL_SLO, LABEL_WINDOW, LABEL_DEPENDENCY})
+SUBJECT_LABELS: Final = frozenset(
+    {
+        LABEL_DEPENDENCY,
+        semconv.LABEL_BREAKER,
+        semconv.LABEL_OPERATION,
+        semconv.LABEL_TASK,
+        semconv.LABEL_OUTBOX,
+    }
+)
+"""Labels naming an alert's subject: set by obskit (from the series or the manifest), never by
+the manifest's `labels:`."""
 
 LABEL_LE: Final = "le"
 PROMETHEUS_LABELS: Final = frozenset({LABEL_LE, "job", "instance", "__name__"})
@@ -230,6 +256,15 @@ class SLO:
     """Latency SLIs only: seconds, a bucket boundary of the service's histogram."""
     routes: tuple[str, ...]
     """Only these `http_route` values; empty means every route."""
+    tasks: tuple[str, ...] = ()
+    """processing/freshness SLIs: only these `task` values; empty means every task."""
+    queues: tuple[str, ...] = ()
+    """processing/freshness SLIs: only these `messaging_destination_name` values."""
+    dependency: Dependency | None = None
+    """client SLIs: the dependency whose calls are counted."""
+    labels: Labels | None = None
+    """Alert labels replacing the severity policy's (client SLIs: the ticket labels, severity
+    `warning` by default, since someone else owns that service); None for the policy's."""
 
     @property
     def budget(self) -> Decimal:
@@ -253,6 +288,63 @@ class SLO:
         return self.limit(row) < 1
 
 
+Labels = tuple[tuple[str, str], ...]
+"""Alert labels, sorted by name."""
+
+DEFAULT_BREAKER_OPEN_FOR: Final = minutes(5)
+DEFAULT_FLAPPING_TRANSITIONS: Final = 3
+DEFAULT_FLAPPING_WINDOW: Final = minutes(30)
+DEFAULT_RETRY_RATIO: Final = Decimal("0.5")
+DEFAULT_RETRY_WINDOW: Final = minutes(10)
+DEFAULT_RETRY_MIN_CALL_RATE: Final = Decimal("0.1")
+"""Logical calls per second through a retry policy below which no storm is reported."""
+DEFAULT_RETRY_FOR: Final = minutes(2)
+CALLS_ARRIVING_WINDOW: Final = minutes(5)
+"""ObskitCircuitBreakerOpen: calls must have arrived within min(this, `for`) at each evaluation."""
+
+
+@dataclass(frozen=True)
+class Resilience:
+    """Thresholds and labels of the breaker and retry alerts of one scope (the service's
+    defaults, or one dependency's overrides)."""
+
+    breaker_open_for: Duration = DEFAULT_BREAKER_OPEN_FOR
+    flapping_transitions: int = DEFAULT_FLAPPING_TRANSITIONS
+    flapping_window: Duration = DEFAULT_FLAPPING_WINDOW
+    retry_ratio: Decimal = DEFAULT_RETRY_RATIO
+    retry_window: Duration = DEFAULT_RETRY_WINDOW
+    retry_min_call_rate: Decimal = DEFAULT_RETRY_MIN_CALL_RATE
+    retry_for: Duration = DEFAULT_RETRY_FOR
+    breaker_open_labels: Labels = ()
+    flapping_labels: Labels = ()
+    retry_storm_labels: Labels = ()
+    """Every label of each alert besides service and its subject labels (severity included)."""
+
+    @property
+    def calls_window(self) -> Duration:
+        return min(CALLS_ARRIVING_WINDOW, self.breaker_open_for)
+
+    def with_labels(self, labels: Labels) -> Resilience:
+        """These thresholds, every alert labelled `labels`."""
+        return replace(
+            self, breaker_open_labels=labels, flapping_labels=labels, retry_storm_labels=labels
+        )
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A service this one calls: its address, and the breakers and retried operations on the way."""
+
+    name: str
+    """Value of the `dependency` label (the manifest's `name`, default the address)."""
+    address: str
+    """`server_address` of the client histogram; a bare host matches any port."""
+    breakers: tuple[str, ...] = ()
+    operations: tuple[str, ...] = ()
+    resilience: Resilience | None = None
+    """Thresholds of this dependency's breakers and operations (None: it lists neither)."""
+
+
 @dataclass(frozen=True)
 class AlertPolicy:
     severity: Severity
@@ -272,9 +364,10 @@ class Service:
     runbook_url: str | None
     grafana_url: str | None
     slos: tuple[SLO, ...]
+    """The service's own SLOs, then its dependencies' client SLOs (names unique across both)."""
     policies: tuple[AlertPolicy, AlertPolicy]
     """page, then ticket."""
-    dependencies: tuple[str, ...]
+    dependencies: tuple[Dependency, ...]
     buckets: tuple[float, ...]
     logs: bool
     traces: bool
@@ -283,6 +376,16 @@ class Service:
     receivers: tuple[str | None, str | None] = (None, None)
     """Alertmanager receiver names of page and ticket alerts as the manifest sets them
     (`alerting.receivers`); `receiver()` gives the defaults."""
+    resilience: Resilience = Resilience()
+    """Thresholds of the breakers and operations that no dependency lists."""
+
+    @property
+    def listed_breakers(self) -> tuple[str, ...]:
+        return tuple(b for d in self.dependencies for b in d.breakers)
+
+    @property
+    def listed_operations(self) -> tuple[str, ...]:
+        return tuple(o for d in self.dependencies for o in d.operations)
 
     def policy(self, severity: Severity) -> AlertPolicy:
         return self.policies[0] if severity == "page" else self.policies[1]

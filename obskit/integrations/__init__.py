@@ -2,7 +2,9 @@
 
 Two kinds of adapter live here:
 - **app adapters** wrap what `obskit.init(app)` is given: `asgi` (Starlette/FastAPI and any
-  ASGI callable) and `wsgi` (Flask and any WSGI callable). `instrument_app()` picks one.
+  ASGI callable), `wsgi` (Flask and any WSGI callable) and `django` (the handler of
+  `get_wsgi_application()` / `get_asgi_application()`, instrumented in place).
+  `instrument_app()` picks one.
 - **library adapters** hook a library the service imports: `httpx`, `requests` (outbound
   calls), `tenacity`, `stamina`, `backoff` (retries), `pybreaker`, `circuitbreaker`
   (breakers), `celery` (tasks). Each names its `LIBRARY` and has `instrument()` / `uninstrument()`.
@@ -98,6 +100,10 @@ def instrument_app(app: Any, runtime: Obskit) -> Any:
 
     if isinstance(app, (ObskitASGI, ObskitWSGI)) and app.rt is runtime:
         return app  # already obskit's wrapper for this handle
+    if _is_django(app):
+        from obskit.integrations import django  # noqa: PLC0415
+
+        return django.instrument(app, runtime)
     if hasattr(app, "add_middleware") and hasattr(app, "router"):  # Starlette / FastAPI
         wrap_starlette(app, runtime)
         return app
@@ -112,6 +118,12 @@ def instrument_app(app: Any, runtime: Obskit) -> Any:
         f"obskit.init: cannot instrument {type(app).__name__}: "
         "expected a FastAPI/Starlette/Flask app or an ASGI/WSGI callable"
     )
+
+
+def _is_django(app: Any) -> bool:
+    """A Django WSGI/ASGI handler (Django is looked up only when something imported it)."""
+    base = sys.modules.get("django.core.handlers.base")
+    return base is not None and isinstance(app, base.BaseHandler)
 
 
 def _is_asgi(app: Any) -> bool:

@@ -21,6 +21,8 @@ from obskit.runtime.config import REQUEST_VALUE_LIMIT
 from obskit.runtime.redact import redactor
 
 _CACHE_SIZE: Final = 256
+ROUTE_KEY: Final = "obskit.route"
+"""environ/scope key where a framework adapter (Django) leaves the matched route template."""
 
 
 def _host_port(host: str) -> tuple[str, int | None]:

@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from obskit import semconv
-from obskit.integrations._http import ServerAttributes
+from obskit.integrations._http import ROUTE_KEY, ServerAttributes
 from obskit.runtime import correlation, errors
 from obskit.runtime.metrics import exposition
 from obskit.runtime.server import begin_span, prepare, record_request, request_started
@@ -44,7 +44,8 @@ class RouteCache:
     def template(self, scope: Scope, root_path: str) -> str:
         route = scope.get("route")
         if route is None:
-            return _UNMATCHED
+            given = scope.get(ROUTE_KEY)  # set by a framework adapter (Django)
+            return given if isinstance(given, str) else _UNMATCHED
         final_root = scope.get("root_path", "")
         prefix = final_root[len(root_path) :] if final_root != root_path else ""
         key = (id(route), prefix)

@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from obskit import semconv
-from obskit.integrations._http import ServerAttributes
+from obskit.integrations._http import ROUTE_KEY, ServerAttributes
 from obskit.runtime import correlation, errors
 from obskit.runtime.metrics import exposition
 from obskit.runtime.server import begin_span, prepare, record_request, request_started
@@ -71,7 +71,7 @@ class ObskitWSGI:
         request = environ.get("werkzeug.request")
         rule = getattr(request, "url_rule", None) if request is not None else None
         if rule is None:
-            rule = environ.get("obskit.route")  # set by other frameworks' adapters
+            rule = environ.get(ROUTE_KEY)  # set by other frameworks' adapters (Django)
             return rule if isinstance(rule, str) else _UNMATCHED
         hit = self._rules.get(id(rule))
         if hit is not None and hit[0] is rule:

@@ -49,7 +49,9 @@ _RESERVED: Final = frozenset(
         semconv.LOG_SPAN_ID,
     )
 )
+_WRITTEN: Final = "_obskit_written"  # set on a stdlib record once obskit wrote it
 _RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    _WRITTEN,
     "message",
     "asctime",
     "taskName",
@@ -292,21 +294,27 @@ class LogPipeline:
         event: Any,
         fields: Mapping[str, Any] | None = None,
         exc_info: Any = None,
+        *,
+        threshold: bool = True,
     ) -> None:
-        """Write one line if `level` passes the threshold."""
-        if _LEVELS.get(level, 20) < self.level:
+        """Write one line if `level` passes the threshold (always, with threshold=False: the
+        caller's own levels decided, e.g. the handlers of a Django project's LOGGING)."""
+        if threshold and _LEVELS.get(level, 20) < self.level:
             return
         rec = self.record(level, logger, event)
         if fields:
-            extra = dict(fields)
-            self.redact(extra)
-            for key, value in extra.items():
-                # a caller's `level=`, `service=`, `trace_id=`... never overrides the line's
-                # own field: it is kept as user_<name>
-                rec[f"user_{key}" if key in _RESERVED else key] = value
+            self.add_fields(rec, fields)
         if exc_info:
             rec["exception"] = exception_fields(exc_info)
         self.write(rec)
+
+    def add_fields(self, rec: dict[str, Any], fields: Mapping[str, Any]) -> None:
+        """Add a caller's fields to a line's head, redacted. A caller's `level=`, `service=`,
+        `trace_id=`... never overrides the line's own field: it is kept as user_<name>."""
+        extra = dict(fields)
+        self.redact(extra)
+        for key, value in extra.items():
+            rec[f"user_{key}" if key in _RESERVED else key] = value
 
     def access(  # noqa: PLR0917 - hot path: positional on purpose
         self,
@@ -523,18 +531,61 @@ def get_logger(name: str | None = None) -> Any:
 
 
 class StdlibHandler(logging.Handler):
-    """Routes stdlib `logging` records (uvicorn, gunicorn, libraries) through obskit."""
+    """Routes stdlib `logging` records (uvicorn, gunicorn, libraries) through obskit.
+
+    A record is written once, however many obskit handlers it reaches on its way up the
+    logger tree. With `threshold=False` the handler's own level (and the loggers' levels)
+    decide alone, not obskit's `log_level`.
+    """
+
+    def __init__(self, level: int = logging.NOTSET, *, threshold: bool = True) -> None:
+        super().__init__(level)
+        self.threshold = threshold
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            event = record.getMessage()
-        except (TypeError, ValueError):
-            event = str(record.msg)
-        extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
-        level = record.levelname.lower()
-        active().emit(
-            level if level in _LEVELS else "info", record.name, event, extra, record.exc_info
-        )
+        if getattr(record, _WRITTEN, False):
+            return
+        fields = stdlib_fields(record)
+        pipeline = active()
+        if self.threshold and _LEVELS.get(fields[0], 20) < pipeline.level:
+            return
+        setattr(record, _WRITTEN, True)
+        pipeline.emit(*fields, threshold=False)
+
+
+def stdlib_fields(record: logging.LogRecord) -> tuple[str, str, Any, dict[str, Any], Any]:
+    """(level, logger, event, extra fields, exc_info) of a stdlib record, for emit()."""
+    try:
+        event = record.getMessage()
+    except (TypeError, ValueError):
+        event = str(record.msg)
+    extra = {k: v for k, v in record.__dict__.items() if k not in _RECORD_ATTRS}
+    level = record.levelname.lower()
+    return level if level in _LEVELS else "info", record.name, event, extra, record.exc_info
+
+
+class JSONFormatter(logging.Formatter):
+    """Renders a stdlib record as one obskit line (no newline) for a handler obskit does not
+    own, e.g. gunicorn's error log: the handler keeps its destination, level and filters.
+
+    `pipeline` returns the pipeline whose service and format apply (default: the active one).
+    Handlers carrying it are marked `_obskit`, so the stdlib bridge leaves them in place.
+    """
+
+    def __init__(self, pipeline: Callable[[], LogPipeline] | None = None) -> None:
+        super().__init__()
+        self._pipeline = pipeline or active
+
+    def format(self, record: logging.LogRecord) -> str:
+        pipeline = self._pipeline()
+        level, logger, event, extra, exc_info = stdlib_fields(record)
+        rec = pipeline.record(level, logger, event)
+        if extra:
+            pipeline.add_fields(rec, extra)
+        if exc_info:
+            rec["exception"] = exception_fields(exc_info)
+        line = dumps(rec) if pipeline.json else _console(rec)
+        return line.decode("utf-8", "replace").rstrip("\n")
 
 
 class _NoWerkzeugRequestLines(logging.Filter):
@@ -574,6 +625,8 @@ class StdlibBridge:
             return
         for name in _SERVER_LOGGERS:
             logger = logging.getLogger(name)
+            if logger.handlers and all(getattr(h, "_obskit", False) for h in logger.handlers):
+                continue  # already obskit JSON (gunicorn with obskit's logger class)
             if logger.handlers or not logger.propagate:
                 self._save(logger)
                 logger.propagate = True

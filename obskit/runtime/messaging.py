@@ -313,6 +313,7 @@ class Consumption:
 
     __slots__ = (
         "_cid_token",
+        "_fast_detach",
         "_span",
         "_span_token",
         "destination",
@@ -354,6 +355,7 @@ class Consumption:
         self._span: Any = None
         self._span_token: Any = None
         self._cid_token: Any = None
+        self._fast_detach = False
         self.start = time.perf_counter()
         try:
             self._begin(headers, due, inherit)
@@ -415,6 +417,7 @@ class Consumption:
         self._span, self._span_token = rt.tracing.begin_span(
             f"process {self.task}", _CONSUMER, parent, attributes, context
         )
+        self._fast_detach = context is None and rt.tracing.pipe is not None  # attach_span's token
 
     @property
     def correlation_id(self) -> str | None:
@@ -491,7 +494,8 @@ class Consumption:
                 span.end()
             finally:
                 if token is not None:
-                    _tracing().detach(token)
+                    api = _tracing()
+                    (api.detach_span if self._fast_detach else api.detach)(token)
         if self._cid_token is not None:
             token, self._cid_token = self._cid_token, None
             try:

@@ -17,9 +17,12 @@ import logging
 import os
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obskit.runtime.config import Config, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _lock = threading.RLock()
 _handle: Obskit | None = None
@@ -45,6 +48,7 @@ class Obskit:
         self.active = True
         self.app: Any = None
         self._instrumented: list[tuple[Any, Any]] = []  # (app given, app to serve)
+        self._undo: list[Callable[[], None]] = []  # what adapters changed in place (reset)
         self._metrics_server: Any = None
         self.logs = logs.LogPipeline(config)
         self.bridge: logs.StdlibBridge | None = None
@@ -104,6 +108,10 @@ class Obskit:
         self._instrumented.append((app, served))
         return served
 
+    def on_close(self, undo: Callable[[], None]) -> None:
+        """Run `undo` when this handle is closed (reset): an adapter's in-place changes."""
+        self._undo.append(undo)
+
     # -- lifecycle --------------------------------------------------------------------
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop exporting within `timeout` seconds (default: shutdown_timeout)."""
@@ -134,6 +142,14 @@ class Obskit:
         client.bind(None)
         resilience.bind(None)
         uninstrument_libraries()
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as exc:  # noqa: BLE001 - reset must finish
+                from obskit.runtime import errors  # noqa: PLC0415
+
+                errors.record("undo instrumentation", exc)
         if self._metrics_server is not None:
             self._metrics_server.close()
         if self.metrics is not None:

@@ -65,3 +65,19 @@ def test_every_default_variant_verifies_itself_and_exports_every_span(tmp_path: 
             # 350 requests never fill a span queue: every span created reaches the receiver.
             assert r.spans_created > 0 or r.name == "obskit-sampled-out", r.name
             assert r.spans_received == r.spans_created, r.name
+
+
+@pytest.mark.integration
+def test_the_django_variants_verify_themselves_and_export_every_span(tmp_path: Path) -> None:
+    """bare Django, the peer stack and obskit each serve every request with its telemetry."""
+    names = default_variants("django")
+    assert names == ["django-bare", "django-peer", "django-obskit"]
+    results = run_inprocess(
+        names, rounds=2, requests=100, warmup=20, workdir=tmp_path, progress=lambda _m: None
+    )
+    for r in results:
+        assert r.verification.get("ok"), (r.name, r.verification)
+        assert r.verification["requests"] == 220
+        if r.name != "django-bare":
+            assert r.verification["metric_count"] == 220
+            assert r.spans_created == r.spans_received == 220, r.name

@@ -43,12 +43,13 @@ SECTIONS = (
     "== 5. The same request's trace",
     "== 6. RED per route",
     "== 7. SLOs",
-    "== 8. Alerts",
-    "== 9. Background work",
-    "== 10. At-least-once delivery",
-    "== 11. Queue wait (freshness) and processing per task",
-    "== 12. The relay stalls",
-    "== 13. Use the generated files",
+    "== 8. Resilience",
+    "== 9. Alerts",
+    "== 10. Background work",
+    "== 11. At-least-once delivery",
+    "== 12. Queue wait (freshness) and processing per task",
+    "== 13. The relay stalls",
+    "== 14. Use the generated files",
 )
 BURST_ROUTES = {"/orders", "/orders/{order_id}"}  # shop fails 40% of these in the burst
 
@@ -116,8 +117,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     require_binary("prometheus")  # the demo promises Prometheus figures: no silent fallback
     require_binary("redis-server")  # and the background-work part
     out = tmp_path_factory.mktemp("demo") / "demo-output"
+    # a 10 s burst: payments fails hard for 4 s of it, long enough for shop's breaker to open
     proc = _start(
-        out, "--healthy", "3", "--burst", "6", "--stall", "8", "--deadline", str(int(DEMO_TIMEOUT))
+        out, "--healthy", "3", "--burst", "10", "--stall", "8", "--deadline", str(int(DEMO_TIMEOUT))
     )
     output = _finish(proc, DEMO_TIMEOUT + 30)
     findings_file = out / FINDINGS
@@ -178,21 +180,27 @@ def test_the_demo_shows_the_trace_tree_shop_server_client_payments_server(demo: 
 
 
 def test_the_demo_shows_non_zero_error_ratios_during_the_burst(demo: DemoRun) -> None:
-    """Sections 6 and 7: shop's failing routes and SLOs show errors, healthy payments none."""
+    """Sections 6 and 7: shop's failing routes and SLOs show errors; payments fails only
+    /charge (its hard-failure phase), its other routes none."""
     red = {(r["service"], r["route"]): r["error_ratio"] for r in demo.findings["red"]}
     for route in BURST_ROUTES:
         assert red[("shop", route)] > 0, red
-    assert all(v == 0 for (service, _), v in red.items() if service == "payments"), red
+    assert red[("payments", "/charge")] > 0, red
+    assert all(
+        v == 0
+        for (service, route), v in red.items()
+        if service == "payments" and route != "/charge"
+    ), red
     slos = {(s["service"], s["slo"]): s for s in demo.findings["slos"]}
     for slo in ("availability", "latency"):  # 40% errors, and /charge 300 ms late (> 250 ms)
         assert slos[("shop", slo)]["error_ratio"]["5m"] > 0, slos[("shop", slo)]
         assert slos[("shop", slo)]["burn_rate"]["5m"] > 1
-    assert slos[("payments", "availability")]["error_ratio"]["5m"] == 0
+    assert slos[("payments", "availability")]["error_ratio"]["5m"] > 0  # the outage
 
 
 def test_the_demo_shows_the_burn_rate_alerts_of_the_failing_service(demo: DemoRun) -> None:
-    """Section 8: Prometheus holds shop's burn-rate alerts (pending: the demo ends before their
-    `for:`), none for healthy payments."""
+    """Section 9: Prometheus holds shop's burn-rate alerts (pending: the demo ends before their
+    `for:`); payments', if any, are for its availability (its hard-failure phase)."""
     alerts = demo.findings["alerts"]
     burning = [
         a
@@ -201,15 +209,49 @@ def test_the_demo_shows_the_burn_rate_alerts_of_the_failing_service(demo: DemoRu
     ]
     assert burning, alerts
     assert {a["state"] for a in burning} <= {"pending", "firing"}
-    assert not [a for a in alerts if a.get("service") == "payments"], alerts
+    assert {a.get("slo") for a in alerts if a.get("service") == "payments" and a.get("slo")} <= {
+        "availability"
+    }, alerts
     for alert in burning:
         assert alert["alertname"] in demo.output
+
+
+def test_the_demo_shows_retries_the_breaker_opening_and_a_resent_request(demo: DemoRun) -> None:
+    """Section 8: while payments fails hard, shop's tenacity retry retries and its pybreaker
+    breaker opens and fails fast; shop's log has the transitions, Prometheus the counts, and a
+    retried request's trace has client spans with http.request.resend_count 1 (and 2)."""
+    transitions = demo.findings["breaker_transitions"]
+    assert {"level": "warning", "breaker": "payments", "transition": "closed -> open"} in (
+        transitions
+    ), transitions
+    logged = [
+        (r["from_state"], r["to_state"])
+        for r in demo.log_records("shop")
+        if r.get("event") == "circuit_breaker_state_changed"
+    ]
+    assert [t["transition"] for t in transitions] == [f"{a} -> {b}" for a, b in logged]
+    resilience = demo.findings["resilience"]
+    retries = {r["operation"]: r["value"] for r in resilience["retries"]}
+    scheduled = [r for r in demo.log_records("shop") if r.get("event") == "retry_scheduled"]
+    assert 0 < retries["examples.shop.app.charge"] <= len(scheduled)
+    breaker_calls = {r["outcome"]: r["value"] for r in resilience["breaker_calls"]}
+    assert breaker_calls["rejected"] > 0 and breaker_calls["failure"] >= 5  # fail_max=5
+    outcomes = {r["outcome"] for r in resilience["retry_calls"]}
+    assert {"success", "failed"} <= outcomes  # failed: rejected on the first attempt
+    spans = demo.findings["retried_trace"]
+    resent = sorted(
+        s["http.request.resend_count"]
+        for s in spans
+        if s["kind"] == "client" and "http.request.resend_count" in s
+    )
+    assert resent and resent[0] == 1, spans
+    assert "http.request.resend_count=1" in demo.output
 
 
 def test_the_demo_follows_one_order_through_the_outbox_celery_the_worker_and_payments(
     demo: DemoRun,
 ) -> None:
-    """Section 9: one order, one correlation_id in every line of shop (request and relay), the
+    """Section 10: one order, one correlation_id in every line of shop (request and relay), the
     worker and payments, and one trace: server -> relay -> producer -> consumer -> client ->
     payments server, as received over OTLP."""
     journey = demo.findings["background_journey"]
@@ -243,7 +285,7 @@ def test_the_demo_follows_one_order_through_the_outbox_celery_the_worker_and_pay
 
 
 def test_the_demo_shows_a_duplicate_delivery_skipped_and_charged_once(demo: DemoRun) -> None:
-    """Section 10: the relay delivers one order twice; the worker processes it once."""
+    """Section 11: the relay delivers one order twice; the worker processes it once."""
     duplicate = demo.findings["background_duplicate"]
     assert duplicate["outcomes"] == ["duplicate", "success"]
     charges = [
@@ -256,7 +298,7 @@ def test_the_demo_shows_a_duplicate_delivery_skipped_and_charged_once(demo: Demo
 
 
 def test_the_demo_shows_queue_wait_and_processing_per_task(demo: DemoRun) -> None:
-    """Section 11: p99 queue wait and processing from Prometheus for the relay and the task."""
+    """Section 12: p99 queue wait and processing from Prometheus for the relay and the task."""
     rows = {row[0]: row for row in demo.findings["background_per_task"]}
     assert set(rows) >= {"relay", "examples.worker.tasks.charge_order"}
     for task, wait, processing, outcomes in rows.values():
@@ -267,7 +309,7 @@ def test_the_demo_shows_queue_wait_and_processing_per_task(demo: DemoRun) -> Non
 def test_the_demo_shows_the_outbox_age_climbing_while_the_relay_is_stalled(
     demo: DemoRun,
 ) -> None:
-    """Section 12: while stalled the outbox's pending rows and oldest age grow; after the relay
+    """Section 13: while stalled the outbox's pending rows and oldest age grow; after the relay
     resumes they fall to 0."""
     samples = demo.findings["background_outbox"]
     ages = [s["age"] for s in samples]

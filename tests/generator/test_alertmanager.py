@@ -115,6 +115,7 @@ def test_the_route_tree_groups_by_alert_service_and_slo_with_a_route_per_team(
         ['team="Discovery \\"Team\\" \\\\ 2"'],
         ['team="payments"'],
         ['team="storefront"'],
+        ['team="warehouse"'],
     ]
     [batch] = [r for r in obskit["routes"] if r.get("matchers") == ['service="batch"']]
     assert batch["receiver"] == "batch-ticket"  # no team: directly under obskit's route

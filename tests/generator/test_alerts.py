@@ -58,6 +58,9 @@ def test_every_generated_alert_carries_the_four_annotations() -> None:
         "ObskitSLOBurnRateTicket",
         "ObskitSLOBucketMissing",
         "ObskitTelemetryAbsent",
+        "ObskitCircuitBreakerOpen",
+        "ObskitCircuitBreakerFlapping",
+        "ObskitRetryStorm",
     }
     for rule in rules:
         annotations = rule["annotations"]
@@ -123,6 +126,9 @@ def test_a_slo_template_override_sees_every_alert(tmp_path: Path) -> None:
         "ObskitSLOBurnRateTicket warning",
         "ObskitSLOBucketMissing warning",
         "ObskitTelemetryAbsent warning",
+        "ObskitCircuitBreakerOpen warning",
+        "ObskitCircuitBreakerFlapping warning",
+        "ObskitRetryStorm warning",
     }
 
 

@@ -37,8 +37,9 @@ def test_validate_accepts_files_and_directories(manifest: Path) -> None:
     assert code == EXIT_OK
     assert out.splitlines() == [
         f"ok: {manifest}: checkout (availability)",
+        f"ok: {EXAMPLES / 'inventory' / 'obskit.yaml'}: inventory (availability, latency)",
         f"ok: {EXAMPLES / 'payments' / 'obskit.yaml'}: payments (availability, latency)",
-        f"ok: {EXAMPLES / 'shop' / 'obskit.yaml'}: shop (availability, latency)",
+        f"ok: {EXAMPLES / 'shop' / 'obskit.yaml'}: shop (availability, latency, payments)",
     ]
 
 
@@ -94,9 +95,10 @@ def test_generate_writes_the_files_of_every_service(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = invoke("generate", EXAMPLES, "--out", out)
     assert code == EXIT_OK
-    for service in ("payments", "shop"):
+    for service in ("inventory", "payments", "shop"):
         assert sorted(p.name for p in (out / service).iterdir()) == [
             "alertmanager.route.yaml",
+            "alerts.test.yaml",
             "dashboard.json",
             "rules.test.yaml",
             "rules.yaml",
@@ -110,7 +112,7 @@ def test_generate_twice_is_byte_identical(tmp_path: Path) -> None:
     invoke("generate", EXAMPLES, "--out", tmp_path / "b")
     a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.*")}
     b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.*")}
-    assert a == b and len(a) == 10
+    assert a == b and len(a) == 17
     assert all(content.endswith(b"\n") and not content.endswith(b"\n\n") for content in a.values())
 
 
@@ -157,7 +159,7 @@ def test_check_passes_when_fresh_and_reports_stale_missing_and_extra_files(
 
 def test_check_of_a_never_generated_directory_is_drift(tmp_path: Path, manifest: Path) -> None:
     code, stdout, _ = invoke("generate", manifest, "--out", tmp_path / "none", "--check")
-    assert code == EXIT_DRIFT and stdout.count("missing: ") == 6
+    assert code == EXIT_DRIFT and stdout.count("missing: ") == 7
 
 
 def test_regenerating_removes_files_obskit_no_longer_generates(
@@ -342,7 +344,7 @@ def test_generated_files_get_the_mode_of_a_plain_write(tmp_path: Path, manifest:
         out = tmp_path / "out"
         assert invoke("generate", manifest, "--out", out)[0] == EXIT_OK
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (out / "checkout").iterdir()}
-        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 4
+        assert modes == dict.fromkeys(modes, 0o644) and len(modes) == 5
         rules = out / "checkout" / "rules.yaml"
         rules.chmod(0o640)
         rules.write_text("stale\n")

@@ -124,3 +124,58 @@ def test_loki_and_tempo_links_are_optional_datasource_variables() -> None:
 def test_the_dashboard_is_deterministic_json() -> None:
     first = json.dumps(board(service_of(MINIMAL)), sort_keys=True)
     assert first == json.dumps(board(service_of(MINIMAL)), sort_keys=True)
+
+
+def test_resilience_row_charts_saturation_breakers_retries_and_dependency_slos() -> None:
+    text = MINIMAL + (
+        "dependencies:\n  - {name: payments, address: payments, breaker: pay, "
+        "operation: app.pay, slo: {objective: 99}}\n"
+    )
+    doc = board(service_of(text))
+    rows = [p["title"] for p in doc["panels"] if p["type"] == "row"]
+    assert rows[-1] == "Resilience: saturation, circuit breakers, retries"
+    assert not any(r.startswith("SLO payments") for r in rows)  # its panels are in Resilience
+    start = [p["title"] for p in doc["panels"]].index(rows[-1])
+    resilience = doc["panels"][start + 1 :]
+    titles = [p["title"] for p in resilience]
+    assert titles[:8] == [
+        "In-flight inbound requests",
+        "In-flight outbound requests",
+        "Circuit breaker state",
+        "Breaker calls by outcome",
+        "Breaker transitions",
+        "Retries per second",
+        "Retry ratio",
+        "Retry calls by outcome",
+    ]
+    assert "payments: SLI vs objective" in titles and "payments: burn rate" in titles
+    [timeline] = [p for p in resilience if p["type"] == "state-timeline"]
+    [mapping] = timeline["fieldConfig"]["defaults"]["mappings"]
+    assert {k: v["text"] for k, v in mapping["options"].items()} == {
+        "0": "closed",
+        "1": "half-open",
+        "2": "open",
+    }
+    [target] = timeline["targets"]
+    assert target["legendFormat"] == "{{breaker}}" and "max by (breaker)" in target["expr"]
+    assert timeline["fieldConfig"]["defaults"]["noValue"] == "No circuit breaker seen"
+
+
+def test_resilience_panels_appear_for_what_the_manifest_names_so_none_stays_empty() -> None:
+    """Every service gets the row with in-flight inbound requests; outbound, breaker and retry
+    panels come with dependencies, listed breakers and listed operations."""
+
+    def titles(text: str) -> list[str]:
+        doc = board(service_of(text))
+        start = next(i for i, p in enumerate(doc["panels"]) if p["title"].startswith("Resil"))
+        return [p["title"] for p in doc["panels"][start + 1 :]]
+
+    assert titles(MINIMAL) == ["In-flight inbound requests"]
+    assert titles(MINIMAL + 'dependencies: ["payments"]\n') == [
+        "In-flight inbound requests",
+        "In-flight outbound requests",
+    ]
+    with_breaker = titles(MINIMAL + "dependencies: [{address: payments, breaker: pay}]\n")
+    assert "Circuit breaker state" in with_breaker and "Retry ratio" not in with_breaker
+    with_retry = titles(MINIMAL + "dependencies: [{address: payments, operation: app.pay}]\n")
+    assert "Retry ratio" in with_retry and "Circuit breaker state" not in with_retry

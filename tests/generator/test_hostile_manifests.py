@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from obskit.generator import manifest
@@ -190,16 +191,49 @@ def test_template_delimiters_in_alert_label_values_are_rejected(
     assert not (tmp_path / "o").exists()
 
 
-def test_what_the_limits_still_accept_passes_promtool(tmp_path: Path) -> None:
-    """The boundaries: single braces are plain text (only `{{`/`}}` are template delimiters),
-    and the longest `for:` accepted (1d); the generated rules and their unit tests (which
-    check every label of every alert) pass in promtool."""
+TEMPLATED_EVERYWHERE = """\
+service: checkout
+team: 'pay{ments}'
+selector: 'job="checkout", env="{{prod}}"'
+runbook_url: https://runbooks.example.com/{{x}}/}}
+grafana_url: https://grafana.example.com/{{
+alerting:
+  labels: {x: '}a{'}
+  page: {for: 1d}
+slos:
+  - name: availability
+    objective: 99.9
+    description: 'Orders {{ $value }} succeed }} {{ template "x" }} {{'
+    routes: ["/orders/{{id}}", "/x}}"]
+    sli: {availability: {}}
+"""
+"""Template delimiters in every free text that reaches a rule but is not a label value, and
+the boundaries of what labels and `for:` accept."""
+
+
+def test_every_user_text_in_rules_is_escaped_or_plain_and_promtool_agrees(tmp_path: Path) -> None:
+    """Annotations (descriptions, links) are escaped, expressions quote their strings, label
+    values keep single braces only, the longest `for:` (1d) is fine: `promtool check rules`
+    passes, and `promtool test rules`, which compares every label and annotation of every
+    alert with the manifest's text as written, passes too."""
     promtool = require_binary("promtool")
-    extra = "team: 'pay{ments}'\nalerting:\n  labels: {x: '}a{'}\n  page: {for: 1d}\n"
-    path = _write(tmp_path, MINIMAL + extra)
+    path = _write(tmp_path, TEMPLATED_EVERYWHERE)
     code, err = _invoke("generate", path, "-o", tmp_path / "o")
     assert code == EXIT_OK, err
     rules = tmp_path / "o" / "checkout"
+    groups = yaml.safe_load((rules / "rules.yaml").read_text())["groups"]
+    alerting = [r for g in groups for r in g["rules"] if "alert" in r]
+    assert alerting and all(
+        "{{" not in v and "}}" not in v for r in alerting for v in r["labels"].values()
+    )
+    tests = yaml.safe_load((rules / "rules.test.yaml").read_text())["tests"]
+    expected = [
+        a["exp_annotations"] for t in tests for c in t["alert_rule_test"] for a in c["exp_alerts"]
+    ]
+    assert any(
+        e.get("description", "").startswith("Orders {{ $value }} succeed }} {{") for e in expected
+    )
+    assert any(e.get("runbook_url") == "https://runbooks.example.com/{{x}}/}}" for e in expected)
     for argv in (
         ("check", "rules", rules / "rules.yaml"),
         ("test", "rules", rules / "rules.test.yaml"),
@@ -288,3 +322,19 @@ def test_validate_checks_the_templates_and_format_generate_would_use(tmp_path: P
     assert validate_code == generate_code == EXIT_INVALID
     assert validate_err == generate_err and "not a valid Kubernetes object name" in validate_err
     assert _invoke("validate", path)[0] == EXIT_OK  # the default templates and format are fine
+
+
+def test_validate_with_out_sees_the_output_directory_generate_would_assemble_from(
+    tmp_path: Path,
+) -> None:
+    """generate assembles alertmanager.yaml from every service part in <out>: a broken part
+    there fails it, and `validate --out` the same way."""
+    path = _write(tmp_path, MINIMAL)
+    out = tmp_path / "out"
+    (out / "other").mkdir(parents=True)
+    (out / "other" / "alertmanager.route.yaml").write_text("[not, a, part]\n")
+    validate_code, validate_err = _invoke("validate", path, "--out", out)
+    generate_code, generate_err = _invoke("generate", path, "--out", out)
+    assert validate_code == generate_code == EXIT_INVALID
+    assert validate_err == generate_err and "other/alertmanager.route.yaml" in validate_err
+    assert _invoke("validate", path)[0] == EXIT_OK  # without --out: the manifests alone

@@ -42,11 +42,12 @@ NEW = (
     .replace("99.5", "99.0")
     .replace("team: web", "team: store")
     .replace("team: pay", "team: billing")
+    .replace("    slos:\n", "    resilience: {breaker_open: {for: 10m}}\n    slos:\n")
 )
 """Every generated file of both services changes between OLD and NEW."""
 
-FILES_PER_RUN = 10  # 2 services x (rules.yaml, rules.test.yaml, dashboard.json,
-# alertmanager.route.yaml) + alertmanager.yaml and alertmanager.test.sh in <out>
+FILES_PER_RUN = 12  # 2 services x (rules.yaml, rules.test.yaml, alerts.test.yaml,
+# dashboard.json, alertmanager.route.yaml) + alertmanager.yaml and alertmanager.test.sh in <out>
 
 # Runs `obskit generate` and SIGKILLs itself at the chosen point: after the k-th rename of a
 # temp file onto its target ("rename:k"), or right after the k-th temp file is created

@@ -26,8 +26,26 @@ RUNTIME_METRICS = {
         semconv.OPERATION_DURATION,
     )
     for suffix in (semconv.BUCKET, semconv.COUNT, semconv.SUM)
-} | {semconv.BUILD_INFO}
-RUNTIME_LABELS = {*semconv.SERVER_LABELS, *semconv.CLIENT_LABELS, *semconv.OPERATION_LABELS}
+} | {
+    semconv.BUILD_INFO,
+    semconv.HTTP_SERVER_ACTIVE,
+    semconv.HTTP_CLIENT_ACTIVE,
+    semconv.RETRIES,
+    semconv.RETRY_CALLS,
+    semconv.BREAKER_STATE,
+    semconv.BREAKER_TRANSITIONS,
+    semconv.BREAKER_CALLS,
+}
+RUNTIME_LABELS = {
+    *semconv.SERVER_LABELS,
+    *semconv.CLIENT_LABELS,
+    *semconv.OPERATION_LABELS,
+    *semconv.RETRY_LABELS,
+    *semconv.RETRY_CALL_LABELS,
+    *semconv.BREAKER_STATE_LABELS,
+    *semconv.BREAKER_CALL_LABELS,
+    semconv.LABEL_PID,
+}
 
 
 def names_in(expr: str) -> tuple[set[str], set[str]]:
@@ -76,6 +94,7 @@ def test_every_expression_uses_only_semconv_and_recorded_names(
         assert labels <= allowed, (labels - allowed, expr)
     # The walk really sees the names (a test that could not fail would prove nothing).
     assert promql.SERVER_COUNT in seen_metrics and promql.CLIENT_BUCKET in seen_metrics
+    assert {semconv.BREAKER_STATE, semconv.RETRIES, semconv.HTTP_CLIENT_ACTIVE} <= seen_metrics
 
 
 def test_the_name_walk_catches_a_name_the_runtime_does_not_emit() -> None:

@@ -375,3 +375,13 @@ def test_reserved_fields_from_bound_context_and_stdlib_extra_are_renamed_too():
     assert context["user_logger"] == "ctx"
     assert (std["service"], std["user_service"], std["user_span_id"]) == ("svc", "other", "s")
     assert set(RESERVED) >= {k.removeprefix("user_") for k in std if k.startswith("user_")}
+
+
+def test_a_handler_formatted_by_obskit_follows_the_same_field_rules():
+    """logs.JSONFormatter (handlers obskit does not own, e.g. gunicorn's error log)."""
+    _init()
+    record = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, "up", None, None)
+    record.__dict__.update({"level": "x", "service": "y", "apiKey": "k"})
+    line = orjson.loads(logs.JSONFormatter().format(record))
+    assert (line["level"], line["service"]) == ("info", "svc")
+    assert (line["user_level"], line["user_service"], line["apiKey"]) == ("x", "y", "[REDACTED]")

@@ -319,3 +319,26 @@ def test_the_queue_wait_runs_from_the_later_of_the_enqueue_time_and_the_due_time
     for consumption in (scheduled, retried):
         assert consumption.queue_wait is not None
         assert 5 <= consumption.queue_wait < 30
+
+
+def test_per_message_span_attributes_do_not_fill_the_exporters_encoding_cache(
+    cap: Capture,
+) -> None:
+    """A unique message ID per span would fill the OTLP encoder's cache of repeated
+    attribute pairs (bounded, but then useless): it is encoded inline, like a URL path."""
+    from obskit.runtime import state
+    from obskit.runtime.tracing.otlp import Encoder
+
+    for i in range(50):
+        messaging.Consumption(state.current(), "k", "d", "h", {}, message_id=f"m-{i}").finish(
+            "success"
+        )
+    spans = [s for s in cap.spans() if s.kind is SpanKind.CONSUMER]
+    assert len(spans) == 50
+    assert spans[0].attributes["messaging.message.id"] == "m-0"
+    encoder = Encoder()
+    encoder.request(spans)
+    cached = {key for key, _value, _kind in encoder._kv}
+    assert "messaging.message.id" not in cached
+    assert "correlation_id" not in cached
+    assert "messaging.system" in cached  # repeated pairs are cached as before

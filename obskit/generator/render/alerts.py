@@ -14,6 +14,9 @@ the same alert at a known value. Both render the annotations through one overrid
   panel the alert is about (`?viewPanel=<id>`, ids from the dashboard layout), so each SLO's
   link differs.
 
+An alert about one of several things its expression keeps apart (a breaker, an operation) names
+that label as its `subject`; `SUBJECT` in its text prints `{{ $labels.<subject> }}`.
+
 `expected()` formats the value the way Prometheus's template functions do (Go's `%g` and
 `%.1f`, `humanize`, `humanizePercentage`, `humanizeDuration`), so promtool can compare the
 expanded annotations byte for byte.
@@ -48,6 +51,9 @@ PREFIX: Final = "Obskit"
 VALUE: Final = "\x00value\x00"
 """Placeholder for the alert's value in `Alert.summary` / `Alert.description` (a NUL never
 appears in manifest text: the loader rejects control characters)."""
+SUBJECT: Final = "\x00subject\x00"
+"""Placeholder for the value of the alert's subject label (`Alert.subject`, e.g. `breaker`): a
+label its expression keeps from the series, printed as `{{ $labels.<name> }}` in rules.yaml."""
 ANNOTATION_KEYS: Final = ("summary", "description", "runbook_url", "dashboard_url")
 INHIBIT: Final[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
     (ALERT_PAGE, ALERT_TICKET, (LABEL_SERVICE, LABEL_SLO)),
@@ -197,6 +203,9 @@ class Alert:
     """`grafana.Panel.key` of the panel `dashboard_url` opens; None: the dashboard's top."""
     slo: Mapping[str, Any] | None = None
     """Extra template context for SLO alerts (`slo` in the template)."""
+    subject: str | None = None
+    """The label naming what the alert is about, kept from the series by its expression (e.g.
+    `breaker`), which `SUBJECT` in summary/description prints; None when there is none."""
 
     def __post_init__(self) -> None:
         if not self.name.startswith(PREFIX):
@@ -204,6 +213,9 @@ class Alert:
         uses_value = VALUE in self.summary or VALUE in self.description
         if uses_value != (self.value is not None):
             raise ValueError(f"{self.name}: VALUE placeholder and `value` must come together")
+        uses_subject = SUBJECT in self.summary or SUBJECT in self.description
+        if uses_subject != (self.subject is not None):
+            raise ValueError(f"{self.name}: SUBJECT placeholder and `subject` must come together")
 
 
 @dataclass
@@ -245,10 +257,10 @@ def context(service: Service, templates: Templates) -> Context:
     return Context(service, templates, rows, grafana.panel_ids(service, rows))
 
 
-def _text(text: str, value_text: str, expanded: bool) -> str:
-    if expanded:
-        return text.replace(VALUE, value_text)
-    return go_literal(text).replace(VALUE, value_text)
+def _text(text: str, value_text: str, subject_text: str, expanded: bool) -> str:
+    if not expanded:
+        text = go_literal(text)
+    return text.replace(VALUE, value_text).replace(SUBJECT, subject_text)
 
 
 def _optional(text: str | None, expanded: bool) -> str | None:
@@ -266,13 +278,17 @@ def _escaped(data: Any) -> Any:
     return data
 
 
-def _render(ctx: Context, alert: Alert, value_text: str, expanded: bool) -> dict[str, str]:
+def _render(
+    ctx: Context, alert: Alert, value_text: str, expanded: bool, subject_text: str = ""
+) -> dict[str, str]:
+    if not expanded and alert.subject is not None:
+        subject_text = "{{ $labels." + alert.subject + " }}"
     template_context = {
         "alert": alert.name,
         "service": ctx.service.name,
         "labels": dict(alert.labels),
-        "summary": _text(alert.summary, value_text, expanded),
-        "description": _text(alert.description, value_text, expanded),
+        "summary": _text(alert.summary, value_text, subject_text, expanded),
+        "description": _text(alert.description, value_text, subject_text, expanded),
         "value": value_text,
         "runbook_url": _optional(ctx.service.runbook_url, expanded),
         "dashboard_url": _optional(ctx.dashboard_url(alert.panel), expanded),
@@ -305,24 +321,28 @@ def rule_annotations(ctx: Context, alert: Alert) -> dict[str, str]:
     return _render(ctx, alert, alert.value.action if alert.value else "", expanded=False)
 
 
-def expanded_annotations(ctx: Context, alert: Alert, value: float | None) -> dict[str, str]:
+def expanded_annotations(
+    ctx: Context, alert: Alert, value: float | None, subject: str | None = None
+) -> dict[str, str]:
     """The annotations as Prometheus shows them while the alert's value is `value` (manifest
-    text unescaped, the value printed); `value` is None exactly when the alert shows none."""
+    text unescaped, the value printed); `value` is None exactly when the alert shows none, and
+    `subject` (the subject label's value) exactly when the alert has a subject."""
     if (value is None) != (alert.value is None):
         raise ValueError(f"{alert.name}: give the value its annotations show (and only then)")
+    if (subject is None) != (alert.subject is None):
+        raise ValueError(f"{alert.name}: give the subject its annotations show (and only then)")
     text = alert.value.format(value) if alert.value is not None and value is not None else ""
-    return _render(ctx, alert, text, expanded=True)
+    return _render(ctx, alert, text, expanded=True, subject_text=subject or "")
 
 
 def rule(ctx: Context, alert: Alert) -> dict[str, Any]:
-    """The rules.yaml entry of `alert`."""
-    return {
-        "alert": alert.name,
-        "expr": alert.expr,
-        "for": str(alert.for_),
-        "labels": dict(alert.labels),
-        "annotations": rule_annotations(ctx, alert),
-    }
+    """The rules.yaml entry of `alert` (no `for` when it is zero: the alert fires at once)."""
+    entry: dict[str, Any] = {"alert": alert.name, "expr": alert.expr}
+    if alert.for_.seconds:
+        entry["for"] = str(alert.for_)
+    entry["labels"] = dict(alert.labels)
+    entry["annotations"] = rule_annotations(ctx, alert)
+    return entry
 
 
 def expected(
@@ -334,7 +354,9 @@ def expected(
 ) -> dict[str, Any]:
     """The promtool `exp_alerts` entry of `alert` firing with `value`; `extra_labels` are the
     ones its expression adds (e.g. `absent()` keeps the selector's equality labels)."""
+    extra = dict(extra_labels or {})
+    subject = extra[alert.subject] if alert.subject is not None else None
     return {
-        "exp_labels": {**(extra_labels or {}), **alert.labels},
-        "exp_annotations": expanded_annotations(ctx, alert, value),
+        "exp_labels": {**extra, **alert.labels},
+        "exp_annotations": expanded_annotations(ctx, alert, value, subject),
     }

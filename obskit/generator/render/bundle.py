@@ -11,7 +11,15 @@ import promql_parser
 
 from obskit.generator.model import Service
 from obskit.generator.parallel import fork_map
-from obskit.generator.render import alertmanager, alerts, grafana, output, prometheus, promtool
+from obskit.generator.render import (
+    alertmanager,
+    alerts,
+    grafana,
+    output,
+    prometheus,
+    promtool,
+    scenarios,
+)
 from obskit.generator.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
@@ -19,6 +27,9 @@ FORMATS: Final[tuple[Format, ...]] = ("prometheus", "prometheus-operator")
 
 RULES: Final = "rules.yaml"
 RULE_TESTS: Final = "rules.test.yaml"
+ALERT_TESTS: Final = "alerts.test.yaml"
+"""Unit tests of the alerts that are not SLO burn rates, at a fine step (the SLO tests of
+rules.test.yaml span days at 15m; promtool evaluates one test file at one interval)."""
 OPERATOR_RULES: Final = "prometheusrule.yaml"
 DASHBOARD: Final = "dashboard.json"
 
@@ -102,6 +113,9 @@ def render_service(
         RULES: output.dump_yaml(rules, service.name),
         RULE_TESTS: output.dump_yaml(
             promtool.rule_tests(service, templates, RULES, rules, ctx), service.name
+        ),
+        ALERT_TESTS: output.dump_yaml(
+            scenarios.alert_tests(service, templates, RULES, rules), service.name
         ),
     }
     files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)

@@ -72,6 +72,10 @@ class Panel:
     kind: str = "timeseries"
     thresholds: list[tuple[float, str]] = field(default_factory=list)
     minimum: float | None = None
+    no_value: str | None = None
+    """Text Grafana shows instead of "No data" (a signal this service may never emit)."""
+    states: tuple[tuple[int, str, str], ...] = ()
+    """state-timeline panels: (value, text, color) mappings."""
     key: str | None = None
     """Names the panel for alerts' `dashboard_url` (`?viewPanel=<id>`); see `panel_ids`."""
 
@@ -175,8 +179,24 @@ def _overview(service: Service) -> list[Row]:
 
 
 def _slo_row(service: Service, slo: SLO) -> Row:
+    return Row(f"SLO {slo.name}: {slo_summary(slo)}", _slo_panels(service, slo))
+
+
+def slo_summary(slo: SLO) -> str:
+    """`99.9% of requests not answered 5xx on /orders over 30d`."""
+    if slo.kind == "availability":
+        what = "requests not answered 5xx"
+    elif slo.kind == "latency":
+        what = f"requests faster than {promql.fmt_number(slo.threshold or 0)}s"
+    else:
+        assert slo.dependency is not None
+        what = f"calls to {slo.dependency.name} answered below 500 (breaker rejections fail)"
+    routes = f" on {', '.join(slo.routes)}" if slo.routes else ""
+    return f"{format_decimal(slo.objective)}% of {what}{routes} over {slo.window}"
+
+
+def _slo_panels(service: Service, slo: SLO) -> list[Panel]:
     budget = format_decimal(slo.budget)
-    objective = format_decimal(slo.objective)
     short, window = RATIO_WINDOWS[0], slo.window
     sli = [
         Target(f"1 - {promql.error_ratio(service, slo, short)}", f"SLI ({short})"),
@@ -188,56 +208,48 @@ def _slo_row(service: Service, slo: SLO) -> Row:
         Target(f"{promql.error_ratio(service, slo, w)} / {budget}", f"burn rate ({w})")
         for w in DASHBOARD_BURN_WINDOWS
     ]
-    what = (
-        "requests not answered 5xx"
-        if slo.kind == "availability"
-        else f"requests faster than {promql.fmt_number(slo.threshold or 0)}s"
-    )
-    routes = f" on {', '.join(slo.routes)}" if slo.routes else ""
-    return Row(
-        f"SLO {slo.name}: {objective}% of {what}{routes} over {window}",
-        [
-            Panel(
-                f"{slo.name}: SLI vs objective",
-                f"{slo.description or slo.name}. SLI over {short} and over the SLO window.",
-                sli,
-                "percentunit",
-                10,
-                key=slo_sli_panel(slo),
-            ),
-            Panel(
-                f"{slo.name}: error budget remaining",
-                f"Share of the {window} error budget ({budget}) left; below 0 the SLO is missed.",
-                [Target(promql.recorded(REC_BUDGET_REMAINING, service, slo), "remaining")],
-                "percentunit",
-                4,
-                kind="stat",
-                thresholds=[(0.0, "orange"), (0.25, "green")],
-            ),
-            Panel(
-                f"{slo.name}: burn rate",
-                "Error ratio / (1 - objective). Lines: the alert thresholds "
-                + ", ".join(format_decimal(f) for f in factors)
-                + " (page on the two highest, ticket on the others).",
-                burn,
-                "x",
-                10,
-                thresholds=[
-                    (float(f), THRESHOLD_COLORS[min(i, len(THRESHOLD_COLORS) - 1)])
-                    for i, f in enumerate(factors)
-                ],
-                minimum=0,
-                key=slo_panel(slo),
-            ),
-        ],
-    )
+    return [
+        Panel(
+            f"{slo.name}: SLI vs objective",
+            f"{slo.description or slo.name}. SLI over {short} and over the SLO window.",
+            sli,
+            "percentunit",
+            10,
+            key=slo_sli_panel(slo),
+        ),
+        Panel(
+            f"{slo.name}: error budget remaining",
+            f"Share of the {window} error budget ({budget}) left; below 0 the SLO is missed.",
+            [Target(promql.recorded(REC_BUDGET_REMAINING, service, slo), "remaining")],
+            "percentunit",
+            4,
+            kind="stat",
+            thresholds=[(0.0, "orange"), (0.25, "green")],
+        ),
+        Panel(
+            f"{slo.name}: burn rate",
+            "Error ratio / (1 - objective). Lines: the alert thresholds "
+            + ", ".join(format_decimal(f) for f in factors)
+            + " (page on the two highest, ticket on the others).",
+            burn,
+            "x",
+            10,
+            thresholds=[
+                (float(f), THRESHOLD_COLORS[min(i, len(THRESHOLD_COLORS) - 1)])
+                for i, f in enumerate(factors)
+            ],
+            minimum=0,
+            key=slo_panel(slo),
+        ),
+    ]
 
 
 def _dependencies(service: Service) -> list[Row]:
     if not service.dependencies:
         return []
     address = promql.match(
-        semconv.LABEL_SERVER_ADDRESS, promql.dependency_regex(service.dependencies)
+        semconv.LABEL_SERVER_ADDRESS,
+        promql.dependency_regex(d.address for d in service.dependencies),
     )
     base = (service.selector, address)
     count, bucket = promql.CLIENT_COUNT, promql.CLIENT_BUCKET
@@ -255,7 +267,7 @@ def _dependencies(service: Service) -> list[Row]:
     legend = "{{" + semconv.LABEL_SERVER_ADDRESS + "}}"
     return [
         Row(
-            "Dependencies (outbound): " + ", ".join(service.dependencies),
+            "Dependencies (outbound): " + ", ".join(d.address for d in service.dependencies),
             [
                 Panel(
                     "Outbound request rate",
@@ -286,11 +298,176 @@ def _dependencies(service: Service) -> list[Row]:
     ]
 
 
+BREAKER_STATES: Final = ((0, "closed", "green"), (1, "half-open", "yellow"), (2, "open", "red"))
+RESILIENCE_PANELS: Final = {
+    "inbound": "resilience:inbound",
+    "outbound": "resilience:outbound",
+    "breakers": "resilience:breakers",
+    "retries": "resilience:retries",
+}
+"""Keys of the Resilience row's panels that alerts open (`alerts.Alert.panel`)."""
+"""The state-timeline's value mappings (the query gives 2 open, 1 half_open, 0 closed)."""
+
+
+def _resilience(service: Service) -> Row:
+    """In-flight requests, breakers and retries, and the dependencies' client-side SLOs.
+
+    Panels appear for what the manifest names, so none stays empty: outbound in-flight calls
+    when the service has dependencies, breaker panels when a dependency lists breakers, retry
+    panels when one lists operations (each then shows every breaker or operation of the
+    service, listed or not). The alerts cover every breaker and operation either way."""
+    sel = service.selector
+    state = semconv.BREAKER_STATE
+    opened = promql.eq(semconv.LABEL_STATE, semconv.STATE_OPEN)
+    half_open = promql.eq(semconv.LABEL_STATE, semconv.STATE_HALF_OPEN)
+    breaker, operation = semconv.LABEL_BREAKER, semconv.LABEL_OPERATION
+    retries = _sum(_rate(semconv.RETRIES, sel), (operation,))
+    calls = _sum(_rate(semconv.RETRY_CALLS, sel), (operation,))
+    no_breaker = "No circuit breaker seen"
+    no_retry = "No retried call seen"
+    panels = [
+        Panel(
+            "In-flight inbound requests",
+            "Requests being served right now, by method (saturation precedes a cascade).",
+            [
+                Target(
+                    _sum(
+                        f"{semconv.HTTP_SERVER_ACTIVE}{promql.selector(sel)}",
+                        (semconv.LABEL_METHOD,),
+                    ),
+                    "{{" + semconv.LABEL_METHOD + "}}",
+                )
+            ],
+            "short",
+            12,
+            minimum=0,
+            key=RESILIENCE_PANELS["inbound"],
+        ),
+    ]
+    if service.dependencies:
+        panels += [
+            Panel(
+                "In-flight outbound requests",
+                "Calls waiting on each dependency right now, by server_address.",
+                [
+                    Target(
+                        _sum(
+                            f"{semconv.HTTP_CLIENT_ACTIVE}{promql.selector(sel)}",
+                            (semconv.LABEL_SERVER_ADDRESS,),
+                        ),
+                        "{{" + semconv.LABEL_SERVER_ADDRESS + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+                no_value="No outbound call seen",
+                key=RESILIENCE_PANELS["outbound"],
+            ),
+        ]
+    if service.listed_breakers:
+        panels += [
+            Panel(
+                "Circuit breaker state",
+                "One lane per breaker: closed, half-open or open (the worst of its processes).",
+                [
+                    Target(
+                        f"max by ({breaker}) (\n  2 * {state}{promql.selector(sel, opened)}\n"
+                        f"  or\n  {state}{promql.selector(sel, half_open)}\n)",
+                        "{{" + breaker + "}}",
+                    )
+                ],
+                "short",
+                24,
+                kind="state-timeline",
+                no_value=no_breaker,
+                states=BREAKER_STATES,
+                key=RESILIENCE_PANELS["breakers"],
+            ),
+            Panel(
+                "Breaker calls by outcome",
+                "Calls per second through each breaker: success, failure, rejected (failed fast).",
+                [
+                    Target(
+                        _sum(_rate(semconv.BREAKER_CALLS, sel), (breaker, semconv.LABEL_OUTCOME)),
+                        "{{" + breaker + "}} {{" + semconv.LABEL_OUTCOME + "}}",
+                    )
+                ],
+                "reqps",
+                12,
+                minimum=0,
+                no_value=no_breaker,
+            ),
+            Panel(
+                "Breaker transitions",
+                "Transitions into each state over 5m.",
+                [
+                    Target(
+                        _sum(
+                            f"increase({semconv.BREAKER_TRANSITIONS}{promql.selector(sel)}"
+                            f"[{promql.RATE}])",
+                            (breaker, semconv.LABEL_STATE),
+                        ),
+                        "{{" + breaker + "}} to {{" + semconv.LABEL_STATE + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+                no_value=no_breaker,
+            ),
+        ]
+    if service.listed_operations:
+        panels += [
+            Panel(
+                "Retries per second",
+                "Retries scheduled per second (an attempt failed and the policy tries again).",
+                [Target(retries, "{{" + operation + "}}")],
+                "short",
+                8,
+                minimum=0,
+                no_value=no_retry,
+            ),
+            Panel(
+                "Retry ratio",
+                "Retries per logical call, 5m rate (ObskitRetryStorm uses "
+                f"{format_decimal(service.resilience.retry_ratio)} over "
+                f"{service.resilience.retry_window} by default).",
+                [Target(_ratio(retries, calls), "{{" + operation + "}}")],
+                "short",
+                8,
+                minimum=0,
+                thresholds=[(float(service.resilience.retry_ratio), "red")],
+                no_value=no_retry,
+                key=RESILIENCE_PANELS["retries"],
+            ),
+            Panel(
+                "Retry calls by outcome",
+                "Logical calls per second: success (first try), recovered, exhausted, failed.",
+                [
+                    Target(
+                        _sum(_rate(semconv.RETRY_CALLS, sel), (operation, semconv.LABEL_OUTCOME)),
+                        "{{" + operation + "}} {{" + semconv.LABEL_OUTCOME + "}}",
+                    )
+                ],
+                "reqps",
+                8,
+                minimum=0,
+                no_value=no_retry,
+            ),
+        ]
+    for slo in service.slos:
+        if slo.dependency is not None:
+            panels.extend(_slo_panels(service, slo))
+    return Row("Resilience: saturation, circuit breakers, retries", panels)
+
+
 def rows(service: Service) -> list[Row]:
     return [
         *_overview(service),
-        *(_slo_row(service, slo) for slo in service.slos),
+        *(_slo_row(service, slo) for slo in service.slos if slo.dependency is None),
         *_dependencies(service),
+        _resilience(service),
     ]
 
 
@@ -341,8 +518,30 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     }
     if panel.minimum is not None:
         defaults["min"] = panel.minimum
+    if panel.no_value is not None:
+        defaults["noValue"] = panel.no_value
     options: dict[str, Any]
-    if panel.kind == "timeseries":
+    if panel.kind == "state-timeline":
+        defaults["color"] = {"mode": "thresholds"}
+        defaults["custom"] = {"fillOpacity": 80, "lineWidth": 0}
+        defaults["mappings"] = [
+            {
+                "options": {
+                    str(value): {"color": color, "index": index, "text": text}
+                    for index, (value, text, color) in enumerate(panel.states)
+                },
+                "type": "value",
+            }
+        ]
+        options = {
+            "alignValue": "left",
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "mergeValues": True,
+            "rowHeight": 0.9,
+            "showValue": "never",
+            "tooltip": {"mode": "single", "sort": "none"},
+        }
+    elif panel.kind == "timeseries":
         defaults["custom"] = {
             "drawStyle": "line",
             "fillOpacity": 10,

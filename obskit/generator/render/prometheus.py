@@ -17,7 +17,8 @@ Per SLO, one group evaluated in order:
 5. For a latency SLO, `ObskitSLOBucketMissing`: requests flow on its routes but the histogram has
    no bucket at its threshold, so the SLO would read as no data and never fire.
 
-One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent).
+One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent), and
+the last the circuit-breaker and retry alerts (`resilience`).
 Every alert is built as an `alerts.Alert` and written by `alerts.rule()` (annotations, links).
 """
 
@@ -34,6 +35,7 @@ from obskit.generator.model import (
     ALERT_NAMES,
     BURN_RATE_ROWS,
     GUARD_FOR,
+    LABEL_DEPENDENCY,
     LABEL_LE,
     LABEL_SERVICE,
     LABEL_SLO,
@@ -52,7 +54,7 @@ from obskit.generator.model import (
     format_decimal,
     format_le,
 )
-from obskit.generator.render import alerts, grafana, promql
+from obskit.generator.render import alerts, grafana, promql, resilience
 from obskit.generator.render.templates import Templates
 
 
@@ -136,6 +138,7 @@ def slo_context(slo: SLO, severity: Severity) -> dict[str, Any]:
         "sli": slo.kind,
         "threshold": slo.threshold,
         "routes": list(slo.routes),
+        "dependency": slo.dependency.name if slo.dependency is not None else None,
         "severity": severity,
         "rows": [_row_context(slo, row) for row in rows_of(slo, severity)],
     }
@@ -166,12 +169,21 @@ def burn_alert(service: Service, slo: SLO, severity: Severity) -> alerts.Alert:
         ),
         description=(
             f"{prefix}The {slo.kind} SLO ({format_decimal(slo.objective)}% over {slo.window}) "
-            f"of {service.name} is spending its error budget {alerts.VALUE}x as fast as the "
-            f"objective allows; this {severity} fires at {rows}."
+            f"of {_whose(service, slo)} is spending its error budget {alerts.VALUE}x as fast as "
+            f"the objective allows; this {severity} fires at {rows}."
         ),
         value=alerts.Value.BURN_RATE,
         panel=grafana.slo_panel(slo),
         slo=slo_context(slo, severity),
+    )
+
+
+def _whose(service: Service, slo: SLO) -> str:
+    if slo.dependency is None:
+        return service.name
+    return (
+        f"{service.name}'s calls to {slo.dependency.name} (bad: a 5xx, no answer, or rejected "
+        "by a breaker)"
     )
 
 
@@ -209,7 +221,13 @@ def bucket_missing_alert(service: Service, slo: SLO) -> alerts.Alert:
 
 
 def alert_labels(service: Service, slo: SLO, severity: Severity) -> dict[str, str]:
-    return {**dict(service.policy(severity).labels), **_slo_labels(service, slo)}
+    """The policy's labels (a client SLO's own: severity warning by default), service, slo, and
+    the dependency of a client SLO."""
+    policy = slo.labels if slo.labels is not None else service.policy(severity).labels
+    labels = {**dict(policy), **_slo_labels(service, slo)}
+    if slo.dependency is not None:
+        labels[LABEL_DEPENDENCY] = slo.dependency.name
+    return labels
 
 
 def absent_labels(service: Service) -> dict[str, str]:
@@ -263,6 +281,7 @@ def rule_groups(
         groups.append({"name": group_name(service, slo), "rules": rules})
     absent = ctx.alert(ALERT_ABSENT, lambda: absent_alert(service))
     groups.append({"name": group_name(service), "rules": [alerts.rule(ctx, absent)]})
+    groups.append(resilience.group(ctx))
     return {"groups": groups}
 
 

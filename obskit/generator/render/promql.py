@@ -20,6 +20,7 @@ from obskit.generator.model import (
     LABEL_WINDOW,
     REC_ERROR_RATIO,
     SLO,
+    Dependency,
     Duration,
     Service,
     format_le,
@@ -94,17 +95,28 @@ def error_ratio(service: Service, slo: SLO, window: Duration) -> str:
 
 
 def sli_totals(service: Service, slo: SLO) -> str:
-    """Rate of every request the SLI counts."""
+    """Rate of every event the SLI counts (requests, or calls to a dependency)."""
+    if slo.kind == "client":
+        calls, rejected = _client_parts(service, slo)
+        return (
+            f"{calls} or vector(0)" if rejected is None else f"({calls} or vector(0)) + {rejected}"
+        )
     sel = selector(*slo_matchers(service, slo))
     return f"sum(rate({SERVER_COUNT}{sel}[{RATE}]))"
 
 
 def sli_errors(service: Service, slo: SLO) -> str:
-    """Rate of bad requests: 5xx (availability) or slower than the threshold (latency).
+    """Rate of bad events: 5xx (availability), slower than the threshold (latency), or a call
+    to a dependency that got a 5xx, no response, or a breaker's rejection (client).
 
-    Both forms return 0, not nothing, while there is traffic and no error yet, so ratios and
+    Every form returns 0, not nothing, while there is traffic and no error yet, so ratios and
     panels never go blank on a healthy service.
     """
+    if slo.kind == "client":
+        calls, rejected = _client_parts(service, slo)
+        good = client_calls(service, slo, good=True)
+        bad = f"({calls} or vector(0)) - ({good} or vector(0))"
+        return bad if rejected is None else f"{bad} + {rejected}"
     base = slo_matchers(service, slo)
     total = sli_totals(service, slo)
     if slo.kind == "availability":
@@ -113,6 +125,55 @@ def sli_errors(service: Service, slo: SLO) -> str:
     assert slo.threshold is not None
     good_sel = selector(*base, eq(LABEL_LE, format_le(slo.threshold)))
     return f"{total} - sum(rate({SERVER_BUCKET}{good_sel}[{RATE}]))"
+
+
+def client_matchers(
+    service: Service, dependency: Dependency, *, good: bool = False
+) -> tuple[str, ...]:
+    """Outbound calls of the service to `dependency`; `good`: those answered below 500."""
+    matchers: tuple[str, ...] = (
+        service.selector,
+        match(semconv.LABEL_SERVER_ADDRESS, dependency_regex([dependency.address])),
+    )
+    if good:
+        matchers += (
+            f"{semconv.LABEL_STATUS}!~{quote(SERVER_ERROR_STATUS)}",
+            eq(semconv.LABEL_ERROR_TYPE, ""),
+        )
+    return matchers
+
+
+def client_calls(service: Service, slo: SLO, *, good: bool = False) -> str:
+    assert slo.dependency is not None
+    sel = selector(*client_matchers(service, slo.dependency, good=good))
+    return f"sum(rate({CLIENT_COUNT}{sel}[{RATE}]))"
+
+
+def rejections(service: Service, breakers: Iterable[str]) -> str:
+    """Rate of calls the named breakers rejected (failed fast while open)."""
+    sel = selector(
+        service.selector,
+        match(semconv.LABEL_BREAKER, alternation(breakers)),
+        eq(semconv.LABEL_OUTCOME, semconv.BREAKER_REJECTED),
+    )
+    return f"sum(rate({semconv.BREAKER_CALLS}{sel}[{RATE}]))"
+
+
+def _client_parts(service: Service, slo: SLO) -> tuple[str, str | None]:
+    """The client-histogram call rate, and `(rejections or vector(0))` when breakers are listed.
+
+    Each part is `or vector(0)`-guarded where it is used: a breaker that has been open since the
+    process started leaves no client series at all, and must still read as 100% errors."""
+    assert slo.dependency is not None
+    calls = client_calls(service, slo)
+    if not slo.dependency.breakers:
+        return calls, None
+    return calls, f"({rejections(service, slo.dependency.breakers)} or vector(0))"
+
+
+def alternation(values: Iterable[str]) -> str:
+    """Regex matching exactly the given label values (anchored by Prometheus)."""
+    return "|".join(regex_escape(v) for v in values)
 
 
 def fmt_number(value: float) -> str:

@@ -25,6 +25,7 @@ One more group: requests flowing without the latency threshold's bucket raise th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -40,10 +41,12 @@ from obskit.generator.model import (
     GUARD_FOR,
     LABEL_LE,
     LABEL_SERVICE,
+    RATIO_WINDOWS,
     REC_ERROR_RATIO,
     SEVERITIES,
     SLO,
     BurnRateRow,
+    Dependency,
     Duration,
     Service,
     Severity,
@@ -74,6 +77,8 @@ DEFAULT_ROUTE: Final = "/"
 OK_STATUS: Final = "200"
 ERROR_STATUS: Final = "500"
 METHOD: Final = "GET"
+CLIENT_ERROR_TYPE: Final = "ConnectError"
+"""`error_type` of synthetic outbound calls that got no answer."""
 NUDGES: Final = 20
 """Extra bad requests a burn scenario may add so every value it shows prints unambiguously."""
 
@@ -165,6 +170,76 @@ def _matches(slo: SLO, route: str) -> bool:
     return not slo.routes or route in slo.routes
 
 
+Subject = tuple[str, str]
+"""What one scenario's synthetic series are about: ("http", route) or ("client", dependency)."""
+
+
+def _subject(slo: SLO) -> Subject:
+    if slo.dependency is not None:
+        return ("client", slo.dependency.name)
+    return ("http", _route(slo))
+
+
+def _dependency(service: Service, name: str) -> Dependency:
+    return next(d for d in service.dependencies if d.name == name)
+
+
+def _subject_series(
+    service: Service, subject: Subject, phases: list[Phase], *, bad: bool, slow: frozenset[float]
+) -> list[dict[str, str]]:
+    family, key = subject
+    if family == "client":
+        return _client_series(service, _dependency(service, key), phases, bad=bad)
+    return _series(service, key, phases, errors=bad, slow=slow)
+
+
+def _client_series(
+    service: Service, dependency: Dependency, phases: list[Phase], *, bad: bool
+) -> list[dict[str, str]]:
+    """Calls to one dependency: the bad share split between 5xx answers, calls with no answer
+    (`error_type`) and, when the dependency lists breakers, rejections by its first breaker."""
+    base = {
+        **selector_labels(service),
+        semconv.LABEL_METHOD: METHOD,
+        semconv.LABEL_SERVER_ADDRESS: dependency.address,
+    }
+    shares: list[tuple[int, int, int, int]] = []  # ok, 5xx, no answer, rejected (per minute)
+    for p in phases:
+        n = _bad_count(p) if bad else 0
+        rejected = n // 3 if dependency.breakers else 0
+        no_answer = (n - rejected) // 2
+        shares.append((p.rate - n, n - rejected - no_answer, no_answer, rejected))
+    kinds = (
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_STATUS: OK_STATUS}),
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_STATUS: ERROR_STATUS}),
+        (promql.CLIENT_COUNT, {**base, semconv.LABEL_ERROR_TYPE: CLIENT_ERROR_TYPE}),
+    )
+    out = [
+        {
+            "series": metric + _labels(labels),
+            "values": _values(
+                [(p.minutes, share[i]) for p, share in zip(phases, shares, strict=True)]
+            ),
+        }
+        for i, (metric, labels) in enumerate(kinds)
+    ]
+    if dependency.breakers:
+        labels = {
+            **selector_labels(service),
+            semconv.LABEL_BREAKER: dependency.breakers[0],
+            semconv.LABEL_OUTCOME: semconv.BREAKER_REJECTED,
+        }
+        out.append(
+            {
+                "series": semconv.BREAKER_CALLS + _labels(labels),
+                "values": _values(
+                    [(p.minutes, share[3]) for p, share in zip(phases, shares, strict=True)]
+                ),
+            }
+        )
+    return out
+
+
 def _burn_ratio(slo: SLO, row: BurnRateRow) -> Decimal:
     """1.5x the row's threshold, below the next faster row of its severity, below 100%."""
     low = slo.limit(row)
@@ -212,12 +287,21 @@ def _expected_firing(
     return now if now == before else None
 
 
-def _shares_series(slo: SLO, other: SLO, route: str) -> bool:
-    """`other` counts the same bad requests as `slo` in a scenario on `route`."""
+def _shares_series(slo: SLO, other: SLO, subject: Subject) -> bool | None:
+    """`other` counts the same bad events as `slo` in a scenario on `subject` (None: some of
+    them, so its ratio is not `slo`'s and the scenario cannot say whether it fires)."""
+    family, key = subject
+    if family == "client" or other.kind == "client":
+        if family != "client" or other.dependency is None or slo.dependency is None:
+            return False
+        regex = promql.dependency_regex([other.dependency.address])
+        if not re.fullmatch(f"(?:{regex})", slo.dependency.address):
+            return False
+        return True if other.dependency.breakers == slo.dependency.breakers else None
     return (
         other.kind == slo.kind
         and other.threshold == slo.threshold
-        and (not other.routes or route in other.routes)
+        and (not other.routes or key in other.routes)
     )
 
 
@@ -258,14 +342,19 @@ def _burn_scenario(service: Service, slo: SLO, row: BurnRateRow) -> Scenario | N
     # two evaluations; rounded up to whole evaluation steps.
     burn = (row.long.seconds + policy.for_.seconds) // 60 + 5 + 3 * step
     burn = -(-burn // step) * step
-    route = _route(slo)
+    subject = _subject(slo)
     end = healthy + burn
     for nudge in range(NUDGES):
         ratio = _burn_ratio(slo, row) + Decimal(nudge) / RATE
         phases = [Phase(healthy, RATE * HEAVY, Decimal(0)), Phase(burn, RATE, ratio)]
         firing = [slo]
         for other in service.slos:
-            if other is slo or not _shares_series(slo, other, route):
+            if other is slo:
+                continue
+            shares = _shares_series(slo, other, subject)
+            if shares is None:
+                return None
+            if not shares:
                 continue
             expected = _expected_firing(service, other, row.severity, phases, end)
             if expected is None:
@@ -306,11 +395,11 @@ def _burn_test(ctx: alerts.Context, slo: SLO, row: BurnRateRow) -> dict[str, Any
             f"{format_decimal(burning)}x the budget rate, silent before"
         ),
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _series(
+        "input_series": _subject_series(
             service,
-            _route(slo),
+            _subject(slo),
             scenario.phases,
-            errors=slo.kind == "availability",
+            bad=slo.kind != "latency",
             slow=frozenset({slo.threshold}) if slo.threshold is not None else frozenset(),
         ),
         "alert_rule_test": [
@@ -340,13 +429,19 @@ def _healthy_phases(service: Service, total: Duration) -> tuple[list[Phase], Dec
     return [Phase(total.seconds // 60, RATE, ratio)], ratio
 
 
-def _all_routes_series(service: Service, phases: list[Phase], *, bad: bool) -> list[dict[str, str]]:
-    """Series for every SLO's route; when `bad`, the bad share is both 5xx and slow."""
+def _all_subjects_series(
+    service: Service, phases: list[Phase], *, bad: bool
+) -> list[dict[str, str]]:
+    """Series for every SLO's route and dependency; when `bad`, the bad share is both 5xx and
+    slow (and failed or rejected calls)."""
     thresholds = frozenset(s.threshold for s in service.slos if s.threshold is not None)
+    subjects = sorted({_subject(s) for s in service.slos} or {("http", DEFAULT_ROUTE)})
     out: list[dict[str, str]] = []
-    for route in sorted({_route(s) for s in service.slos} or {DEFAULT_ROUTE}):
+    for subject in subjects:
         out.extend(
-            _series(service, route, phases, errors=bad, slow=thresholds if bad else frozenset())
+            _subject_series(
+                service, subject, phases, bad=bad, slow=thresholds if bad else frozenset()
+            )
         )
     return out
 
@@ -367,7 +462,7 @@ def _healthy_test(service: Service, names: list[str]) -> dict[str, Any]:
             "raises no alert for 3 days"
         ),
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _all_routes_series(service, phases, bad=True),
+        "input_series": _all_subjects_series(service, phases, bad=True),
         "alert_rule_test": _silent(["1h", "1d", f"{total.seconds // 60}m"], names),
     }
 
@@ -377,7 +472,7 @@ def _zero_traffic_test(service: Service, names: list[str]) -> dict[str, Any]:
     return {
         "name": f"{service.name}: no traffic means no error-ratio series and no alert",
         "interval": str(SCRAPE_INTERVAL),
-        "input_series": _all_routes_series(service, phases, bad=False),
+        "input_series": _all_subjects_series(service, phases, bad=False),
         "alert_rule_test": _silent(["30m", "1h"], names),
         "promql_expr_test": [
             {
@@ -392,7 +487,7 @@ def _zero_traffic_test(service: Service, names: list[str]) -> dict[str, Any]:
 def _reset_test(service: Service, names: list[str]) -> dict[str, Any]:
     """Healthy traffic whose counters restart from zero halfway: ratios stay sane, no alert."""
     phases, _ = _healthy_phases(service, hours(1))
-    before = _all_routes_series(service, phases, bad=True)
+    before = _all_subjects_series(service, phases, bad=True)
     series = []
     for entry in before:
         series.append(
@@ -419,6 +514,32 @@ def _reset_test(service: Service, names: list[str]) -> dict[str, Any]:
     if checks:
         test["promql_expr_test"] = checks
     return test
+
+
+def _open_breaker_test(service: Service, slo: SLO) -> dict[str, Any]:
+    """A client SLO whose breaker has been open since the process started (no client series at
+    all, only rejections) reads a 100% error ratio."""
+    assert slo.dependency is not None
+    labels = {
+        **selector_labels(service),
+        semconv.LABEL_BREAKER: slo.dependency.breakers[0],
+        semconv.LABEL_OUTCOME: semconv.BREAKER_REJECTED,
+    }
+    ratio = promql.error_ratio(service, slo, RATIO_WINDOWS[0])
+    return {
+        "name": f"{service.name}/{slo.name}: a breaker open from the start reads 100% errors",
+        "interval": str(SCRAPE_INTERVAL),
+        "input_series": [
+            {"series": semconv.BREAKER_CALLS + _labels(labels), "values": _values([(60, 10)])}
+        ],
+        "promql_expr_test": [
+            {
+                "expr": f"count({ratio} == 1)",
+                "eval_time": "1h",
+                "exp_samples": [{"labels": "{}", "value": 1}],
+            }
+        ],
+    }
 
 
 def _absent_test(ctx: alerts.Context) -> dict[str, Any]:
@@ -539,6 +660,11 @@ def rule_tests(
     tests.append(_zero_traffic_test(service, names))
     tests.append(_idle_test(service, names))
     tests.append(_reset_test(service, names))
+    tests.extend(
+        _open_breaker_test(service, slo)
+        for slo in service.slos
+        if slo.dependency is not None and slo.dependency.breakers
+    )
     bucket_test = _bucket_missing_test(ctx)
     if bucket_test is not None:
         tests.append(bucket_test)

@@ -46,9 +46,11 @@ _UNCACHED_KEYS: Final = frozenset(
         "correlation_id",
         "exception.stacktrace",
         "exception.message",
+        "messaging.message.id",
     }
 )
-"""Per-request values: encoded every time, never filling the cache of repeated pairs."""
+"""Per-request (per-message) values: encoded every time, never filling the cache of repeated
+pairs (a unique value per span would fill it with entries never used again)."""
 _CACHED_MAX: Final = 256  # longer encoded pairs are not cached (bounds the cache's memory)
 _RECENT_KEYS: Final = frozenset(
     {"client.address", "client.port", "user_agent.original", "server.address"}
