@@ -349,3 +349,25 @@ def test_the_queue_wait_of_a_countdown_task_runs_from_when_it_became_due(
     wait_until(lambda: _task_lines(prefork, cid), 10, 0.1, "the task line")
     (line,) = _task_lines(prefork, cid)
     assert 0 <= line["queue_wait_ms"] < 1500
+
+
+def test_hostile_headers_from_another_producer_never_break_a_task(
+    prefork: Worker, tasks: Any
+) -> None:
+    """A producer without obskit (or a hostile one) sends a 10 KB correlation ID, a broken
+    traceparent and a non-numeric enqueue time: the task runs, with a fresh correlation ID and
+    a new trace, and no queue wait is made up."""
+    hostile = {
+        "X-Request-ID": "x" * 10_000,
+        "traceparent": "00-not-a-trace-01",
+        "tracestate": "=" * 100,
+        "baggage": "\x00\x01",
+        "X-Enqueued-At": "yesterday",
+    }
+    ran = tasks.where.apply_async(headers=hostile).get(timeout=30)
+    cid = ran["correlation_id"]
+    assert cid and len(cid) == 32 and cid != hostile["X-Request-ID"]
+    wait_until(lambda: _task_lines(prefork, cid), 10, 0.1, "the task line")
+    (line,) = _task_lines(prefork, cid)
+    assert line["outcome"] == "success"
+    assert "queue_wait_ms" not in line
