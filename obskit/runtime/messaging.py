@@ -190,6 +190,7 @@ def _count_sent(rt: Obskit, system: str, destination: str, task: str) -> None:
 
 class produce:
     """A PRODUCER span `send <task>` and the sent counter around one send; injects `headers`.
+    One object per send (it holds that send's span).
 
         with obskit.produce("kafka", "orders", headers) as message:
             producer.send("orders", value, headers=message.headers)
@@ -213,6 +214,11 @@ class produce:
         self.system = _label("system", system)
         self.destination = _label("destination", destination)
         self.task = _label("task", task) if task is not None else self.destination
+        if headers is not None and not isinstance(headers, MutableMapping | list):
+            raise TypeError(
+                "obskit.produce: headers must be a dict or a list of (key, bytes) pairs, got "
+                f"{type(headers).__name__}"
+            )
         self.headers: Headers = {} if headers is None else headers
         self._span: Any = None
         self._token: Any = None
@@ -225,8 +231,6 @@ class produce:
                     rt, self.system, self.destination, self.task
                 )
             _put(self.headers, context_headers())
-        except TypeError:
-            raise
         except Exception as exc:  # noqa: BLE001 - instrumentation never fails the send
             errors.record("messaging produce", exc)
         return self

@@ -66,9 +66,13 @@ def test_inject_outside_a_request_gives_the_message_a_fresh_correlation_id(cap: 
     assert obskit.correlation_id() is None  # nothing bound by inject
 
 
-def test_inject_rejects_what_it_cannot_write_into() -> None:
+def test_inject_and_produce_reject_what_they_cannot_write_into(cap: Capture) -> None:
     with pytest.raises(TypeError, match="dict or a list"):
         obskit.inject(("not", "writable"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="dict or a list"):
+        obskit.produce("kafka", "orders", ("not", "writable"))  # type: ignore[arg-type]
+    assert cap.spans() == []  # refused before any span was started
+    assert obskit.correlation_id() is None
 
 
 def test_produce_wraps_the_send_in_a_producer_span_and_counts_it(cap: Capture) -> None:
