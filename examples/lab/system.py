@@ -77,9 +77,10 @@ class ExampleSystem:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> ExampleSystem:
+        for stale in ("shop.db", "shop.db-wal", "shop.db-shm"):
+            (self.workdir / stale).unlink(missing_ok=True)
         if self.background:
             self.redis = Redis(supervisor=self.supervisor, workdir=self.workdir / "redis").start()
-            (self.workdir / "shop.db").unlink(missing_ok=True)
         for name in self.names:
             self._start_one(name, port=0, timeout=timeout)
         return self
@@ -113,9 +114,10 @@ class ExampleSystem:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.otlp_endpoint
         if name in ("shop", "worker"):
             env["PAYMENTS_URL"] = f"http://localhost:{self.services['payments'].port}"
+        if name == "shop":  # its outbox is watched (0 pending) even without the broker
+            env["EXAMPLE_SHOP_DB"] = str(self.workdir / "shop.db")
         if self.redis is not None and name in ("shop", "worker"):
             env["EXAMPLE_BROKER_URL"] = self.redis.url
-            env["EXAMPLE_SHOP_DB"] = str(self.workdir / "shop.db")
         env.update(self.extra_env)
         return env
 

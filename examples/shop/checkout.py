@@ -6,7 +6,8 @@ later (outbox -> relay -> Celery -> worker -> payments), and the relay's fault k
 
 Active when EXAMPLE_BROKER_URL names the Redis broker (EXAMPLE_SHOP_DB: the SQLite file, default
 shop.db in the working directory); without it these routes answer 503. The outbox's backlog is
-exposed with `obskit.watch_outbox("orders", ...)`.
+exposed with `obskit.watch_outbox("orders", ...)` whenever EXAMPLE_SHOP_DB or the broker is set
+(an idle outbox reports 0 pending, so its dashboard panels and alert have data).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ PRICES = {"kettle": 39.0, "teapot": 24.5, "mug": 8.0}
 class Background:
     """The outbox, its relay thread and the task they publish (one per shop process)."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, *, relay: bool) -> None:
         self.task = charge_order
         self.outbox = Outbox(db_path)
         self.relay = Relay(self.outbox, self._publish)
+        self.publishing = relay
         obskit.watch_outbox(OUTBOX, self.outbox.probe)
-        self.relay.start()
+        if relay:
+            self.relay.start()
 
     def _publish(self, row: Row) -> None:
         self.task.apply_async(
@@ -44,12 +47,13 @@ class Background:
 
 
 _background: Background | None = None
-if os.environ.get("EXAMPLE_BROKER_URL"):
-    _background = Background(Path(os.environ.get("EXAMPLE_SHOP_DB", "shop.db")))
+_db, _broker = os.environ.get("EXAMPLE_SHOP_DB"), os.environ.get("EXAMPLE_BROKER_URL")
+if _db or _broker:
+    _background = Background(Path(_db or "shop.db"), relay=bool(_broker))
 
 
 def _active() -> Background:
-    if _background is None:
+    if _background is None or not _background.publishing:
         raise HTTPException(503, "background work is off: set EXAMPLE_BROKER_URL")
     return _background
 
