@@ -174,6 +174,12 @@ def validate(
                 "gets no promtool unit test: another SLO on the same series sits too close to "
                 "its own threshold in that scenario to say whether it fires",
             )
+        if service.is_worker and not service.stalled_tasks:
+            typer.echo(
+                f"note: {service.source}: {service.name}: no task named (background.tasks or an "
+                "SLI's tasks:), so no ObskitTasksStalled: dead workers would go unnoticed",
+                err=True,
+            )
 
 
 @app.command()
