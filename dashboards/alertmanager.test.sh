@@ -29,6 +29,7 @@ route warehouse-ticket 'alertname="ObskitTelemetryAbsent"' 'service="inventory"'
 route warehouse-ticket 'alertname="ObskitCircuitBreakerOpen"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
 route warehouse-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
 route warehouse-ticket 'alertname="ObskitRetryStorm"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
+route warehouse-ticket 'alertname="ObskitOutboxStale"' 'service="inventory"' 'severity="warning"' 'team="warehouse"'
 # payments
 route payments-page 'alertname="ObskitSLOBurnRatePage"' 'service="payments"' 'severity="critical"' 'slo="availability"' 'team="payments"'
 route payments-ticket 'alertname="ObskitSLOBurnRateTicket"' 'service="payments"' 'severity="warning"' 'slo="availability"' 'team="payments"'
@@ -39,6 +40,7 @@ route payments-ticket 'alertname="ObskitTelemetryAbsent"' 'service="payments"' '
 route payments-ticket 'alertname="ObskitCircuitBreakerOpen"' 'service="payments"' 'severity="warning"' 'team="payments"'
 route payments-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'service="payments"' 'severity="warning"' 'team="payments"'
 route payments-ticket 'alertname="ObskitRetryStorm"' 'service="payments"' 'severity="warning"' 'team="payments"'
+route payments-ticket 'alertname="ObskitOutboxStale"' 'service="payments"' 'severity="warning"' 'team="payments"'
 # shop
 route storefront-page 'alertname="ObskitSLOBurnRatePage"' 'component="storefront"' 'service="shop"' 'severity="critical"' 'slo="availability"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'slo="availability"' 'team="storefront"'
@@ -51,5 +53,17 @@ route storefront-ticket 'alertname="ObskitTelemetryAbsent"' 'component="storefro
 route storefront-ticket 'alertname="ObskitCircuitBreakerOpen"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
 route storefront-ticket 'alertname="ObskitRetryStorm"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
+route storefront-ticket 'alertname="ObskitOutboxStale"' 'component="storefront"' 'service="shop"' 'severity="warning"' 'team="storefront"'
+# worker
+route fulfilment-page 'alertname="ObskitSLOBurnRatePage"' 'component="fulfilment"' 'service="worker"' 'severity="critical"' 'slo="processing"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'slo="processing"' 'team="fulfilment"'
+route fulfilment-page 'alertname="ObskitSLOBurnRatePage"' 'component="fulfilment"' 'service="worker"' 'severity="critical"' 'slo="freshness"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitSLOBurnRateTicket"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'slo="freshness"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitTelemetryAbsent"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitCircuitBreakerOpen"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitCircuitBreakerFlapping"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitRetryStorm"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitOutboxStale"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
+route fulfilment-ticket 'alertname="ObskitTasksStalled"' 'component="fulfilment"' 'service="worker"' 'severity="warning"' 'team="fulfilment"'
 echo "routing tests: $passed passed, $failed failed ($config)"
 [ "$failed" -eq 0 ]

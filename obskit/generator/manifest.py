@@ -41,11 +41,15 @@ from obskit.generator.model import (
     DEFAULT_FLAPPING_TRANSITIONS,
     DEFAULT_FLAPPING_WINDOW,
     DEFAULT_FOR,
+    DEFAULT_OUTBOX_FOR,
+    DEFAULT_OUTBOX_OLDER_THAN,
     DEFAULT_RETRY_FOR,
     DEFAULT_RETRY_MIN_CALL_RATE,
     DEFAULT_RETRY_RATIO,
     DEFAULT_RETRY_WINDOW,
     DEFAULT_SEVERITY_LABEL,
+    DEFAULT_STALLED_AFTER,
+    DEFAULT_STALLED_FOR,
     DEFAULT_WINDOW,
     DURATION_PATTERN,
     LABEL_SEVERITY,
@@ -60,6 +64,7 @@ from obskit.generator.model import (
     SLO,
     SUBJECT_LABELS,
     AlertPolicy,
+    Background,
     Dependency,
     Duration,
     Labels,
@@ -134,6 +139,10 @@ BaseURLText = Annotated[
 ]
 """An absolute http(s) URL obskit appends a path to (no query, no fragment)."""
 
+SeriesLabel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_VALUE)]
+"""A label value of the runtime's series (a breaker, operation, task or queue name), matched in
+a selector (escaped), never written as an alert label."""
+
 Path_ = tuple[str | int, ...]
 
 
@@ -175,17 +184,50 @@ class LatencySpec(_Spec):
     threshold: float = Field(gt=0, description="Seconds; must be a histogram bucket boundary.")
 
 
+Tasks = list[SeriesLabel] | None
+TASKS_FIELD: Final = "Only these `task` values (Celery task names); default: every task."
+QUEUES_FIELD: Final = "Only these `messaging_destination_name` values (queues); default: all."
+
+
+class ProcessingSpec(_Spec):
+    """Share of processed messages that succeeded: success / (success + failure). Retries and
+    duplicates count on neither side."""
+
+    tasks: Tasks = Field(default=None, min_length=1, description=TASKS_FIELD)
+    queues: Tasks = Field(default=None, min_length=1, description=QUEUES_FIELD)
+
+
+class FreshnessSpec(_Spec):
+    """Share of messages whose queue wait (from when they became due to the start of their
+    processing) is at most `threshold` seconds."""
+
+    threshold: float = Field(
+        gt=0, description="Seconds; must be a bucket boundary of the queue-wait histogram."
+    )
+    tasks: Tasks = Field(default=None, min_length=1, description=TASKS_FIELD)
+    queues: Tasks = Field(default=None, min_length=1, description=QUEUES_FIELD)
+
+
+SLI_KINDS: Final = ("availability", "latency", "processing", "freshness")
+
+
 class SLISpec(_Spec):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
     availability: AvailabilitySpec | None = None
     latency: LatencySpec | None = None
+    processing: ProcessingSpec | None = None
+    freshness: FreshnessSpec | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SLISpec:
-        chosen = [k for k in ("availability", "latency") if getattr(self, k) is not None]
+        chosen = [k for k in SLI_KINDS if getattr(self, k) is not None]
         if len(chosen) != 1:
-            raise ValueError("sli needs exactly one of: availability, latency")
+            raise ValueError(f"sli needs exactly one of: {', '.join(SLI_KINDS)}")
         return self
+
+    @property
+    def kind(self) -> SLIKind:
+        return next(k for k in SLI_KINDS if getattr(self, k) is not None)
 
 
 def _objective_range(value: float) -> float:
@@ -228,8 +270,19 @@ class SLOSpec(_Spec):
     description: str | None = None
     sli: SLISpec
     routes: list[Annotated[str, Field(min_length=1)]] | None = Field(
-        default=None, min_length=1, description="Only these http_route values (route templates)."
+        default=None,
+        min_length=1,
+        description="Only these http_route values (route templates; availability and latency).",
     )
+
+    @model_validator(mode="after")
+    def _routes_are_http(self) -> SLOSpec:
+        if self.routes is not None and self.sli.kind not in ("availability", "latency"):
+            raise ValueError(
+                f"routes apply to availability and latency SLIs; a {self.sli.kind} SLI names "
+                f"its `tasks:` (and `queues:`) inside `sli.{self.sli.kind}`"
+            )
+        return self
 
 
 LabelMap = dict[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)], LabelValue]
@@ -297,6 +350,56 @@ class ResilienceSpec(_Spec):
     )
 
 
+class TasksStalledSpec(_Spec):
+    """ObskitTasksStalled: over `after`, messages of a task were published (by any job) and
+    none were processed; held for `for`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    after: ThresholdDuration = Field(
+        default=str(DEFAULT_STALLED_AFTER),
+        description="Window over which published messages and no processing are looked for.",
+    )
+    for_: ThresholdDuration = Field(
+        default=str(DEFAULT_STALLED_FOR),
+        alias="for",
+        description="How long it must hold (absorbs the lag between a publish and its processing).",
+    )
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this alert.")
+
+
+class OutboxStaleSpec(_Spec):
+    """ObskitOutboxStale: the oldest pending row is older than `older_than`, for `for`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    older_than: ThresholdDuration = str(DEFAULT_OUTBOX_OLDER_THAN)
+    for_: ThresholdDuration = Field(default=str(DEFAULT_OUTBOX_FOR), alias="for")
+    labels: LabelMap = Field(default_factory=dict, description="Labels on this alert.")
+
+
+class BackgroundSpec(_Spec):
+    """Background work: the tasks this service processes and the outboxes it exposes."""
+
+    tasks: Tasks = Field(
+        default=None,
+        min_length=1,
+        description="`task` values this service processes: one ObskitTasksStalled each.",
+    )
+    outboxes: Tasks = Field(
+        default=None,
+        min_length=1,
+        description="`outbox` names (obskit.watch_outbox) it exposes: the dashboard's panels.",
+    )
+    publishers: str | None = Field(
+        default=None,
+        description="PromQL label matchers narrowing the sent counter (default: any job's).",
+    )
+    tasks_stalled: TasksStalledSpec = Field(default_factory=TasksStalledSpec)
+    outbox_stale: OutboxStaleSpec = Field(default_factory=OutboxStaleSpec)
+    labels: LabelMap = Field(
+        default_factory=dict, description="Labels on both alerts (default: the ticket labels)."
+    )
+
+
 class DependencySLOSpec(_Spec):
     """Client-side SLO: calls to the dependency that got a response below 500, over all calls
     (breaker rejections count as bad calls)."""
@@ -311,10 +414,6 @@ class DependencySLOSpec(_Spec):
         default_factory=dict,
         description="Labels on its alerts (default: the ticket labels, severity warning).",
     )
-
-
-SeriesLabel = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_VALUE)]
-"""A label value of the runtime's series (a breaker or operation name), matched, never written."""
 
 
 class DependencySpec(_Spec):
@@ -459,9 +558,15 @@ class ServiceSpec(_Spec):
         min_length=1,
         description="The service's histogram buckets when not obskit's defaults.",
     )
+    queue_wait_buckets: list[float] | None = Field(
+        default=None,
+        min_length=1,
+        description="The queue-wait histogram's buckets when not obskit's defaults.",
+    )
+    background: BackgroundSpec | None = None
     links: LinksSpec = Field(default_factory=LinksSpec)
 
-    @field_validator("buckets")
+    @field_validator("buckets", "queue_wait_buckets")
     @classmethod
     def _buckets_sane(cls, value: list[float] | None) -> list[float] | None:
         if value is not None:
@@ -761,16 +866,36 @@ def _check_selector(selector: str) -> str | None:
     return None
 
 
-SLOFacts = list[tuple[str | None, float | None]]
-"""Per SLO, in order: its name and its latency threshold (None when unknown or not latency)."""
+SLOFacts = list[tuple[str | None, str | None, float | None]]
+"""Per SLO, in order: its name, its SLI kind and its threshold (None when unknown or none)."""
 
 
-def _slo_problems(
-    facts: SLOFacts, buckets: Sequence[float], custom: bool
-) -> Iterator[tuple[Path_, str]]:
-    """Duplicate SLO names and thresholds that are not buckets, as (path in service, message)."""
+@dataclass(frozen=True)
+class Histogram:
+    """The buckets a threshold of one SLI kind must be one of, and how to name them."""
+
+    buckets: tuple[float, ...]
+    custom: bool
+    key: str
+    """The manifest key that declares them."""
+    what: str
+    """How the message names the histogram and its buckets."""
+
+    def problem(self, kind: str, threshold: float) -> str:
+        listed = ", ".join(format_le(b) for b in self.buckets)
+        origin = f"the manifest's {self.what}" if self.custom else f"obskit's default {self.what}"
+        where = "a histogram bucket" if kind == "latency" else f"a {self.what[:-1]}"
+        return (
+            f"{kind} threshold {threshold:g} is not {where} boundary; {origin} are: {listed} "
+            f"(declare `{self.key}:` if the service uses custom ones)"
+        )
+
+
+def _slo_problems(facts: SLOFacts, histograms: dict[str, Histogram]) -> Iterator[tuple[Path_, str]]:
+    """Duplicate SLO names and thresholds that are not buckets, as (path in service, message).
+    `histograms`: SLI kind -> the histogram its threshold must be a bucket of."""
     seen: dict[str, int] = {}
-    for index, (name, threshold) in enumerate(facts):
+    for index, (name, kind, threshold) in enumerate(facts):
         if name is not None:
             if name in seen:
                 yield (
@@ -778,19 +903,46 @@ def _slo_problems(
                     f"duplicate SLO name {name!r} (also slos[{seen[name]}])",
                 )
             seen.setdefault(name, index)
-        if threshold is not None and threshold not in buckets:
-            listed = ", ".join(format_le(b) for b in buckets)
-            origin = "the manifest's buckets" if custom else "obskit's default buckets"
+        histogram = histograms.get(kind or "")
+        if threshold is not None and histogram is not None and threshold not in histogram.buckets:
             yield (
-                ("slos", index, "sli", "latency", "threshold"),
-                f"latency threshold {threshold:g} is not a histogram bucket boundary; "
-                f"{origin} are: {listed} (declare `buckets:` if the service uses custom ones)",
+                ("slos", index, "sli", kind or "", "threshold"),
+                histogram.problem(kind or "", threshold),
             )
+
+
+def _histograms(
+    buckets: Sequence[float] | None, wait: Sequence[float] | None
+) -> dict[str, Histogram]:
+    """The histograms of the latency and freshness thresholds (defaults unless declared)."""
+    return {
+        "latency": Histogram(
+            tuple(buckets) if buckets is not None else semconv.DEFAULT_BUCKETS,
+            buckets is not None,
+            "buckets",
+            "buckets",
+        ),
+        "freshness": Histogram(
+            tuple(wait) if wait is not None else semconv.DEFAULT_QUEUE_WAIT_BUCKETS,
+            wait is not None,
+            "queue_wait_buckets",
+            "queue-wait buckets",
+        ),
+    }
 
 
 def _number(value: Any) -> float | None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MAX_BUCKET
     return float(value) if ok else None
+
+
+def _raw_buckets(raw: Any) -> tuple[float, ...] | None:
+    """Valid buckets from raw data, or None when absent; `()` when present but invalid."""
+    if raw is None:
+        return None
+    parsed = [_number(b) for b in raw] if isinstance(raw, list) else [None]
+    valid = [b for b in parsed if b is not None]
+    return tuple(valid) if len(valid) == len(parsed) and valid else ()
 
 
 def _raw_problems(data: dict[str, Any], base: Path_, lines: _Lines, file: str) -> list[Problem]:
@@ -799,25 +951,25 @@ def _raw_problems(data: dict[str, Any], base: Path_, lines: _Lines, file: str) -
     raw_slos = data.get("slos")
     if not isinstance(raw_slos, list):
         return []
-    raw_buckets = data.get("buckets")
-    buckets: tuple[float, ...] | None = semconv.DEFAULT_BUCKETS
-    if raw_buckets is not None:
-        parsed = [_number(b) for b in raw_buckets] if isinstance(raw_buckets, list) else [None]
-        valid = [b for b in parsed if b is not None]
-        buckets = tuple(valid) if len(valid) == len(parsed) and valid else None
+    buckets = _raw_buckets(data.get("buckets"))
+    wait = _raw_buckets(data.get("queue_wait_buckets"))
+    histograms = {
+        kind: histogram
+        for kind, histogram in _histograms(buckets, wait).items()
+        if histogram.buckets  # invalid buckets: already an error, no threshold check
+    }
     facts: SLOFacts = []
     for item in raw_slos:
         slo: dict[str, Any] = item if isinstance(item, dict) else {}
         name = slo.get("name") if isinstance(slo.get("name"), str) else None
         sli = slo.get("sli")
         sli = sli if isinstance(sli, dict) else {}
-        latency = sli.get("latency")
-        latency = latency if isinstance(latency, dict) else {}
-        threshold = _number(latency.get("threshold")) if buckets is not None else None
-        facts.append((name, threshold))
+        kind = next((k for k in ("latency", "freshness") if isinstance(sli.get(k), dict)), None)
+        threshold = _number(sli[kind].get("threshold")) if kind is not None else None
+        facts.append((name, kind, threshold))
     return [
         Problem(file, lines.line((*base, *path)), message)
-        for path, message in _slo_problems(facts, buckets or (), custom=raw_buckets is not None)
+        for path, message in _slo_problems(facts, histograms)
     ]
 
 
@@ -832,12 +984,19 @@ def _build(
     selector = spec.selector if spec.selector is not None else f'job="{spec.service}"'
     if spec.selector is not None and (message := _check_selector(spec.selector)):
         problem(("selector",), message)
-    buckets = tuple(spec.buckets) if spec.buckets is not None else semconv.DEFAULT_BUCKETS
+    histograms = _histograms(spec.buckets, spec.queue_wait_buckets)
     slos: list[SLO] = []
     for slo in spec.slos:
-        kind: SLIKind = "availability" if slo.sli.availability is not None else "latency"
+        kind = slo.sli.kind
         threshold = slo.sli.latency.threshold if slo.sli.latency is not None else None
-        routes = tuple(dict.fromkeys(slo.routes or ()))
+        tasks: tuple[str, ...] = ()
+        queues: tuple[str, ...] = ()
+        task_sli = slo.sli.processing or slo.sli.freshness
+        if task_sli is not None:
+            tasks = tuple(dict.fromkeys(task_sli.tasks or ()))
+            queues = tuple(dict.fromkeys(task_sli.queues or ()))
+        if slo.sli.freshness is not None:
+            threshold = slo.sli.freshness.threshold
         slos.append(
             SLO(
                 name=slo.name,
@@ -846,11 +1005,13 @@ def _build(
                 description=slo.description or "",
                 kind=kind,
                 threshold=threshold,
-                routes=routes,
+                routes=tuple(dict.fromkeys(slo.routes or ())),
+                tasks=tasks,
+                queues=queues,
             )
         )
-    facts: SLOFacts = [(slo.name, slo.threshold) for slo in slos]
-    for path, message in _slo_problems(facts, buckets, custom=spec.buckets is not None):
+    facts: SLOFacts = [(slo.name, slo.kind, slo.threshold) for slo in slos]
+    for path, message in _slo_problems(facts, histograms):
         problem(path, message)
     common = dict(spec.alerting.labels)
 
@@ -977,14 +1138,46 @@ def _build(
         slos=tuple(slos),
         policies=(policies[0], policies[1]),
         dependencies=tuple(dependencies),
-        buckets=buckets,
+        buckets=histograms["latency"].buckets,
+        queue_wait_buckets=histograms["freshness"].buckets,
         logs=spec.links.logs,
         traces=spec.links.traces,
         line=lines.line((*base, "service")),
         receivers=(spec.alerting.receivers.page, spec.alerting.receivers.ticket),
         resilience=resilience,
+        background=_background(spec.background, ticket_labels, check_labels, problem),
     )
     return service, problems
+
+
+def _background(
+    spec: BackgroundSpec | None,
+    ticket_labels: Labels,
+    check: Callable[[Path_, dict[str, str]], None],
+    problem: Callable[[Path_, str], None],
+) -> Background:
+    """The `background:` block (defaults when absent), its alerts labelled like tickets."""
+    if spec is None:
+        return Background(tasks_stalled_labels=ticket_labels, outbox_stale_labels=ticket_labels)
+    at: Path_ = ("background",)
+    check((*at, "labels"), spec.labels)
+    check((*at, "tasks_stalled", "labels"), spec.tasks_stalled.labels)
+    check((*at, "outbox_stale", "labels"), spec.outbox_stale.labels)
+    if spec.publishers is not None and (message := _check_selector(spec.publishers)):
+        problem((*at, "publishers"), message.replace("selector", "publishers", 1))
+    common = {**dict(ticket_labels), **spec.labels}
+    return Background(
+        declared=True,
+        tasks=tuple(dict.fromkeys(spec.tasks or ())),
+        outboxes=tuple(dict.fromkeys(spec.outboxes or ())),
+        stalled_after=Duration.parse(spec.tasks_stalled.after, seconds=True),
+        stalled_for=Duration.parse(spec.tasks_stalled.for_, seconds=True),
+        publishers=spec.publishers,
+        outbox_older_than=Duration.parse(spec.outbox_stale.older_than, seconds=True),
+        outbox_for=Duration.parse(spec.outbox_stale.for_, seconds=True),
+        tasks_stalled_labels=_sorted({**common, **spec.tasks_stalled.labels}),
+        outbox_stale_labels=_sorted({**common, **spec.outbox_stale.labels}),
+    )
 
 
 def _sorted(labels: dict[str, str]) -> Labels:

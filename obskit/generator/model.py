@@ -331,6 +331,34 @@ class Resilience:
         )
 
 
+DEFAULT_STALLED_AFTER: Final = minutes(10)
+DEFAULT_STALLED_FOR: Final = minutes(2)
+DEFAULT_OUTBOX_OLDER_THAN: Final = minutes(5)
+DEFAULT_OUTBOX_FOR: Final = minutes(5)
+
+
+@dataclass(frozen=True)
+class Background:
+    """Background work a service does: the tasks it processes, the outboxes it exposes, and the
+    thresholds and labels of ObskitTasksStalled and ObskitOutboxStale."""
+
+    declared: bool = False
+    """The manifest has a `background:` block."""
+    tasks: tuple[str, ...] = ()
+    """`task` values the service processes (`background.tasks`)."""
+    outboxes: tuple[str, ...] = ()
+    """`outbox` names the service exposes (`background.outboxes`): the dashboard's outbox panels."""
+    stalled_after: Duration = DEFAULT_STALLED_AFTER
+    stalled_for: Duration = DEFAULT_STALLED_FOR
+    publishers: str | None = None
+    """PromQL label matchers narrowing the sent counter (default: any job's)."""
+    outbox_older_than: Duration = DEFAULT_OUTBOX_OLDER_THAN
+    outbox_for: Duration = DEFAULT_OUTBOX_FOR
+    tasks_stalled_labels: Labels = ()
+    outbox_stale_labels: Labels = ()
+    """Every label of each alert besides service and its subject label (severity included)."""
+
+
 @dataclass(frozen=True)
 class Dependency:
     """A service this one calls: its address, and the breakers and retried operations on the way."""
@@ -378,6 +406,27 @@ class Service:
     (`alerting.receivers`); `receiver()` gives the defaults."""
     resilience: Resilience = Resilience()
     """Thresholds of the breakers and operations that no dependency lists."""
+    background: Background = Background()
+    queue_wait_buckets: tuple[float, ...] = semconv.DEFAULT_QUEUE_WAIT_BUCKETS
+    """The queue-wait histogram's buckets (a freshness threshold must be one of them)."""
+
+    @property
+    def stalled_tasks(self) -> tuple[str, ...]:
+        """Tasks ObskitTasksStalled watches: `background.tasks`, then those the service's
+        processing and freshness SLOs name."""
+        named = (t for s in self.slos if s.kind in TASK_KINDS for t in s.tasks)
+        return tuple(dict.fromkeys((*self.background.tasks, *named)))
+
+    @property
+    def serves_http(self) -> bool:
+        """A service that is a worker with no HTTP SLO is taken to serve no HTTP: its dashboard
+        leaves out the inbound request panels (they could only say "No data")."""
+        return not self.is_worker or any(s.kind in HTTP_KINDS for s in self.slos)
+
+    @property
+    def is_worker(self) -> bool:
+        """The service processes background work (a task SLI, or `background.tasks`)."""
+        return bool(self.background.tasks) or any(s.kind in TASK_KINDS for s in self.slos)
 
     @property
     def listed_breakers(self) -> tuple[str, ...]:

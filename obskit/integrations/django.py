@@ -208,9 +208,36 @@ def instrument(app: Any, runtime: Obskit) -> Any:
             app.__dict__.pop("_obskit_routes", None)
 
     runtime.on_close(undo)
+    if runtime.tracing is not None:
+        runtime.on_close(_record_handled_exceptions())
     if runtime.config.capture_stdlib_logs:
         runtime.on_close(adopt_logging())
     return app
+
+
+def _record_handled_exceptions() -> Callable[[], None]:
+    """A view's exception that Django turns into its 500 page never reaches obskit's WSGI/ASGI
+    adapter; Django's `got_request_exception` signal puts it on the request's server span
+    (an `exception` event), as an exception the adapter sees would be. Returns the undo."""
+    from django.core.signals import got_request_exception  # noqa: PLC0415
+
+    got_request_exception.connect(_on_exception, weak=False, dispatch_uid=_SIGNAL_UID)
+    return lambda: got_request_exception.disconnect(dispatch_uid=_SIGNAL_UID)
+
+
+_SIGNAL_UID: Final = "obskit.integrations.django"
+
+
+def _on_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    try:
+        from opentelemetry import trace  # noqa: PLC0415
+
+        exc = sys.exc_info()[1]
+        span = trace.get_current_span()
+        if exc is not None and span.is_recording():
+            span.record_exception(exc)
+    except Exception as error:  # noqa: BLE001 - telemetry never fails Django's error handling
+        errors.record("django exception", error)
 
 
 def _subclass(original: Any, is_async: bool) -> type:

@@ -113,6 +113,7 @@ def test_the_route_tree_groups_by_alert_service_and_slo_with_a_route_per_team(
     teams = [r["matchers"] for r in obskit["routes"] if "routes" in r and "receiver" not in r]
     assert teams == [
         ['team="Discovery \\"Team\\" \\\\ 2"'],
+        ['team="fulfilment"'],
         ['team="payments"'],
         ['team="storefront"'],
         ['team="warehouse"'],

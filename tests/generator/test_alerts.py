@@ -61,6 +61,7 @@ def test_every_generated_alert_carries_the_four_annotations() -> None:
         "ObskitCircuitBreakerOpen",
         "ObskitCircuitBreakerFlapping",
         "ObskitRetryStorm",
+        "ObskitOutboxStale",
     }
     for rule in rules:
         annotations = rule["annotations"]
@@ -129,6 +130,7 @@ def test_a_slo_template_override_sees_every_alert(tmp_path: Path) -> None:
         "ObskitCircuitBreakerOpen warning",
         "ObskitCircuitBreakerFlapping warning",
         "ObskitRetryStorm warning",
+        "ObskitOutboxStale warning",
     }
 
 

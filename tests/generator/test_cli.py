@@ -40,6 +40,7 @@ def test_validate_accepts_files_and_directories(manifest: Path) -> None:
         f"ok: {EXAMPLES / 'inventory' / 'obskit.yaml'}: inventory (availability, latency)",
         f"ok: {EXAMPLES / 'payments' / 'obskit.yaml'}: payments (availability, latency)",
         f"ok: {EXAMPLES / 'shop' / 'obskit.yaml'}: shop (availability, latency, payments)",
+        f"ok: {EXAMPLES / 'worker' / 'obskit.yaml'}: worker (processing, freshness)",
     ]
 
 
@@ -95,7 +96,7 @@ def test_generate_writes_the_files_of_every_service(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, stdout, _ = invoke("generate", EXAMPLES, "--out", out)
     assert code == EXIT_OK
-    for service in ("inventory", "payments", "shop"):
+    for service in ("inventory", "payments", "shop", "worker"):
         assert sorted(p.name for p in (out / service).iterdir()) == [
             "alertmanager.route.yaml",
             "alerts.test.yaml",
@@ -112,7 +113,7 @@ def test_generate_twice_is_byte_identical(tmp_path: Path) -> None:
     invoke("generate", EXAMPLES, "--out", tmp_path / "b")
     a = {p.relative_to(tmp_path / "a"): p.read_bytes() for p in (tmp_path / "a").rglob("*.*")}
     b = {p.relative_to(tmp_path / "b"): p.read_bytes() for p in (tmp_path / "b").rglob("*.*")}
-    assert a == b and len(a) == 17
+    assert a == b and len(a) == 22
     assert all(content.endswith(b"\n") and not content.endswith(b"\n\n") for content in a.values())
 
 

@@ -70,7 +70,7 @@ def test_update_goldens_writes_but_never_claims_a_passed_comparison(tmp_path: Pa
     assert updated.returncode == EXIT_OK, updated.stdout
     assert "1 skipped" in updated.stdout and "passed" not in updated.stdout
     assert "no comparison was made" in updated.stdout
-    assert sorted(p.name for p in goldens.iterdir()) == ["inventory", "payments", "shop"]
+    assert sorted(p.name for p in goldens.iterdir()) == ["inventory", "payments", "shop", "worker"]
 
     rules = goldens / "shop" / "rules.yaml"
     rules.write_text(rules.read_text() + "# edited\n")

@@ -100,9 +100,10 @@ def test_the_example_manifests_are_found_in_the_examples_directory() -> None:
         "inventory/obskit.yaml",
         "payments/obskit.yaml",
         "shop/obskit.yaml",
+        "worker/obskit.yaml",
     ]
     services = load_all([EXAMPLES])
-    assert [s.name for s in services] == ["inventory", "payments", "shop"]
+    assert [s.name for s in services] == ["inventory", "payments", "shop", "worker"]
     shop = services[2]
     assert len(shop.slos) >= 2 and [d.address for d in shop.dependencies] == ["localhost"]
 
@@ -459,6 +460,10 @@ def test_the_documented_manifest_examples_are_valid() -> None:
     [service] = loads(block, "docs/manifest.md")
     assert service.grafana_url and service.logs and service.traces
     assert [slo.name for slo in service.slos] == ["availability", "latency", "payments"]
+    worker = docs.split("### Background work", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    [service] = loads(worker, "docs/manifest.md")
+    assert [slo.kind for slo in service.slos] == ["processing", "freshness"]
+    assert service.background.outboxes == ("orders",)
     readme = (ROOT / "README.md").read_text()
     section = readme.split("A minimal manifest:", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]

@@ -35,6 +35,14 @@ RUNTIME_METRICS = {
     semconv.BREAKER_STATE,
     semconv.BREAKER_TRANSITIONS,
     semconv.BREAKER_CALLS,
+    semconv.MESSAGING_SENT,
+    semconv.OUTBOX_PENDING,
+    semconv.OUTBOX_OLDEST_AGE,
+    *(
+        base + suffix
+        for base in (semconv.MESSAGING_PROCESS_DURATION, semconv.MESSAGING_QUEUE_WAIT)
+        for suffix in (semconv.BUCKET, semconv.COUNT, semconv.SUM)
+    ),
 }
 RUNTIME_LABELS = {
     *semconv.SERVER_LABELS,
@@ -45,6 +53,8 @@ RUNTIME_LABELS = {
     *semconv.BREAKER_STATE_LABELS,
     *semconv.BREAKER_CALL_LABELS,
     semconv.LABEL_PID,
+    *semconv.MESSAGING_PROCESS_LABELS,
+    semconv.LABEL_OUTBOX,
 }
 
 
@@ -95,6 +105,7 @@ def test_every_expression_uses_only_semconv_and_recorded_names(
     # The walk really sees the names (a test that could not fail would prove nothing).
     assert promql.SERVER_COUNT in seen_metrics and promql.CLIENT_BUCKET in seen_metrics
     assert {semconv.BREAKER_STATE, semconv.RETRIES, semconv.HTTP_CLIENT_ACTIVE} <= seen_metrics
+    assert {semconv.MESSAGING_SENT, semconv.OUTBOX_OLDEST_AGE, promql.WAIT_BUCKET} <= seen_metrics
 
 
 def test_the_name_walk_catches_a_name_the_runtime_does_not_emit() -> None:

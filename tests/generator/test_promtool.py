@@ -38,7 +38,7 @@ def written(
 def test_promtool_check_rules_accepts_every_generated_rules_file(written: Path) -> None:
     promtool = require_binary("promtool")
     files = sorted(written.glob("*/rules.yaml")) + sorted(written.glob("*/prometheusrule.yaml"))
-    assert len(files) == 6
+    assert len(files) == 8
     plain = [f for f in files if f.name == "rules.yaml"]
     result = _run(promtool, "check", "rules", *plain)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -49,7 +49,7 @@ def test_promtool_test_rules_passes_for_every_service(written: Path) -> None:
     so do the resilience alerts (alerts.test.yaml)."""
     promtool = require_binary("promtool")
     tests = sorted(written.glob("*/rules.test.yaml")) + sorted(written.glob("*/alerts.test.yaml"))
-    assert [t.parent.name for t in tests] == ["inventory", "payments", "shop"] * 2
+    assert [t.parent.name for t in tests] == ["inventory", "payments", "shop", "worker"] * 2
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda t: _run(promtool, "test", "rules", t), tests))
     for result in results:
@@ -213,8 +213,8 @@ def test_the_issue_example_generates_rules_promtool_checks_and_tests(tmp_path: P
     ]
     rules = yaml.safe_load((directory / "rules.yaml").read_text())
     alerts = [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
-    assert len(alerts) == 9 and all(a["labels"]["team"] == "payments" for a in alerts)
+    assert len(alerts) == 10 and all(a["labels"]["team"] == "payments" for a in alerts)
     check = _run(promtool, "check", "rules", directory / "rules.yaml")
-    assert check.returncode == 0 and "SUCCESS: 33 rules found" in check.stdout, check.stderr
+    assert check.returncode == 0 and "SUCCESS: 34 rules found" in check.stdout, check.stderr
     test = _run(promtool, "test", "rules", directory / "rules.test.yaml")
     assert test.returncode == 0, test.stdout + test.stderr

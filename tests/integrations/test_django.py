@@ -354,3 +354,19 @@ def test_a_broken_route_lookup_is_counted_and_never_fails_the_request(monkeypatc
         response.close()
         assert [line["route"] for line in access(cap)] == ["__unmatched__"]
         assert cap.sample("obskit_instrumentation_errors_total") == 1
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_an_exception_django_answers_with_its_500_page_is_on_the_span(kind: str):
+    app = wsgi_app() if kind == "wsgi" else asgi_app()
+    with capture(app) as cap:
+        if kind == "wsgi":
+            get(app, "/boom/").close()
+        else:
+            asyncio.run(asgi_request(app, "/boom/"))
+        [span] = cap.spans()
+        assert span.attributes["http.response.status_code"] == 500
+        assert span.status.status_code.name == "ERROR"
+        [event] = [e for e in span.events if e.name == "exception"]
+        assert event.attributes["exception.type"] == "RuntimeError"
+        assert event.attributes["exception.message"] == "boom"

@@ -188,11 +188,16 @@ def slo_summary(slo: SLO) -> str:
         what = "requests not answered 5xx"
     elif slo.kind == "latency":
         what = f"requests faster than {promql.fmt_number(slo.threshold or 0)}s"
+    elif slo.kind == "processing":
+        what = "processed messages that succeeded (retries and duplicates aside)"
+    elif slo.kind == "freshness":
+        what = f"messages waiting at most {promql.fmt_number(slo.threshold or 0)}s in the queue"
     else:
         assert slo.dependency is not None
         what = f"calls to {slo.dependency.name} answered below 500 (breaker rejections fail)"
-    routes = f" on {', '.join(slo.routes)}" if slo.routes else ""
-    return f"{format_decimal(slo.objective)}% of {what}{routes} over {slo.window}"
+    scope = [*slo.routes, *slo.tasks, *slo.queues]
+    where = f" on {', '.join(scope)}" if scope else ""
+    return f"{format_decimal(slo.objective)}% of {what}{where} over {slo.window}"
 
 
 def _slo_panels(service: Service, slo: SLO) -> list[Panel]:
@@ -309,7 +314,7 @@ RESILIENCE_PANELS: Final = {
 """The state-timeline's value mappings (the query gives 2 open, 1 half_open, 0 closed)."""
 
 
-def _resilience(service: Service) -> Row:
+def _resilience(service: Service) -> list[Row]:
     """In-flight requests, breakers and retries, and the dependencies' client-side SLOs.
 
     Panels appear for what the manifest names, so none stays empty: outbound in-flight calls
@@ -325,25 +330,27 @@ def _resilience(service: Service) -> Row:
     calls = _sum(_rate(semconv.RETRY_CALLS, sel), (operation,))
     no_breaker = "No circuit breaker seen"
     no_retry = "No retried call seen"
-    panels = [
-        Panel(
-            "In-flight inbound requests",
-            "Requests being served right now, by method (saturation precedes a cascade).",
-            [
-                Target(
-                    _sum(
-                        f"{semconv.HTTP_SERVER_ACTIVE}{promql.selector(sel)}",
-                        (semconv.LABEL_METHOD,),
-                    ),
-                    "{{" + semconv.LABEL_METHOD + "}}",
-                )
-            ],
-            "short",
-            12,
-            minimum=0,
-            key=RESILIENCE_PANELS["inbound"],
-        ),
-    ]
+    panels: list[Panel] = []
+    if service.serves_http:
+        panels.append(
+            Panel(
+                "In-flight inbound requests",
+                "Requests being served right now, by method (saturation precedes a cascade).",
+                [
+                    Target(
+                        _sum(
+                            f"{semconv.HTTP_SERVER_ACTIVE}{promql.selector(sel)}",
+                            (semconv.LABEL_METHOD,),
+                        ),
+                        "{{" + semconv.LABEL_METHOD + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+                key=RESILIENCE_PANELS["inbound"],
+            )
+        )
     if service.dependencies:
         panels += [
             Panel(
@@ -459,15 +466,133 @@ def _resilience(service: Service) -> Row:
     for slo in service.slos:
         if slo.dependency is not None:
             panels.extend(_slo_panels(service, slo))
-    return Row("Resilience: saturation, circuit breakers, retries", panels)
+    return [Row("Resilience: saturation, circuit breakers, retries", panels)] if panels else []
+
+
+BACKGROUND_PANELS: Final = {
+    "tasks": "background:tasks",
+    "queue_wait": "background:queue-wait",
+    "outbox_age": "background:outbox-age",
+}
+"""Keys of the Background work row's panels that alerts open (`alerts.Alert.panel`)."""
+
+
+def published(service: Service, tasks: tuple[str, ...]) -> str:
+    """Selector of the sent counter of `tasks` (any job, narrowed by `background.publishers`)."""
+    matchers = [promql.match(semconv.LABEL_TASK, promql.alternation(tasks))]
+    if service.background.publishers:
+        matchers.insert(0, service.background.publishers)
+    return semconv.MESSAGING_SENT + promql.selector(*matchers)
+
+
+def _background(service: Service) -> list[Row]:
+    """Throughput by task and outcome, processing and queue-wait p99, retries and duplicates
+    (a worker: task SLIs or `background.tasks`), the outboxes (`background.outboxes`)."""
+    panels: list[Panel] = []
+    sel = service.selector
+    task, outcome = semconv.LABEL_TASK, semconv.LABEL_OUTCOME
+    if service.is_worker:
+        processed = Target(
+            _sum(_rate(promql.PROCESS_COUNT, sel), (task, outcome)),
+            "{{" + task + "}} {{" + outcome + "}}",
+        )
+        throughput = [processed]
+        if service.stalled_tasks:
+            sent = f"rate({published(service, service.stalled_tasks)}[{promql.RATE}])"
+            throughput.append(Target(_sum(sent, (task,)), "{{" + task + "}} published"))
+        retried = promql.match(outcome, f"{semconv.PROCESS_RETRY}|{semconv.PROCESS_DUPLICATE}")
+        panels += [
+            Panel(
+                "Tasks processed by outcome",
+                "Messages processed per second by task and outcome (success, retry, failure, "
+                "duplicate), and those published (by any job) for the tasks this service runs.",
+                throughput,
+                "reqps",
+                12,
+                minimum=0,
+                key=BACKGROUND_PANELS["tasks"],
+            ),
+            Panel(
+                "Processing p99",
+                "p99 of processing durations by task.",
+                [
+                    Target(
+                        _quantile(0.99, promql.PROCESS_BUCKET, (sel,), (task,)), "{{" + task + "}}"
+                    )
+                ],
+                "s",
+                12,
+                minimum=0,
+            ),
+            Panel(
+                "Queue wait p99",
+                "p99 of the time from when a message became due to the start of its processing "
+                "(freshness), by task.",
+                [Target(_quantile(0.99, promql.WAIT_BUCKET, (sel,), (task,)), "{{" + task + "}}")],
+                "s",
+                12,
+                minimum=0,
+                key=BACKGROUND_PANELS["queue_wait"],
+            ),
+            Panel(
+                "Retries and duplicates",
+                "Executions per second that will be retried, and messages skipped as duplicates "
+                "by an idempotent consumer.",
+                [
+                    Target(
+                        _sum(_rate(promql.PROCESS_COUNT, sel, retried), (task, outcome)),
+                        "{{" + task + "}} {{" + outcome + "}}",
+                    )
+                ],
+                "reqps",
+                12,
+                minimum=0,
+                no_value="No retry or duplicate",
+            ),
+        ]
+    if service.background.outboxes:
+        outbox = semconv.LABEL_OUTBOX
+        panels += [
+            Panel(
+                "Outbox pending rows",
+                "Rows waiting in each transactional outbox (obskit.watch_outbox).",
+                [
+                    Target(
+                        f"max by ({outbox}) ({semconv.OUTBOX_PENDING}{promql.selector(sel)})",
+                        "{{" + outbox + "}}",
+                    )
+                ],
+                "short",
+                12,
+                minimum=0,
+            ),
+            Panel(
+                "Outbox oldest row age",
+                "Age of the oldest pending row; ObskitOutboxStale fires above "
+                f"{service.background.outbox_older_than} held for {service.background.outbox_for}.",
+                [
+                    Target(
+                        f"max by ({outbox}) ({semconv.OUTBOX_OLDEST_AGE}{promql.selector(sel)})",
+                        "{{" + outbox + "}}",
+                    )
+                ],
+                "s",
+                12,
+                minimum=0,
+                thresholds=[(float(service.background.outbox_older_than.seconds), "red")],
+                key=BACKGROUND_PANELS["outbox_age"],
+            ),
+        ]
+    return [Row("Background work", panels)] if panels else []
 
 
 def rows(service: Service) -> list[Row]:
     return [
-        *_overview(service),
+        *(_overview(service) if service.serves_http else []),
         *(_slo_row(service, slo) for slo in service.slos if slo.dependency is None),
         *_dependencies(service),
-        _resilience(service),
+        *_resilience(service),
+        *_background(service),
     ]
 
 

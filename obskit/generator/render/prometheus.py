@@ -18,7 +18,8 @@ Per SLO, one group evaluated in order:
    no bucket at its threshold, so the SLO would read as no data and never fire.
 
 One more group holds the telemetry-absent alert of the service (`obskit_build_info` absent), and
-the last the circuit-breaker and retry alerts (`resilience`).
+the last two the circuit-breaker and retry alerts (`resilience`) and the background-work alerts
+(`background`).
 Every alert is built as an `alerts.Alert` and written by `alerts.rule()` (annotations, links).
 """
 
@@ -54,7 +55,7 @@ from obskit.generator.model import (
     format_decimal,
     format_le,
 )
-from obskit.generator.render import alerts, grafana, promql, resilience
+from obskit.generator.render import alerts, background, grafana, promql, resilience
 from obskit.generator.render.templates import Templates
 
 
@@ -282,6 +283,7 @@ def rule_groups(
     absent = ctx.alert(ALERT_ABSENT, lambda: absent_alert(service))
     groups.append({"name": group_name(service), "rules": [alerts.rule(ctx, absent)]})
     groups.append(resilience.group(ctx))
+    groups.append(background.group(ctx))
     return {"groups": groups}
 
 

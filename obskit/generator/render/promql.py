@@ -94,20 +94,45 @@ def error_ratio(service: Service, slo: SLO, window: Duration) -> str:
     return recorded(REC_ERROR_RATIO, service, slo, window)
 
 
+PROCESS_COUNT: Final = semconv.MESSAGING_PROCESS_DURATION + semconv.COUNT
+PROCESS_BUCKET: Final = semconv.MESSAGING_PROCESS_DURATION + semconv.BUCKET
+WAIT_COUNT: Final = semconv.MESSAGING_QUEUE_WAIT + semconv.COUNT
+WAIT_BUCKET: Final = semconv.MESSAGING_QUEUE_WAIT + semconv.BUCKET
+COUNTED_OUTCOMES: Final = f"{semconv.PROCESS_SUCCESS}|{semconv.PROCESS_FAILURE}"
+"""A processing SLI counts successes and failures; retries and duplicates on neither side."""
+
+
+def task_matchers(service: Service, slo: SLO) -> tuple[str, ...]:
+    """The service selector plus the SLO's task and queue filters."""
+    matchers: tuple[str, ...] = (service.selector,)
+    if slo.tasks:
+        matchers += (match(semconv.LABEL_TASK, alternation(slo.tasks)),)
+    if slo.queues:
+        matchers += (match(semconv.LABEL_DESTINATION, alternation(slo.queues)),)
+    return matchers
+
+
 def sli_totals(service: Service, slo: SLO) -> str:
-    """Rate of every event the SLI counts (requests, or calls to a dependency)."""
+    """Rate of every event the SLI counts (requests, calls to a dependency, processed messages)."""
     if slo.kind == "client":
         calls, rejected = _client_parts(service, slo)
         return (
             f"{calls} or vector(0)" if rejected is None else f"({calls} or vector(0)) + {rejected}"
         )
+    if slo.kind == "processing":
+        outcomes = match(semconv.LABEL_OUTCOME, COUNTED_OUTCOMES)
+        sel = selector(*task_matchers(service, slo), outcomes)
+        return f"sum(rate({PROCESS_COUNT}{sel}[{RATE}]))"
+    if slo.kind == "freshness":
+        return f"sum(rate({WAIT_COUNT}{selector(*task_matchers(service, slo))}[{RATE}]))"
     sel = selector(*slo_matchers(service, slo))
     return f"sum(rate({SERVER_COUNT}{sel}[{RATE}]))"
 
 
 def sli_errors(service: Service, slo: SLO) -> str:
-    """Rate of bad events: 5xx (availability), slower than the threshold (latency), or a call
-    to a dependency that got a 5xx, no response, or a breaker's rejection (client).
+    """Rate of bad events: 5xx (availability), slower than the threshold (latency), a call to a
+    dependency that got a 5xx, no response, or a breaker's rejection (client), a message that
+    failed for good (processing), or one that waited longer than the threshold (freshness).
 
     Every form returns 0, not nothing, while there is traffic and no error yet, so ratios and
     panels never go blank on a healthy service.
@@ -117,8 +142,16 @@ def sli_errors(service: Service, slo: SLO) -> str:
         good = client_calls(service, slo, good=True)
         bad = f"({calls} or vector(0)) - ({good} or vector(0))"
         return bad if rejected is None else f"{bad} + {rejected}"
-    base = slo_matchers(service, slo)
     total = sli_totals(service, slo)
+    if slo.kind == "processing":
+        failed = eq(semconv.LABEL_OUTCOME, semconv.PROCESS_FAILURE)
+        sel = selector(*task_matchers(service, slo), failed)
+        return f"sum(rate({PROCESS_COUNT}{sel}[{RATE}])) or 0 * {total}"
+    if slo.kind == "freshness":
+        assert slo.threshold is not None
+        fresh = selector(*task_matchers(service, slo), eq(LABEL_LE, format_le(slo.threshold)))
+        return f"{total} - sum(rate({WAIT_BUCKET}{fresh}[{RATE}]))"
+    base = slo_matchers(service, slo)
     if slo.kind == "availability":
         sel = selector(*base, match(semconv.LABEL_STATUS, SERVER_ERROR_STATUS))
         return f"sum(rate({SERVER_COUNT}{sel}[{RATE}])) or 0 * {total}"

@@ -45,6 +45,7 @@ from obskit.generator.model import (
     REC_ERROR_RATIO,
     SEVERITIES,
     SLO,
+    TASK_KINDS,
     BurnRateRow,
     Dependency,
     Duration,
@@ -77,6 +78,9 @@ DEFAULT_ROUTE: Final = "/"
 OK_STATUS: Final = "200"
 ERROR_STATUS: Final = "500"
 METHOD: Final = "GET"
+DEFAULT_TASK: Final = "app.tasks.example"
+DEFAULT_QUEUE: Final = "celery"
+MESSAGING_SYSTEM: Final = semconv.MESSAGING_SYSTEM_CELERY
 CLIENT_ERROR_TYPE: Final = "ConnectError"
 """`error_type` of synthetic outbound calls that got no answer."""
 NUDGES: Final = 20
@@ -170,13 +174,20 @@ def _matches(slo: SLO, route: str) -> bool:
     return not slo.routes or route in slo.routes
 
 
-Subject = tuple[str, str]
-"""What one scenario's synthetic series are about: ("http", route) or ("client", dependency)."""
+Subject = tuple[str, ...]
+"""What one scenario's synthetic series are about: ("http", route), ("client", dependency) or
+("task", task, queue)."""
 
 
 def _subject(slo: SLO) -> Subject:
     if slo.dependency is not None:
         return ("client", slo.dependency.name)
+    if slo.kind in TASK_KINDS:
+        return (
+            "task",
+            slo.tasks[0] if slo.tasks else DEFAULT_TASK,
+            slo.queues[0] if slo.queues else DEFAULT_QUEUE,
+        )
     return ("http", _route(slo))
 
 
@@ -187,10 +198,72 @@ def _dependency(service: Service, name: str) -> Dependency:
 def _subject_series(
     service: Service, subject: Subject, phases: list[Phase], *, bad: bool, slow: frozenset[float]
 ) -> list[dict[str, str]]:
-    family, key = subject
+    """`bad`: the bad share is 5xx, failed calls or failed messages; `slow`: the thresholds
+    (latency or queue wait) the bad share misses."""
+    family, key, *rest = subject
     if family == "client":
         return _client_series(service, _dependency(service, key), phases, bad=bad)
+    if family == "task":
+        return _task_series(service, key, rest[0], phases, failed=bad, slow=slow)
     return _series(service, key, phases, errors=bad, slow=slow)
+
+
+def _counts_task(slo: SLO, task: str, queue: str) -> bool:
+    return (not slo.tasks or task in slo.tasks) and (not slo.queues or queue in slo.queues)
+
+
+def _task_series(
+    service: Service,
+    task: str,
+    queue: str,
+    phases: list[Phase],
+    *,
+    failed: bool,
+    slow: frozenset[float],
+) -> list[dict[str, str]]:
+    """Messages of one task: processed by outcome (the bad share failed for good when `failed`,
+    plus as many retries and half as many duplicates, which count on neither side of a
+    processing SLI), and their queue wait (the bad share waited past the `slow` thresholds)."""
+    base = {
+        **selector_labels(service),
+        semconv.LABEL_MESSAGING_SYSTEM: MESSAGING_SYSTEM,
+        semconv.LABEL_DESTINATION: queue,
+        semconv.LABEL_TASK: task,
+    }
+    outcomes = (
+        (
+            semconv.PROCESS_SUCCESS,
+            [(p.minutes, p.rate - (_bad_count(p) if failed else 0)) for p in phases],
+        ),
+        (semconv.PROCESS_FAILURE, [(p.minutes, _bad_count(p) if failed else 0) for p in phases]),
+        (semconv.PROCESS_RETRY, [(p.minutes, p.rate) for p in phases]),
+        (semconv.PROCESS_DUPLICATE, [(p.minutes, p.rate // 2) for p in phases]),
+    )
+    out = [
+        {
+            "series": promql.PROCESS_COUNT + _labels({**base, semconv.LABEL_OUTCOME: outcome}),
+            "values": _values(increments),
+        }
+        for outcome, increments in outcomes
+    ]
+    out.append(
+        {
+            "series": promql.WAIT_COUNT + _labels(base),
+            "values": _values([(p.minutes, p.rate) for p in phases]),
+        }
+    )
+    thresholds = sorted(
+        {
+            s.threshold
+            for s in service.slos
+            if s.kind == "freshness" and s.threshold is not None and _counts_task(s, task, queue)
+        }
+    )
+    for value in thresholds:
+        fresh = [(p.minutes, p.rate - (_bad_count(p) if value in slow else 0)) for p in phases]
+        labels = {**base, LABEL_LE: format_le(value)}
+        out.append({"series": promql.WAIT_BUCKET + _labels(labels), "values": _values(fresh)})
+    return out
 
 
 def _client_series(
@@ -290,7 +363,14 @@ def _expected_firing(
 def _shares_series(slo: SLO, other: SLO, subject: Subject) -> bool | None:
     """`other` counts the same bad events as `slo` in a scenario on `subject` (None: some of
     them, so its ratio is not `slo`'s and the scenario cannot say whether it fires)."""
-    family, key = subject
+    family, key, *rest = subject
+    if family == "task" or other.kind in TASK_KINDS:
+        return (
+            family == "task"
+            and other.kind == slo.kind
+            and other.threshold == slo.threshold
+            and _counts_task(other, key, rest[0])
+        )
     if family == "client" or other.kind == "client":
         if family != "client" or other.dependency is None or slo.dependency is None:
             return False
@@ -399,7 +479,7 @@ def _burn_test(ctx: alerts.Context, slo: SLO, row: BurnRateRow) -> dict[str, Any
             service,
             _subject(slo),
             scenario.phases,
-            bad=slo.kind != "latency",
+            bad=slo.kind not in ("latency", "freshness"),
             slow=frozenset({slo.threshold}) if slo.threshold is not None else frozenset(),
         ),
         "alert_rule_test": [

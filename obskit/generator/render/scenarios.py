@@ -28,7 +28,7 @@ from typing import Any, Final
 
 from obskit import semconv
 from obskit.generator.model import Duration, Service
-from obskit.generator.render import alerts, promql, resilience
+from obskit.generator.render import alerts, background, promql, resilience
 from obskit.generator.render.resilience import Scope
 from obskit.generator.render.templates import Templates
 from obskit.generator.selectors import example_labels
@@ -37,6 +37,10 @@ MAX_STEP: Final = 60
 """Seconds between samples and evaluations (less when a threshold window is below 4 minutes)."""
 EXAMPLE_BREAKER: Final = "example-breaker"
 EXAMPLE_OPERATION: Final = "example.module.retried_call"
+EXAMPLE_OUTBOX: Final = "example-outbox"
+EXAMPLE_QUEUE: Final = "celery"
+EXAMPLE_PUBLISHER: Final = "example-publisher"
+"""The job of the synthetic sent counter (ObskitTasksStalled reads any job's)."""
 CHECKS: Final = 6
 """Evaluation times at which a quiet scenario asserts silence."""
 
@@ -54,6 +58,9 @@ def _step(service: Service) -> int:
             limits.append(d.seconds // 4)
         # `transitions` opens, each followed by a close, fit in the flapping window.
         limits.append(r.flapping_window.seconds // (2 * r.flapping_transitions + 2))
+    b = service.background
+    for d in (b.stalled_after, b.stalled_for, b.outbox_older_than, b.outbox_for):
+        limits.append(d.seconds // 4)
     return max(1, min(limits))
 
 
@@ -129,9 +136,9 @@ class Scenario:
     checks: list[tuple[int, str, list[dict[str, Any]]]] = field(default_factory=list)
     """(eval step, alert name, expected alerts)."""
 
-    def add(self, metric: str, labels: dict[str, str], samples: Samples) -> None:
+    def add(self, metric: str, labels: dict[str, str], samples: Sequence[int | None]) -> None:
         assert len(samples) == self.steps, (metric, len(samples), self.steps)
-        self.series.append((metric, labels, samples))
+        self.series.append((metric, labels, list(samples)))
 
     def silent(self, names: Sequence[str], at: Sequence[int]) -> None:
         self.checks.extend((t, name, []) for t in at for name in names)
@@ -476,6 +483,193 @@ def _retry_storm_tests(ctx: Context, scope: Scope) -> list[Scenario]:
     return out
 
 
+# --------------------------------------------------------------------------- background work
+
+
+def _outbox(
+    scenario: Scenario,
+    ctx: Context,
+    outbox: str,
+    ages: Sequence[int | None],
+    pending: Sequence[int | None],
+) -> None:
+    labels = {**ctx.base, semconv.LABEL_OUTBOX: outbox}
+    scenario.add(semconv.OUTBOX_OLDEST_AGE, labels, ages)
+    scenario.add(semconv.OUTBOX_PENDING, labels, pending)
+
+
+def _outbox_stale_tests(ctx: Context) -> list[Scenario]:
+    b = ctx.service.background
+    alert = semconv.ALERT_OUTBOX_STALE
+    name = b.outboxes[0] if b.outboxes else EXAMPLE_OUTBOX
+    older = ctx.steps(b.outbox_older_than)
+    hold = ctx.steps(b.outbox_for)
+    warm = 4
+    label = f"{ctx.service.name}: outbox {name}"
+    relayed = [ctx.step * (t % 2) for t in range(warm)]  # the relay keeps up: age 0 or 1 step
+    out = []
+
+    def stalled(steps: int) -> Samples:
+        return [*relayed, *(ctx.step * t for t in range(steps - warm))]
+
+    # Fires: the relay stalls, the oldest row ages past the threshold and stays there.
+    steps = warm + older + hold + 6
+    s = Scenario(f"{label} not relayed for {b.outbox_older_than} + {b.outbox_for}: fires", steps)
+    ages = stalled(steps)
+    _outbox(s, ctx, name, ages, [0] * warm + [1 + t for t in range(steps - warm)])
+    s.silent([alert], [warm + older - 1, warm + older + hold // 2])
+    at = steps - 1
+    s.checks.append((at, alert, [_expected_background(ctx, alert, name, ages[at])]))
+    out.append(s)
+
+    # Silent: the relay keeps up.
+    steps = warm + older + hold + 6
+    s = Scenario(f"{label} relayed as rows arrive: silent", steps)
+    _outbox(s, ctx, name, [ctx.step * (t % 2) for t in range(steps)], [t % 3 for t in range(steps)])
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: stale for less than `for`, then the relay catches up.
+    late = older + max(1, hold // 2)
+    steps = warm + late + hold + 6
+    s = Scenario(f"{label} late for less than {b.outbox_for}, then caught up: silent", steps)
+    ages = [*stalled(warm + late), *([0] * (steps - warm - late))]
+    _outbox(s, ctx, name, ages, [0 if a == 0 else 5 for a in ages])
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: idle, an empty outbox.
+    steps = warm + older + hold + 6
+    s = Scenario(f"{label} empty (idle): silent", steps)
+    _outbox(s, ctx, name, [0] * steps, [0] * steps)
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: a restart (the gauges gone for two steps, then back, the relay keeping up).
+    half = warm + older + hold
+    steps = 2 * half + 2
+    s = Scenario(f"{label} across a restart: silent", steps)
+    keeping: Samples = [ctx.step * (t % 2) for t in range(half)]
+    _outbox(s, ctx, name, [*keeping, None, None, *keeping], [*keeping, None, None, *keeping])
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+    return out
+
+
+def _messages(
+    scenario: Scenario,
+    ctx: Context,
+    task: str,
+    sent: Sequence[int | None] | None,
+    processed: dict[str, Sequence[int | None]],
+) -> None:
+    """The sent counter (another job) and this service's processed counters (by instance)."""
+    system = {
+        semconv.LABEL_MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_CELERY,
+        semconv.LABEL_DESTINATION: EXAMPLE_QUEUE,
+        semconv.LABEL_TASK: task,
+    }
+    if sent is not None:
+        publishers = ctx.service.background.publishers
+        origin = example_labels(publishers) if publishers else {"job": EXAMPLE_PUBLISHER}
+        scenario.add(semconv.MESSAGING_SENT, {**origin, **system}, _counter(sent))
+    for instance, increments in sorted(processed.items()):
+        labels = {**ctx.base, **system, semconv.LABEL_OUTCOME: semconv.PROCESS_SUCCESS}
+        if instance:
+            labels["instance"] = instance
+        scenario.add(promql.PROCESS_COUNT, labels, _counter(increments))
+
+
+def _tasks_stalled_tests(ctx: Context) -> list[Scenario]:
+    b = ctx.service.background
+    alert = semconv.ALERT_TASKS_STALLED
+    task = ctx.service.stalled_tasks[0]
+    after = ctx.steps(b.stalled_after)
+    hold = ctx.steps(b.stalled_for)
+    warm = after + 4
+    label = f"{ctx.service.name}: task {task}"
+    out = []
+
+    # Fires: messages keep coming, the workers stop processing them.
+    steps = warm + after + hold + 6
+    s = Scenario(f"{label} published but not processed for {b.stalled_after}: fires", steps)
+    _messages(s, ctx, task, [3] * steps, {"": [3] * warm + [0] * (steps - warm)})
+    s.silent([alert], [warm - 1, warm + after // 2])
+    s.checks.append((steps - 1, alert, [_expected_background(ctx, alert, task)]))
+    out.append(s)
+
+    # Fires: the first message ever published is never processed (no worker ever ran).
+    if hold + 4 < after:
+        steps = after + 4
+        s = Scenario(f"{label} first message never processed (no worker at all): fires", steps)
+        first: list[int | None] = [None, None, 1, *([0] * (steps - 3))]
+        _messages(s, ctx, task, first, {})
+        s.silent([alert], [2])
+        s.checks.append((2 + hold + 2, alert, [_expected_background(ctx, alert, task)]))
+        out.append(s)
+
+    # Silent: processed as published.
+    steps = warm + after + hold + 6
+    s = Scenario(f"{label} processed as published: silent", steps)
+    _messages(s, ctx, task, [3] * steps, {"": [3] * steps})
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: idle, nothing published and nothing processed.
+    s = Scenario(f"{label} nothing published (idle): silent", steps)
+    _messages(s, ctx, task, [0] * steps, {"": [0] * steps})
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: the publisher and the worker restart (their counters reset).
+    half = warm + after
+    steps = 2 * half + 2
+    s = Scenario(f"{label} publisher and worker restarted (counter resets): silent", steps)
+    gap: list[int | None] = [None, None]
+    _messages(
+        s, ctx, task, [*[3] * half, *gap, *[3] * half], {"": [*[3] * half, *gap, *[3] * half]}
+    )
+    s.silent(ctx.names, ctx.spread(warm, steps - 1))
+    out.append(s)
+
+    # Silent: a rare message after a quiet spell, processed at once by a worker restarted in
+    # the meantime (a new series, e.g. a new pod), whose first scrape already counts it.
+    gone = warm + after
+    sent_at = gone + after
+    steps = sent_at + after + hold + 6
+    s = Scenario(f"{label} rare message, processed by a freshly started worker: silent", steps)
+    sends = [1 if t in (2, sent_at) else 0 for t in range(steps)]
+    old: list[int | None] = [1 if t == 3 else 0 for t in range(gone)]
+    _messages(s, ctx, task, sends, {"old-worker:9000": [*old, *([None] * (steps - gone))]})
+    new: Samples = [*([None] * (sent_at + 1)), *([1] * (steps - sent_at - 1))]
+    labels = {
+        **ctx.base,
+        semconv.LABEL_MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_CELERY,
+        semconv.LABEL_DESTINATION: EXAMPLE_QUEUE,
+        semconv.LABEL_TASK: task,
+        semconv.LABEL_OUTCOME: semconv.PROCESS_SUCCESS,
+        "instance": "new-worker:9000",
+    }
+    s.add(promql.PROCESS_COUNT, labels, new)
+    s.silent(
+        ctx.names, sorted({*ctx.spread(warm, steps - 1), *ctx.spread(sent_at, sent_at + after)})
+    )
+    out.append(s)
+    return out
+
+
+def _expected_background(
+    ctx: Context, alert: str, subject: str, value: float | None = None
+) -> dict[str, Any]:
+    if alert == semconv.ALERT_OUTBOX_STALE:
+        built = background.outbox_stale_alert(ctx.alerts)
+        label = semconv.LABEL_OUTBOX
+    else:
+        built = background.tasks_stalled_alert(ctx.alerts)
+        label = semconv.LABEL_TASK
+    return alerts.expected(ctx.alerts, built, value, extra_labels={label: subject})
+
+
 # --------------------------------------------------------------------------- document
 
 
@@ -490,6 +684,9 @@ def _scenarios(ctx: Context) -> list[Scenario]:
             out += _flapping_tests(ctx, scope)
         if scope.operations is not None:
             out += _retry_storm_tests(ctx, scope)
+    out += _outbox_stale_tests(ctx)
+    if ctx.service.stalled_tasks:
+        out += _tasks_stalled_tests(ctx)
     return out
 
 
@@ -521,7 +718,9 @@ def alert_tests(
     """The alerts.test.yaml document of one service, as data (`rules`: its rules document; the
     alerts of this file's kind in it are asserted silent in quiet scenarios)."""
     names = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    own = tuple(n for n in resilience.RESILIENCE_ALERTS if n in names)
+    own = tuple(
+        n for n in (*resilience.RESILIENCE_ALERTS, *background.BACKGROUND_ALERTS) if n in names
+    )
     ctx = Context(alerts.context(service, templates), _step(service), own)
     return {
         "rule_files": [rules_file],
