@@ -8,6 +8,7 @@ commands, so `obskit --help` stays instant. Exit codes: 0 fine, 1 drift (`genera
 # ruff: noqa: PLC0415  (lazy imports keep `obskit --help` instant)
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -64,17 +65,38 @@ TemplatesOpt = Annotated[
 ]
 
 
-def _load(paths: list[Path]) -> list[object]:
+def _load(paths: list[Path], jobs: int = 1) -> list[object]:
     from obskit.generator.manifest import ManifestError, load_all
 
     try:
-        return list(load_all(paths))
+        return list(load_all(paths, jobs))
     except ManifestError as exc:
         _fail([str(p) for p in exc.problems])
 
 
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Processes loading and rendering in parallel (default: one per CPU; small "
+        "fleets run in one). The output is the same for any value.",
+        show_default=False,
+    ),
+]
+
+
+def _default_jobs() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
 def _prepare(
-    paths: list[Path], output_format: OutputFormat, templates: Path | None, out: Path | None
+    paths: list[Path],
+    output_format: OutputFormat,
+    templates: Path | None,
+    out: Path | None,
+    jobs: int | None = None,
 ) -> tuple[list[Service], dict[str, dict[str, str]], dict[str, str]]:
     """Every check `generate` makes before it writes: load and validate the manifests, render
     every file in memory (templates, PromQL parsed, output names), assemble the Alertmanager
@@ -85,13 +107,14 @@ def _prepare(
     from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.generator.render.templates import TemplateProblem, Templates
 
-    services = [s for s in _load(paths) if isinstance(s, Service)]
+    jobs = jobs or _default_jobs()
+    services = [s for s in _load(paths, jobs) if isinstance(s, Service)]
     if templates is not None and not templates.is_dir():
         _fail([f"{templates}: --templates must be a directory"])
     # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
     formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
     try:
-        files = render_all(services, Templates(templates), formats)
+        files = render_all(services, Templates(templates), formats, jobs)
     except (TemplateProblem, PromQLProblem) as exc:
         _fail([str(exc)])
     sources = {s.name: f"{s.source}:{s.line}" for s in services}
@@ -115,6 +138,7 @@ def validate(
             "--out", "-o", help="Also check with what is in <out>, as generate --out would."
         ),
     ] = None,
+    jobs: JobsOpt = None,
 ) -> None:
     """Check manifests as `generate` would (same checks, nothing written); print one line per
     problem (file:line) and exit 2 if any."""
@@ -128,7 +152,7 @@ def validate(
             err=True,
         )
 
-    services, _, _ = _prepare(paths, output_format, templates, out)
+    services, _, _ = _prepare(paths, output_format, templates, out, jobs)
     for service in services:
         slos = ", ".join(slo.name for slo in service.slos) or "no SLOs"
         typer.echo(f"ok: {service.source}: {service.name} ({slos})")
@@ -153,7 +177,7 @@ def validate(
 
 
 @app.command()
-def generate(
+def generate(  # noqa: PLR0917 (typer: one parameter per option)
     paths: PathsArg,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output directory; files go to <out>/<service>/.")
@@ -164,12 +188,13 @@ def generate(
     ] = False,
     output_format: FormatOpt = OutputFormat.prometheus,
     templates: TemplatesOpt = None,
+    jobs: JobsOpt = None,
 ) -> None:
     """Write rules.yaml, rules.test.yaml, dashboard.json and alertmanager.route.yaml per service,
     and alertmanager.yaml + alertmanager.test.sh assembled from every service in <out>."""
     from obskit.generator.render import output
 
-    services, files, top = _prepare(paths, output_format, templates, out)
+    services, files, top = _prepare(paths, output_format, templates, out, jobs)
     if check:
         drifts = output.check(out, files, top)
         for drift in drifts:

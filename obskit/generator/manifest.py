@@ -71,6 +71,7 @@ from obskit.generator.model import (
     check_url,
     format_le,
 )
+from obskit.generator.parallel import fork_map
 from obskit.generator.selectors import example_labels
 
 MANIFEST_NAMES: Final = ("obskit.yaml", "obskit.yml")
@@ -1126,8 +1127,16 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def load_all(paths: Sequence[Path]) -> list[Service]:
-    """Load every manifest under `paths`; raise one ManifestError with every problem of all."""
+def _load_file(path: Path) -> tuple[list[Service], list[Problem]]:
+    try:
+        return load(path), []
+    except ManifestError as exc:
+        return [], list(exc.problems)
+
+
+def load_all(paths: Sequence[Path], jobs: int = 1) -> list[Service]:
+    """Load every manifest under `paths` (files parsed by up to `jobs` processes); raise one
+    ManifestError with every problem of all."""
     services: list[Service] = []
     problems: list[Problem] = []
     files = list(discover(paths))
@@ -1136,17 +1145,14 @@ def load_all(paths: Sequence[Path]) -> list[Service]:
             problems.append(
                 Problem(str(path), None, "no manifest here (obskit.yaml or *.obskit.yaml)")
             )
+    unique: dict[Path, Path] = {}
+    for file in files:  # named twice (e.g. a file and its directory): load once
+        unique.setdefault(file.resolve(), file)
     owners: dict[str, str] = {}
-    seen: set[Path] = set()
-    for file in files:
-        if file.resolve() in seen:  # named twice (e.g. a file and its directory): load once
-            continue
-        seen.add(file.resolve())
-        try:
-            loaded = load(file)
-        except ManifestError as exc:
-            problems.extend(exc.problems)
-            continue
+    for file, (loaded, found) in zip(
+        unique.values(), fork_map(_load_file, list(unique.values()), jobs), strict=True
+    ):
+        problems.extend(found)
         for service in loaded:
             if service.name in owners:
                 problems.append(

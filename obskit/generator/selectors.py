@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 import promql_parser
 
@@ -15,11 +16,13 @@ def quote(value: str) -> str:
     return json.dumps(value)
 
 
-def _matchers(selector_text: str) -> list[promql_parser.Matcher]:
+@lru_cache(maxsize=4096)
+def _matchers(selector_text: str) -> tuple[promql_parser.Matcher, ...]:
+    """The matchers of a selector (parsed once per text: the renderers ask for every series)."""
     node = promql_parser.parse("{" + selector_text + "}")
     if not isinstance(node, promql_parser.VectorSelector):
         raise ValueError("not a list of label matchers")
-    return list(node.matchers.matchers)
+    return tuple(node.matchers.matchers)
 
 
 def equality_labels(selector_text: str) -> dict[str, str]:

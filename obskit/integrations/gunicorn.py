@@ -6,7 +6,8 @@ Put one line in your `gunicorn.conf.py` (or run `gunicorn -c python:obskit.integ
 
 - `logger_class`: gunicorn's error log, in the master and in every worker (boot, signals,
   `WORKER TIMEOUT`, worker exits), written as obskit JSON lines to gunicorn's own destination
-  (`--error-logfile`, stderr by default) at its `--log-level`. The master's lines carry the
+  (`--error-logfile`, stderr by default) at its `--log-level`, each with the `pid` of the
+  process that wrote it. The master's lines carry the
   service named by `OBSKIT_SERVICE` / `OTEL_SERVICE_NAME` (or the one given to `init()` with
   `--preload`). gunicorn's access log is off while obskit writes its own access line (one per
   request, with route, IDs and duration); a worker where obskit is not initialised (or runs
@@ -22,6 +23,7 @@ config loader, so it never runs in a process without gunicorn).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any, Final
 
@@ -62,6 +64,12 @@ def _obskit_writes_access_lines() -> bool:
     return handle is not None and handle.active and handle.logs.access_log
 
 
+def _with_pid(record: logging.LogRecord) -> bool:
+    """A handler filter: every gunicorn line names the process (master or which worker)."""
+    record.pid = record.process
+    return True
+
+
 def _logger_class() -> type:
     from gunicorn import glogging  # noqa: PLC0415
 
@@ -76,6 +84,8 @@ def _logger_class() -> type:
             for log in (self.error_log, self.access_log):
                 for handler in log.handlers:
                     handler.setFormatter(formatter)
+                    if _with_pid not in handler.filters:
+                        handler.addFilter(_with_pid)
                     handler._obskit = True  # the stdlib bridge leaves these in place
 
         def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:

@@ -340,3 +340,17 @@ def test_runserver_request_lines_are_obskit_json_with_the_request_ids():
         assert [line["correlation_id"] for line in lines] == ["dev-1", "dev-2"]
         assert lines[0]["event"] == '"GET /legacy/2020/ HTTP/1.1" 200 4'
         assert lines[0]["trace_id"] == access(cap)[0]["trace_id"]
+
+
+def test_a_broken_route_lookup_is_counted_and_never_fails_the_request(monkeypatch):
+    def broken(match: Any) -> str:
+        raise RuntimeError("a Django release changed ResolverMatch")
+
+    monkeypatch.setattr(RouteTemplates, "_build", staticmethod(broken))
+    app = wsgi_app()
+    with capture(app) as cap:
+        response = get(app, "/api/orders/4/")
+        assert response.status_code == 200 and response.get_json()["order"] == 4
+        response.close()
+        assert [line["route"] for line in access(cap)] == ["__unmatched__"]
+        assert cap.sample("obskit_instrumentation_errors_total") == 1

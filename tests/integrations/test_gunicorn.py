@@ -67,6 +67,8 @@ def test_sync_workers_export_their_own_spans_and_flush_them_on_sigterm(tmp_path,
         # stderr: gunicorn's error log as obskit JSON, master and workers alike
         events = [line["event"] for line in error_log(server)]
         assert events[0].startswith("Starting gunicorn")
+        booted = {line["pid"] for line in error_log(server) if "Booting worker" in line["event"]}
+        assert set(served.values()) <= booted  # each line names the process that wrote it
         assert "Handling signal: term" in events and events[-1] == "Shutting down: Master"
 
 

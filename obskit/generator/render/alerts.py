@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Final
@@ -220,12 +220,26 @@ class Alert:
 
 @dataclass
 class Context:
-    """Per-service rendering state: templates, dashboard panel ids and a render cache."""
+    """Per-service rendering state shared by the rules, their tests and the dashboard: the
+    templates, the dashboard's rows and panel ids, the alerts built so far, a render cache."""
 
     service: Service
     templates: Templates
+    rows: list[grafana.Row]
     panels: Mapping[str, int]
     cache: dict[str, dict[str, str]] = field(default_factory=dict)
+    alerts: dict[Hashable, Alert] = field(default_factory=dict)
+    memoized: set[int] = field(default_factory=set)
+    """ids of the alerts in `alerts`: they live as long as the context, so an id names one."""
+
+    def alert(self, key: Hashable, build: Callable[[], Alert]) -> Alert:
+        """The alert known by `key`, built once per service (rules and tests share it)."""
+        found = self.alerts.get(key)
+        if found is None:
+            found = build()
+            self.alerts[key] = found
+            self.memoized.add(id(found))
+        return found
 
     def dashboard_url(self, panel: str | None) -> str | None:
         base = self.service.dashboard_url
@@ -239,7 +253,8 @@ class Context:
 
 
 def context(service: Service, templates: Templates) -> Context:
-    return Context(service, templates, grafana.panel_ids(service))
+    rows = grafana.rows(service)
+    return Context(service, templates, rows, grafana.panel_ids(service, rows))
 
 
 def _text(text: str, value_text: str, subject_text: str, expanded: bool) -> str:
@@ -281,7 +296,11 @@ def _render(
     }
     if alert.slo is not None:
         template_context["slo"] = dict(alert.slo) if expanded else _escaped(dict(alert.slo))
-    key = json.dumps(template_context, sort_keys=True)
+    # A memoized alert (ctx.alert) is named by its id, any other by its whole context.
+    if id(alert) in ctx.memoized:
+        key = f"{id(alert)}\0{value_text}\0{expanded}"
+    else:
+        key = json.dumps(template_context, sort_keys=True)
     cached = ctx.cache.get(key)
     if cached is None:
         data = ctx.templates.render_yaml_mapping(TEMPLATE, **template_context)

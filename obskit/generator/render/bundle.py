@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any, Final, Literal
 
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.render import alertmanager, grafana, output, prometheus, promtool, scenarios
+from obskit.generator.parallel import fork_map
+from obskit.generator.render import (
+    alertmanager,
+    alerts,
+    grafana,
+    output,
+    prometheus,
+    promtool,
+    scenarios,
+)
 from obskit.generator.render.templates import Templates
 
 Format = Literal["prometheus", "prometheus-operator"]
@@ -96,12 +106,13 @@ def operator_resource(
 def render_service(
     service: Service, templates: Templates, formats: Sequence[Format] = ("prometheus",)
 ) -> dict[str, str]:
-    rules = prometheus.rule_groups(service, templates)
+    ctx = alerts.context(service, templates)
+    rules = prometheus.rule_groups(service, templates, ctx)
     check_promql(prometheus.expressions(rules), f"{service.source} ({service.name}) rules")
     files = {
         RULES: output.dump_yaml(rules, service.name),
         RULE_TESTS: output.dump_yaml(
-            promtool.rule_tests(service, templates, RULES, rules), service.name
+            promtool.rule_tests(service, templates, RULES, rules, ctx), service.name
         ),
         ALERT_TESTS: output.dump_yaml(
             scenarios.alert_tests(service, templates, RULES, rules), service.name
@@ -112,13 +123,21 @@ def render_service(
         files[OPERATOR_RULES] = output.dump_yaml(
             operator_resource(service, rules, templates), service.name
         )
-    dashboard = grafana.dashboard(service, templates)
+    dashboard = grafana.dashboard(service, templates, ctx.rows)
     check_promql(grafana.expressions(dashboard), f"{service.source} ({service.name}) dashboard")
     files[DASHBOARD] = output.dump_json(dashboard)
     return files
 
 
 def render_all(
-    services: Sequence[Service], templates: Templates, formats: Sequence[Format]
+    services: Sequence[Service],
+    templates: Templates,
+    formats: Sequence[Format],
+    jobs: int = 1,
 ) -> dict[str, dict[str, str]]:
-    return {s.name: render_service(s, templates, formats) for s in services}
+    """Every service's files, rendered by up to `jobs` processes (`parallel.fork_map`: the
+    same files whatever `jobs` is; the first service's problem is raised, as in order)."""
+    rendered = fork_map(
+        partial(render_service, templates=templates, formats=formats), services, jobs
+    )
+    return {s.name: files for s, files in zip(services, rendered, strict=True)}

@@ -493,10 +493,11 @@ def _numbered(all_rows: list[Row]) -> Iterator[tuple[int, Row, list[tuple[int, P
         yield row_id, row, panels
 
 
-def panel_ids(service: Service) -> dict[str, int]:
-    """Panel key -> panel id in the service's dashboard (the ids `layout()` assigns)."""
+def panel_ids(service: Service, all_rows: list[Row] | None = None) -> dict[str, int]:
+    """Panel key -> panel id in the service's dashboard (the ids `layout()` assigns);
+    `all_rows`: `rows(service)` when already built."""
     ids: dict[str, int] = {}
-    for _, _, panels in _numbered(rows(service)):
+    for _, _, panels in _numbered(all_rows if all_rows is not None else rows(service)):
         for panel_id, panel in panels:
             if panel.key is not None:
                 if panel.key in ids:
@@ -659,7 +660,10 @@ def links(service: Service) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard(service: Service, templates: Templates) -> dict[str, Any]:
+def dashboard(
+    service: Service, templates: Templates, all_rows: list[Row] | None = None
+) -> dict[str, Any]:
+    """The dashboard document (`all_rows`: `rows(service)` when already built)."""
     name = "dashboard.json.j2"
     data = templates.render_json_mapping(
         name,
@@ -669,7 +673,7 @@ def dashboard(service: Service, templates: Templates) -> dict[str, Any]:
         schema_version=SCHEMA_VERSION,
         variables=variables(service),
         links=links(service),
-        panels=layout(rows(service)),
+        panels=layout(all_rows if all_rows is not None else rows(service)),
     )
     for key in ("uid", "panels", "schemaVersion"):
         if key not in data:

@@ -24,6 +24,7 @@ Every alert is built as an `alerts.Alert` and written by `alerts.rule()` (annota
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from obskit import semconv
@@ -254,23 +255,32 @@ def absent_alert(service: Service) -> alerts.Alert:
     )
 
 
-def slo_alerts(service: Service, slo: SLO) -> list[alerts.Alert]:
-    """Every alert of one SLO, in rule order."""
-    out = [burn_alert(service, slo, s) for s in SEVERITIES if rows_of(slo, s)]
+def slo_alerts(service: Service, slo: SLO, ctx: alerts.Context) -> list[alerts.Alert]:
+    """Every alert of one SLO, in rule order (built once per `ctx`)."""
+    out = [
+        ctx.alert((ALERT_NAMES[s], slo.name), partial(burn_alert, service, slo, s))
+        for s in SEVERITIES
+        if rows_of(slo, s)
+    ]
     if slo.kind == "latency":
-        out.append(bucket_missing_alert(service, slo))
+        key = (ALERT_BUCKET_MISSING, slo.name)
+        out.append(ctx.alert(key, partial(bucket_missing_alert, service, slo)))
     return out
 
 
-def rule_groups(service: Service, templates: Templates) -> dict[str, Any]:
-    """The whole rules.yaml document of one service, as data."""
-    ctx = alerts.context(service, templates)
+def rule_groups(
+    service: Service, templates: Templates, ctx: alerts.Context | None = None
+) -> dict[str, Any]:
+    """The whole rules.yaml document of one service, as data (`ctx`: the service's rendering
+    context when the caller shares one)."""
+    ctx = ctx if ctx is not None else alerts.context(service, templates)
     groups: list[dict[str, Any]] = []
     for slo in service.slos:
         rules = _recording_rules(service, slo)
-        rules.extend(alerts.rule(ctx, alert) for alert in slo_alerts(service, slo))
+        rules.extend(alerts.rule(ctx, alert) for alert in slo_alerts(service, slo, ctx))
         groups.append({"name": group_name(service, slo), "rules": rules})
-    groups.append({"name": group_name(service), "rules": [alerts.rule(ctx, absent_alert(service))]})
+    absent = ctx.alert(ALERT_ABSENT, lambda: absent_alert(service))
+    groups.append({"name": group_name(service), "rules": [alerts.rule(ctx, absent)]})
     groups.append(resilience.group(ctx))
     return {"groups": groups}
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any, Final
 
 from obskit import semconv
@@ -407,7 +408,14 @@ def _burn_test(ctx: alerts.Context, slo: SLO, row: BurnRateRow) -> dict[str, Any
                 "eval_time": f"{scenario.end}m",
                 "alertname": alertname,
                 "exp_alerts": [
-                    alerts.expected(ctx, burn_alert(service, s, row.severity), float(value))
+                    alerts.expected(
+                        ctx,
+                        ctx.alert(
+                            (ALERT_NAMES[row.severity], s.name),
+                            partial(burn_alert, service, s, row.severity),
+                        ),
+                        float(value),
+                    )
                     for s, value in sorted(scenario.firing, key=lambda pair: pair[0].name)
                 ],
             },
@@ -547,7 +555,9 @@ def _absent_test(ctx: alerts.Context) -> dict[str, Any]:
                 "alertname": ALERT_ABSENT,
                 "exp_alerts": [
                     alerts.expected(
-                        ctx, absent_alert(service), extra_labels=equality_labels(service.selector)
+                        ctx,
+                        ctx.alert(ALERT_ABSENT, lambda: absent_alert(service)),
+                        extra_labels=equality_labels(service.selector),
                     )
                 ],
             }
@@ -582,7 +592,10 @@ def _bucket_missing_test(ctx: alerts.Context) -> dict[str, Any] | None:
     expected = []
     for slo in sorted(latency, key=lambda s: s.name):
         flowing = sum(1 for route in routes if _matches(slo, route)) * RATE / 60
-        expected.append(alerts.expected(ctx, bucket_missing_alert(service, slo), flowing))
+        alert = ctx.alert(
+            (ALERT_BUCKET_MISSING, slo.name), partial(bucket_missing_alert, service, slo)
+        )
+        expected.append(alerts.expected(ctx, alert, flowing))
     return {
         "name": (
             f"{service.name}: requests flow but no histogram bucket at the latency thresholds "
@@ -629,11 +642,12 @@ def rule_tests(
     templates: Templates,
     rules_file: str,
     rules: dict[str, Any] | None = None,
+    ctx: alerts.Context | None = None,
 ) -> dict[str, Any]:
-    """The rules.test.yaml document of one service, as data (`rules`: its rules document, when
-    already built)."""
-    ctx = alerts.context(service, templates)
-    document = rules if rules is not None else rule_groups(service, templates)
+    """The rules.test.yaml document of one service, as data (`rules`: its rules document, and
+    `ctx` its rendering context, when already built)."""
+    ctx = ctx if ctx is not None else alerts.context(service, templates)
+    document = rules if rules is not None else rule_groups(service, templates, ctx)
     names = sorted({r["alert"] for g in document["groups"] for r in g["rules"] if "alert" in r})
     tests: list[dict[str, Any]] = []
     for slo in service.slos:
