@@ -123,7 +123,12 @@ class Demo:
             shutil.rmtree(self.generated)
         for old in (self.logs, self.out / "prometheus"):
             shutil.rmtree(old, ignore_errors=True)
-        argv = generated.generate(self.generated)
+        manifests = (
+            generated.BACKGROUND_MANIFESTS
+            if lab_redis.find_binary() is not None
+            else generated.EXAMPLE_MANIFESTS
+        )
+        argv = generated.generate(self.generated, manifests)
         shown = ["obskit", *argv[argv.index("generate") :]]
         say(f"  $ {' '.join(_relative(a) for a in shown)}")
         report.file_list(self.generated)
