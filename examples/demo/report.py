@@ -375,3 +375,81 @@ def alerts(active: list[dict[str, Any]], for_note: str = "") -> None:
     table(("state", "alert", "service", "slo", "severity", "active since"), rows)
     if for_note:
         say(for_note)
+
+
+PAGE_ALERT = "ObskitSLOBurnRatePage"
+
+
+def page_delivered(notes: Sequence[Any]) -> bool:
+    """Whether a firing page reached the pager."""
+    return any(n.status == "firing" and n.has(PAGE_ALERT, "firing") for n in notes)
+
+
+def _card(note: Any) -> None:
+    """One notification the way a pager shows it: title, then each alert's text and links."""
+    payload = note.payload
+    group = ", ".join(f"{k}={v}" for k, v in sorted(payload.get("groupLabels", {}).items()))
+    say(f"  [{note.status.upper()}:{len(note.alerts)}] {group}  -> receiver {note.receiver}")
+    for alert in note.alerts:
+        annotations = alert.get("annotations", {})
+        say(f"    {annotations.get('summary', '')}")
+        say(f"    {annotations.get('description', '')}")
+        for key in ("runbook_url", "dashboard_url"):
+            if key in annotations:
+                say(f"    {key}: {annotations[key]}")
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.get("labels", {}).items()))
+        say(f"    labels: {labels}; since {str(alert.get('startsAt', ''))[11:19]}")
+
+
+def notifications(notes: Sequence[Any], held: list[dict[str, Any]], out: Path) -> None:
+    """What Alertmanager delivered (pager cards, then the first page's JSON as received) and
+    what it holds back by inhibition."""
+    record(
+        "notifications",
+        [
+            {
+                "receiver": n.receiver,
+                "status": n.status,
+                "alerts": [
+                    {"status": a.get("status"), "labels": a.get("labels"), "annotations":
+                     a.get("annotations")}
+                    for a in n.alerts
+                ],
+            }
+            for n in notes
+        ],
+    )  # fmt: skip
+    record(
+        "alertmanager_alerts",
+        [
+            {
+                "labels": a.get("labels", {}),
+                "state": a.get("status", {}).get("state"),
+                "inhibited_by": a.get("status", {}).get("inhibitedBy", []),
+            }
+            for a in held
+        ],
+    )
+    (out / "notifications.json").write_text(
+        json.dumps([{"receiver": n.receiver, **n.payload} for n in notes], indent=2) + "\n"
+    )
+    if not notes:
+        say("  no notification delivered yet")
+        return
+    say("  delivered to the pager (webhook), in order:")
+    for note in notes:
+        _card(note)
+    page = next((n for n in notes if n.has(PAGE_ALERT, "firing")), None)
+    if page is not None:
+        say(f"\n  the first page, as the pager's webhook received it (POST /{page.receiver}):")
+        body = json.dumps(page.payload, indent=2, sort_keys=True)
+        say("\n".join("    " + line for line in body.splitlines()))
+    suppressed = [a for a in held if a.get("status", {}).get("state") == "suppressed"]
+    for alert in suppressed:
+        labels = alert.get("labels", {})
+        say(
+            f"  held back: {labels.get('alertname')} {labels.get('service')}/{labels.get('slo')} "
+            "is suppressed in Alertmanager (inhibited by the page of the same SLO): "
+            "no ticket for what already pages"
+        )
+    say(f"  (all notifications: {out / 'notifications.json'})")

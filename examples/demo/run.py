@@ -11,12 +11,15 @@ import uuid
 from pathlib import Path
 
 import httpx
+import yaml
 
 from examples.demo import report
 from examples.demo.background import Background
 from examples.demo.report import say, section
+from examples.lab import alertmanager as lab_alertmanager
 from examples.lab import generated
 from examples.lab import redis as lab_redis
+from examples.lab.alertmanager import Alertmanager, WebhookReceiver, pager_config
 from examples.lab.otlp_receiver import OTLPReceiver
 from examples.lab.processes import Supervisor, install_signal_handlers
 from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
@@ -34,6 +37,12 @@ OUTAGE_PAYMENTS = {"error_rate": 1.0, "routes": ["/charge"]}
 RECOVERED_PAYMENTS = {"error_rate": 0.0, "routes": ["/charge"]}
 OUTAGE_START = 0.25  # share of the burst before payments fails hard
 OUTAGE_SHARE = 0.4  # at most this share of the burst
+# The demo's copies of the example manifests hold alerts for seconds, not minutes, so a page
+# fires within the burst and reaches the pager (the examples keep the defaults, 2m and 15m).
+DEMO_FOR = {"page": "10s", "ticket": "20s"}
+# Alertmanager's root timing in the demo's own configuration (the user's part when merging).
+DEMO_TIMING = {"group_wait": "2s", "group_interval": "5s", "repeat_interval": "1h"}
+PAGER_WAIT = 45.0  # seconds the alerts section waits for the page to be delivered
 
 
 class DemoTimeout(Exception):
@@ -81,8 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         report.write_findings(demo.out)
         if demo.prom is not None:
             demo.prom.stop()
+        if demo.am is not None:
+            demo.am.stop()
         supervisor.stop_all()
         receiver.stop()
+        demo.pager.stop()
         left = [f"{c.name} (pid {c.pid})" for c in supervisor.survivors()]
         say(f"stopped: {'still running: ' + ', '.join(left) if left else 'no process left behind'}")
 
@@ -98,6 +110,8 @@ class Demo:
         self.supervisor = supervisor
         self.receiver = receiver
         self.prom: Prometheus | None = None
+        self.am: Alertmanager | None = None
+        self.pager = WebhookReceiver()
         self.started = time.monotonic()
 
     def elapsed(self) -> str:
@@ -123,18 +137,39 @@ class Demo:
             shutil.rmtree(self.generated)
         for old in (self.logs, self.out / "prometheus"):
             shutil.rmtree(old, ignore_errors=True)
-        manifests = (
+        argv = generated.generate(self.generated, self.demo_manifests())
+        shown = ["obskit", *argv[argv.index("generate") :]]
+        say(f"  $ {' '.join(_relative(a) for a in shown)}")
+        say(
+            f"  (the demo's copies of the example manifests set alerting.page.for: "
+            f"{DEMO_FOR['page']} and ticket.for: {DEMO_FOR['ticket']},\n   so a page can fire "
+            "within the burst; examples/*/obskit.yaml keep the defaults, 2m and 15m)"
+        )
+        report.file_list(self.generated)
+
+    def demo_manifests(self) -> tuple[Path, ...]:
+        """Copies of the example manifests whose alerts hold for seconds (DEMO_FOR)."""
+        directory = self.out / "manifests"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        copies = []
+        manifests = (  # the worker's too when Redis runs it (the background part)
             generated.BACKGROUND_MANIFESTS
             if lab_redis.find_binary() is not None
             else generated.EXAMPLE_MANIFESTS
         )
-        argv = generated.generate(self.generated, manifests)
-        shown = ["obskit", *argv[argv.index("generate") :]]
-        say(f"  $ {' '.join(_relative(a) for a in shown)}")
-        report.file_list(self.generated)
+        for manifest in manifests:
+            data = yaml.safe_load(manifest.read_text())
+            alerting = data.setdefault("alerting", {})
+            for severity, hold in DEMO_FOR.items():
+                alerting.setdefault(severity, {})["for"] = hold
+            copy = directory / f"{manifest.parent.name}.obskit.yaml"
+            copy.write_text(yaml.safe_dump(data, sort_keys=False))
+            copies.append(copy)
+        return tuple(copies)
 
     def start(self) -> ExampleSystem:
-        section("2. Start the services, an OTLP receiver and Prometheus (loopback, free ports)")
+        section("2. Start the services, an OTLP receiver, Prometheus, Alertmanager (loopback)")
         self.receiver.start()
         say(f"  OTLP/HTTP receiver  {self.receiver.endpoint}  (stands in for a collector/Tempo)")
         background = lab_redis.find_binary() is not None
@@ -155,15 +190,37 @@ class Demo:
             say(f"  Prometheus          skipped. {INSTALL_HINT}")
             say("                      (the demo goes on without RED/SLO/alert figures)")
             return system
+        alertmanagers = self.start_alertmanager()
         targets = [Target(name, system.services[name].address) for name in system.names]
         self.prom = Prometheus(
             targets,
             generated.rule_files(self.generated),
             supervisor=self.supervisor,
             workdir=self.out / "prometheus",
+            alertmanagers=alertmanagers,
         ).start()
         say(f"  Prometheus          {self.prom.url}  (scrape + rule evaluation every 1s)")
         return system
+
+    def start_alertmanager(self) -> list[str]:
+        """Alertmanager with the generated routes, its receivers posting to a webhook that
+        stands in for the pager; [] when Alertmanager is not installed."""
+        if lab_alertmanager.find_binary() is None:
+            say(f"  Alertmanager        skipped. {lab_alertmanager.INSTALL_HINT}")
+            say("                      (the demo goes on; alerts stop at Prometheus)")
+            return []
+        self.pager.start()
+        generated_config = yaml.safe_load((self.generated / "alertmanager.yaml").read_text())
+        config = pager_config(generated_config, self.pager, DEMO_TIMING)
+        self.am = Alertmanager(
+            config, supervisor=self.supervisor, workdir=self.out / "alertmanager"
+        ).start()
+        say(
+            f"  Alertmanager        {self.am.url}  (generated routes + inhibition, merged "
+            "into a base whose receivers\n                      post to a webhook on "
+            f"127.0.0.1:{self.pager.port}: the pager)"
+        )
+        return [self.am.address]
 
     def traced_order(self, driver: TrafficDriver) -> str:
         correlation_id = f"demo-{uuid.uuid4().hex[:12]}"
@@ -288,10 +345,10 @@ class Demo:
 
     def alerts(self) -> None:
         assert self.prom is not None
-        section("9. Alerts, as Prometheus evaluates the generated rules (/api/v1/alerts)")
+        section("9. Alerts: Prometheus evaluates the rules, Alertmanager delivers to the pager")
         waits = sorted(
             {
-                f"{rule['name']} {int(rule.get('duration', 0)) // 60}m"
+                f"{rule['name']} {int(rule.get('duration', 0))}s"
                 for group in self.prom.rule_groups()
                 for rule in group["rules"]
                 if rule.get("type") == "alerting" and "BurnRate" in rule["name"]
@@ -299,10 +356,21 @@ class Demo:
         )
         report.alerts(
             self.prom.alerts(),
-            "\n  PENDING = the condition holds, but not yet for the rule's `for:` ("
+            "\n  PENDING = the condition holds, not yet for the rule's `for:` ("
             + ", ".join(waits)
-            + ");\n  the demo stops before that. A FIRING alert would go to Alertmanager.",
+            + ");\n  FIRING alerts go to Alertmanager: it routes, groups, inhibits, notifies.",
         )
+        if self.am is not None:
+            self.pager_report()
+
+    def pager_report(self) -> None:
+        assert self.am is not None
+        say()
+        say(f"{self.elapsed()} waiting for a page to reach the pager (up to {PAGER_WAIT:.0f}s)...")
+        deadline = time.monotonic() + PAGER_WAIT
+        while time.monotonic() < deadline and not report.page_delivered(self.pager.received()):
+            time.sleep(0.5)
+        report.notifications(self.pager.received(), self.am.alerts(), self.out)
 
     def grafana(self) -> None:
         section("14. Use the generated files")
@@ -311,6 +379,12 @@ class Demo:
         if self.prom is not None:
             config = self.prom.workdir / "prometheus.yml"
             say(f"  the Prometheus configuration the demo used: {_relative(str(config))}")
+        if self.am is not None:
+            say(
+                f"  the Alertmanager configuration it used: {_relative(str(self.am.config_path))}"
+                f"\n  (the generated {_relative(str(self.generated / 'alertmanager.yaml'))} "
+                "merged with webhook receivers)"
+            )
         say(
             """
   Grafana: Dashboards -> New -> Import -> "Upload dashboard JSON file" ->
@@ -322,7 +396,11 @@ class Demo:
         http://localhost:3000/api/dashboards/db
   Prometheus: add each rules.yaml under rule_files: in prometheus.yml (scrape each service
     with job_name = its service name), check them with `promtool check rules` and
-    `promtool test rules <service>/rules.test.yaml`."""
+    `promtool test rules <service>/rules.test.yaml`.
+  Alertmanager: obskit merge-alertmanager your-alertmanager.yml \\
+      demo-output/generated/alertmanager.yaml -o alertmanager.yml   (your receivers keep their
+    integrations), then `sh demo-output/generated/alertmanager.test.sh alertmanager.yml`
+    checks with amtool that every generated alert reaches its receiver."""
         )
 
 

@@ -8,8 +8,10 @@
 It runs the Debian `prometheus` binary (2.42 here) on 127.0.0.1 with a port free at run time, its
 own temporary `--storage.tsdb.path`, scrape and rule-evaluation intervals of 1s, one scrape job per
 target named after the service (job="<service>", as the generated manifests select), and the given
-rule files. `stop()` terminates it and removes its directory. Prometheus 2.42 applies new targets
-only every ~5 s, so the first scrape takes up to ~15 s: `wait_for_targets()` waits for it.
+rule files, sending alerts to the given Alertmanagers (`alertmanagers=["127.0.0.1:9093"]`,
+see examples/lab/alertmanager.py). `stop()` terminates it and removes its directory.
+Prometheus 2.42 applies new targets only every ~5 s, so the first scrape takes up to ~15 s:
+`wait_for_targets()` waits for it.
 
 Also runnable by hand: ``python -m examples.lab.prometheus --target shop=127.0.0.1:8000 --rules
 demo-output/shop/rules.yaml`` prints its URL and runs until Ctrl-C.
@@ -67,13 +69,17 @@ def find_binary() -> str | None:
 
 
 def render_config(
-    targets: Sequence[Target], rule_files: Sequence[Path], interval: str = "1s"
+    targets: Sequence[Target],
+    rule_files: Sequence[Path],
+    interval: str = "1s",
+    alertmanagers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The prometheus.yml for these targets (one job per service, job label = service name)."""
+    """The prometheus.yml for these targets (one job per service, job label = service name),
+    sending alerts to `alertmanagers` (host:port) when given."""
     jobs: dict[tuple[str, str], list[str]] = {}
     for t in targets:
         jobs.setdefault((t.job, t.metrics_path), []).append(t.address)
-    return {
+    config: dict[str, Any] = {
         "global": {
             "scrape_interval": interval,
             "scrape_timeout": interval,
@@ -89,6 +95,11 @@ def render_config(
             for (job, path), addresses in sorted(jobs.items())
         ],
     }
+    if alertmanagers:
+        config["alerting"] = {
+            "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+        }
+    return config
 
 
 class Prometheus:
@@ -103,10 +114,12 @@ class Prometheus:
         interval: str = "1s",
         supervisor: Supervisor | None = None,
         workdir: Path | None = None,
+        alertmanagers: Sequence[str] = (),
     ) -> None:
         found = binary or find_binary()
         if found is None:
             raise PrometheusError(INSTALL_HINT)
+        self.alertmanagers = list(alertmanagers)
         self.binary = found
         self.targets = list(targets)
         self.rule_files = [Path(p) for p in rule_files]
@@ -131,7 +144,7 @@ class Prometheus:
         """Start and wait until /-/ready; retries with another port if the port was taken."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "prometheus.yml"
-        config = render_config(self.targets, self.rule_files, self.interval)
+        config = render_config(self.targets, self.rule_files, self.interval, self.alertmanagers)
         config_path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is valid YAML
         data_dir = self.workdir / "data"
         shutil.rmtree(data_dir, ignore_errors=True)  # a fresh TSDB every start
@@ -278,13 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a loopback Prometheus until Ctrl-C.")
     parser.add_argument("--target", action="append", default=[], help="job=host:port")
     parser.add_argument("--rules", action="append", default=[], type=Path)
+    parser.add_argument("--alertmanager", action="append", default=[], help="host:port")
     args = parser.parse_args(argv)
     targets = [Target(*t.split("=", 1)) for t in args.target]
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     try:
-        prom = Prometheus(targets, args.rules).start()
+        prom = Prometheus(targets, args.rules, alertmanagers=args.alertmanager).start()
     except PrometheusError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class ExampleSystem:
         supervisor: Supervisor | None = None,
         env: Mapping[str, str] | None = None,
         background: bool = False,
+        names: Sequence[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,9 @@ class ExampleSystem:
         self.extra_env = dict(env or {})
         self.services: dict[str, Service] = {}
         self.background = background
-        self.names = BACKGROUND_SERVICES if background else SERVICES
+        self.names = (
+            tuple(names) if names is not None else (BACKGROUND_SERVICES if background else SERVICES)
+        )
         self.redis: Redis | None = None
 
     # -- lifecycle -----------------------------------------------------------------

@@ -174,6 +174,12 @@ def validate(
                 "gets no promtool unit test: another SLO on the same series sits too close to "
                 "its own threshold in that scenario to say whether it fires",
             )
+        if service.is_worker and not service.stalled_tasks:
+            typer.echo(
+                f"note: {service.source}: {service.name}: no task named (background.tasks or an "
+                "SLI's tasks:), so no ObskitTasksStalled: dead workers would go unnoticed",
+                err=True,
+            )
 
 
 @app.command()
@@ -217,6 +223,57 @@ def generate(  # noqa: PLR0917 (typer: one parameter per option)
         typer.echo(f"wrote {path}")
     for path in removed:
         typer.echo(f"removed {path} (not generated)")
+
+
+@app.command()
+def verify(
+    paths: PathsArg,
+    prometheus: Annotated[
+        str,
+        typer.Option(
+            "--prometheus",
+            help="Base URL of the Prometheus that scrapes the services and loads their rules.",
+            show_default=False,
+        ),
+    ],
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds each API request may take.")
+    ] = 10.0,
+    templates: TemplatesOpt = None,
+) -> None:
+    """Check that a running Prometheus agrees with the manifests: scrape targets up, the SLO
+    series present (or no traffic yet), latency buckets scraped, rule groups loaded as
+    generated. One line per check; exit 0 all hold, 1 a mismatch, 2 bad input or Prometheus
+    unreachable."""
+    from obskit.generator.model import Service, check_url
+    from obskit.generator.render import prometheus as rules_of
+    from obskit.generator.render.templates import TemplateProblem, Templates
+    from obskit.generator.verify import Client, Unreachable
+    from obskit.generator.verify import verify as run_checks
+
+    try:
+        check_url(prometheus)
+    except ValueError as exc:
+        _fail([f"--prometheus: {exc}"])
+    services = [s for s in _load(paths) if isinstance(s, Service)]
+    if templates is not None and not templates.is_dir():
+        _fail([f"{templates}: --templates must be a directory"])
+    try:
+        loaded = Templates(templates)
+        rules = {s.name: rules_of.rule_groups(s, loaded) for s in services}
+    except TemplateProblem as exc:
+        _fail([str(exc)])
+    counts = {"ok": 0, "note": 0, "FAIL": 0}
+    try:
+        for check in run_checks(Client(prometheus, timeout), services, rules):
+            counts[check.status] += 1
+            typer.echo(str(check))
+    except Unreachable as exc:
+        _fail([f"verify: {exc}"])
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    typer.echo(f"verify: {len(services)} service(s), {sum(counts.values())} checks: {summary}")
+    if counts["FAIL"]:
+        raise typer.Exit(EXIT_DRIFT)
 
 
 @app.command("merge-alertmanager")

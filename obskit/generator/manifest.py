@@ -109,8 +109,8 @@ def check_duration(text: str) -> str:
 
 
 def check_for(text: str) -> str:
-    """Return `text` if it is a valid alert `for:` (at most MAX_FOR)."""
-    Duration.parse(text, at_most=MAX_FOR)
+    """Return `text` if it is a valid alert `for:` (seconds allowed, at most MAX_FOR)."""
+    Duration.parse(text, at_most=MAX_FOR, seconds=True)
     return text
 
 
@@ -124,9 +124,9 @@ DurationText = Annotated[
 ]
 """A duration like 5m, 6h, 30d, within Prometheus's range."""
 ForDuration = Annotated[
-    str, AfterValidator(check_for), Field(json_schema_extra={"pattern": DURATION_PATTERN})
+    str, AfterValidator(check_for), Field(json_schema_extra={"pattern": SHORT_DURATION_PATTERN})
 ]
-"""An alert `for:`: a duration of at most MAX_FOR."""
+"""An alert `for:`: `30s`, `2m` ... at most MAX_FOR."""
 
 URLText = Annotated[
     str, AfterValidator(check_url), Field(json_schema_extra={"pattern": URL_PATTERN})
@@ -484,7 +484,9 @@ class SeveritySpec(_Spec):
     model_config = ConfigDict(populate_by_name=True)
     labels: LabelMap = Field(default_factory=dict, description="Labels on this severity's alerts.")
     for_: ForDuration | None = Field(
-        default=None, alias="for", description=f"Alert `for` duration, e.g. 2m (at most {MAX_FOR})."
+        default=None,
+        alias="for",
+        description=f"Alert `for` duration, e.g. 2m or 30s (at most {MAX_FOR}).",
     )
 
 
@@ -1060,7 +1062,7 @@ def _build(
             AlertPolicy(
                 severity=severity,
                 labels=tuple(sorted(labels.items())),
-                for_=Duration.parse(sev.for_) if sev.for_ else DEFAULT_FOR[severity],
+                for_=Duration.parse(sev.for_, seconds=True) if sev.for_ else DEFAULT_FOR[severity],
             )
         )
     ticket_labels = policies[1].labels

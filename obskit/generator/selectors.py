@@ -25,6 +25,11 @@ def _matchers(selector_text: str) -> tuple[promql_parser.Matcher, ...]:
     return tuple(node.matchers.matchers)
 
 
+def matchers(selector_text: str) -> tuple[promql_parser.Matcher, ...]:
+    """The label matchers of a selector (`job="x", env=~"a|b"`), parsed by promql-parser."""
+    return _matchers(selector_text)
+
+
 def equality_labels(selector_text: str) -> dict[str, str]:
     """Labels fixed by `=` matchers (what `absent()` puts on its result)."""
     return {

@@ -298,3 +298,19 @@ def test_freshness_burn_tests_pass_with_real_promtool(tmp_path: Path) -> None:
     assert "worker/fresh: page row 1h/5m fires" in files["rules.test.yaml"]
     result = _promtool(_write(tmp_path, files), "rules.test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_validate_notes_a_worker_that_names_no_task(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from obskit.generator.cli import app
+
+    manifest = tmp_path / "obskit.yaml"
+    manifest.write_text(
+        "service: worker\nslos:\n  - name: p\n    objective: 99\n    sli: {processing: {}}\n"
+    )
+    result = CliRunner().invoke(app, ["validate", str(manifest)])
+    assert result.exit_code == 0
+    assert "worker: no task named (background.tasks or an SLI's tasks:)" in result.stderr
+    manifest.write_text(WORKER)
+    assert "no task named" not in CliRunner().invoke(app, ["validate", str(manifest)]).stderr

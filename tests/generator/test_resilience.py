@@ -398,3 +398,53 @@ def test_the_breaker_state_timeline_query_reads_2_open_1_half_open_0_closed(
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(test))
     result = _promtool(tmp_path, "t.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+def test_transition_and_retry_panels_read_zero_not_no_data_while_nothing_happens(
+    tmp_path: Path,
+) -> None:
+    """A known breaker that stays closed and an operation that never retries chart 0."""
+    from obskit.generator.render import grafana
+
+    text = MINIMAL + "dependencies: [{address: payments, breaker: a, operation: app.pay}]\n"
+    doc = grafana.dashboard(service_of(text), Templates())
+    exprs = {p["title"]: p["targets"][0]["expr"] for p in doc["panels"] if p.get("targets")}
+    series = [
+        {
+            "series": f'obskit_circuit_breaker_state{{job="checkout", breaker="a", state="{s}"}}',
+            "values": "1x10" if s == "closed" else "0x10",
+        }
+        for s in ("closed", "open", "half_open")
+    ] + [
+        {
+            "series": 'obskit_retry_calls_total{job="checkout", operation="app.pay", '
+            'outcome="success"}',
+            "values": "0+60x10",
+        }
+    ]
+    zero = [
+        {"labels": f'{{breaker="a", state="{s}"}}', "value": 0}
+        for s in ("closed", "half_open", "open")
+    ]
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {"expr": exprs["Breaker transitions"], "eval_time": "8m", "exp_samples": zero},
+                    {
+                        "expr": exprs["Retries per second"],
+                        "eval_time": "8m",
+                        "exp_samples": [{"labels": '{operation="app.pay"}', "value": 0}],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(test))
+    result = _promtool(tmp_path, "t.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -407,14 +407,17 @@ def _resilience(service: Service) -> list[Row]:
             ),
             Panel(
                 "Breaker transitions",
-                "Transitions into each state over 5m.",
+                "Transitions into each state over 5m (0 while a known breaker stays put).",
                 [
                     Target(
                         _sum(
                             f"increase({semconv.BREAKER_TRANSITIONS}{promql.selector(sel)}"
                             f"[{promql.RATE}])",
                             (breaker, semconv.LABEL_STATE),
-                        ),
+                        )
+                        + "\nor\n0 * "
+                        + f"max by ({breaker}, {semconv.LABEL_STATE}) "
+                        + f"({semconv.BREAKER_STATE}{promql.selector(sel)})",
                         "{{" + breaker + "}} to {{" + semconv.LABEL_STATE + "}}",
                     )
                 ],
@@ -429,7 +432,7 @@ def _resilience(service: Service) -> list[Row]:
             Panel(
                 "Retries per second",
                 "Retries scheduled per second (an attempt failed and the policy tries again).",
-                [Target(retries, "{{" + operation + "}}")],
+                [Target(f"{retries}\nor\n0 * {calls}", "{{" + operation + "}}")],
                 "short",
                 8,
                 minimum=0,

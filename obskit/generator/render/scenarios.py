@@ -49,18 +49,19 @@ Samples = list[int | None]
 
 
 def _step(service: Service) -> int:
-    """The test step in seconds: at most 30s, and at most a quarter of every threshold window,
-    so every `rate()` range holds at least four samples."""
+    """The test step in seconds: at most 60s, at most a quarter of every range a rule reads (so
+    each `rate()`/`increase()` holds at least four samples) and half of every `for` and age
+    threshold (so "held for" is decided at two evaluations at least)."""
     limits = [MAX_STEP]
     for scope in resilience.scopes(service):
         r = scope.resilience
-        for d in (r.calls_window, r.retry_window, r.breaker_open_for):
-            limits.append(d.seconds // 4)
+        limits += [r.calls_window.seconds // 4, r.retry_window.seconds // 4]
+        limits += [r.breaker_open_for.seconds // 2, r.retry_for.seconds // 2]
         # `transitions` opens, each followed by a close, fit in the flapping window.
         limits.append(r.flapping_window.seconds // (2 * r.flapping_transitions + 2))
     b = service.background
-    for d in (b.stalled_after, b.stalled_for, b.outbox_older_than, b.outbox_for):
-        limits.append(d.seconds // 4)
+    limits += [b.stalled_after.seconds // 4, b.stalled_for.seconds // 2]
+    limits += [b.outbox_older_than.seconds // 2, b.outbox_for.seconds // 2]
     return max(1, min(limits))
 
 
