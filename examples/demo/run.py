@@ -161,7 +161,12 @@ class Demo:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         copies = []
-        for manifest in generated.EXAMPLE_MANIFESTS:
+        manifests = (  # the worker's too when Redis runs it (the background part)
+            generated.BACKGROUND_MANIFESTS
+            if lab_redis.find_binary() is not None
+            else generated.EXAMPLE_MANIFESTS
+        )
+        for manifest in manifests:
             data = yaml.safe_load(manifest.read_text())
             alerting = data.setdefault("alerting", {})
             for severity, hold in DEMO_FOR.items():
