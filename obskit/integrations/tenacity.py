@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from contextvars import ContextVar
-from types import MethodType
+from types import FunctionType, MethodType
 from typing import Any, Final
 
 from obskit import semconv
@@ -83,7 +83,16 @@ def _operation(retrying: Any, retry_state: Any) -> tuple[str, bool]:
             return name, True  # stamina.retry: stamina's module.qualname of the callable
         return resilience.caller_name(SKIP, 4), True  # retry_context / RetryingCaller
     fn = retry_state.fn
-    if fn is not None:
+    if fn is None:
+        hook: Any = getattr(retrying, "before_sleep", None)
+        if isinstance(hook, FunctionType) and (hook.__module__ or "").startswith("stamina"):
+            # stamina before 25.1: its policy's before_sleep is a closure over its name
+            cells = dict(zip(hook.__code__.co_freevars, hook.__closure__ or (), strict=False))
+            name = cells["name"].cell_contents if "name" in cells else None
+            if isinstance(name, str) and not name.startswith("<"):
+                return name, True
+            return resilience.caller_name(SKIP, 4), True
+    else:
         try:
             return _names[fn.__code__], False
         except (AttributeError, KeyError):
@@ -244,11 +253,10 @@ _DO_SLEEP: Any = None
 def instrument() -> None:
     global _DO_ATTEMPT, _DO_SLEEP
     import tenacity  # noqa: PLC0415 - only once tenacity itself is imported
-    import tenacity.asyncio  # noqa: PLC0415
 
     _DO_ATTEMPT, _DO_SLEEP = tenacity.DoAttempt, tenacity.DoSleep
     _patches.wrap(tenacity.BaseRetrying, "iter", _sync_iter)
-    _patches.wrap(tenacity.asyncio.AsyncRetrying, "iter", _async_iter)
+    _patches.wrap(tenacity.AsyncRetrying, "iter", _async_iter)  # tenacity.asyncio since 8.4
     _patches.wrap(tenacity.AttemptManager, "__enter__", _enter)
     _patches.wrap(tenacity.AttemptManager, "__exit__", _exit)
     _patches.wrap(tenacity.BaseRetrying, "__iter__", _loop)
