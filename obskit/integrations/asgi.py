@@ -132,7 +132,11 @@ class ObskitASGI:
             try:
                 status = state[0] or 500
                 duration = perf_counter() - start
-                route = routes.template(scope, root_path)
+                try:
+                    route = routes.template(scope, root_path)
+                except Exception as exc:  # noqa: BLE001 - recorded as unmatched, never skipped
+                    errors.record("server route", exc)
+                    route = _UNMATCHED
                 ctx.route = route
                 record_request(
                     rt,

@@ -123,7 +123,11 @@ class ObskitWSGI:
             try:
                 status = state[0] or 500
                 duration = perf_counter() - start
-                route = state[2] or self._route(environ)
+                try:
+                    route = state[2] or self._route(environ)
+                except Exception as exc:  # noqa: BLE001 - recorded as unmatched, never skipped
+                    errors.record("server route", exc)
+                    route = _UNMATCHED
                 ctx.route = route
                 record_request(
                     rt,

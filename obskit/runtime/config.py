@@ -43,7 +43,7 @@ class ConfigError(ValueError):
 class Config:
     """Every obskit setting. Field names are the `init()` keyword names.
 
-    Environment variables (see README): `OBSKIT_<FIELD>` in upper case, plus the standard
+    Environment variables (see docs/settings.md): `OBSKIT_<FIELD>` in upper case, plus the standard
     OpenTelemetry ones where they exist (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_*, ...).
     """
 

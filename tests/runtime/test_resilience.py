@@ -136,6 +136,31 @@ def test_lines_and_span_events_inside_a_request_carry_its_ids() -> None:
         assert f"{line['trace_id']}" == f"{server.context.trace_id:032x}"
 
 
+def test_a_route_that_cannot_be_read_still_counts_the_request_out() -> None:
+    """A route object that raises when obskit reads its template: the request is recorded as
+    `__unmatched__`, the in-flight gauge goes back to 0, the error is counted, never raised."""
+
+    class BrokenRoute:
+        @property
+        def path_format(self) -> str:
+            raise RuntimeError("a router changed its internals")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        scope["route"] = BrokenRoute()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with capture(app) as cap:
+        status, _headers, _body = asyncio.run(asgi_request(cap.app, "/x"))
+        assert status == 200
+        assert cap.sample("http_server_active_requests", http_request_method="GET") == 0
+        assert (
+            cap.sample("http_server_request_duration_seconds_count", http_route="__unmatched__")
+            == 1
+        )
+        assert cap.sample("obskit_instrumentation_errors_total") == 1
+
+
 def test_in_flight_gauges_count_requests_and_calls_in_progress() -> None:
     """http_server_active_requests while a request runs, back to 0 after (also on errors);
     http_client_active_requests per server_address while an outbound call waits."""
