@@ -4,7 +4,7 @@ Generating for hundreds of services is CPU-bound pure Python; each service (each
 is independent, so up to `jobs` forked workers share the items, in contiguous chunks, and the
 results come back in item order: the output never depends on `jobs`. Workers inherit `func` and
 `items` from the parent at fork time (nothing is pickled but the results), so `func` may be any
-callable. Small inputs, `jobs=1`, a platform without `fork`, or a process that runs other
+callable. Small inputs, `jobs=1`, a platform other than Linux, or a process that runs other
 threads (forking those is unsafe: a lock held by another thread stays held in the child) run
 in this process. An
 exception raised by `func` in a worker is raised here (it must be picklable: keep its `args`
@@ -14,6 +14,7 @@ what its constructor takes).
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -42,7 +43,7 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
         jobs <= 1
         or _work is not None
         or threading.active_count() > 1
-        or "fork" not in mp.get_all_start_methods()
+        or not sys.platform.startswith("linux")  # macOS: fork is unsafe with its system libs
     ):
         return [func(item) for item in items]
     step = -(-len(items) // (jobs * 4))
