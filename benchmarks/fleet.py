@@ -5,6 +5,8 @@
     python -m benchmarks.fleet --sizes 500 --keep DIR    # also keep the generated tree in DIR
     python -m benchmarks.fleet --sizes 500 --baseline OLD   # OLD: `git archive REV obskit
                                                  # templates | tar -x -C OLD`; both interleaved
+    python -m benchmarks.fleet --sizes 500 --baseline OLD --code NEW   # two trees, not the
+                                                 # installed obskit: e.g. before/after a change
     python -m benchmarks.fleet --compare A B             # byte-compare two generated trees
 
 A synthetic fleet (one manifest per service in its own directory, as repositories hold them):
@@ -138,10 +140,16 @@ def _row(size: int, count: int, label: str, runs: list[Run]) -> str:
 
 
 def measure(
-    size: int, rounds: int, work: Path, keep: Path | None, baseline: Path | None
+    size: int,
+    rounds: int,
+    work: Path,
+    *,
+    keep: Path | None = None,
+    baseline: Path | None = None,
+    current: Path | None = None,
 ) -> list[str]:
     manifests = write_fleet(work / f"fleet{size}", size)
-    variants: list[tuple[str, Path | None]] = [("", None)]
+    variants: list[tuple[str, Path | None]] = [("", current)]
     if baseline is not None:
         variants.insert(0, ("baseline ", baseline))
     runs: dict[str, list[Run]] = {}
@@ -187,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a directory holding another obskit package (and templates/) to measure too",
     )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="measure the obskit package in this directory instead of the installed one",
+    )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     args = parser.parse_args(argv)
     if args.compare:
@@ -200,14 +213,25 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with tempfile.TemporaryDirectory(prefix="obskit-fleet-") as tmp:
         for size in sizes:
-            rows += measure(size, args.rounds, Path(tmp), args.keep, args.baseline)
+            rows += measure(
+                size,
+                args.rounds,
+                Path(tmp),
+                keep=args.keep,
+                baseline=args.baseline,
+                current=args.code,
+            )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; load average before the run "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after {os.getloadavg()[0]:.2f}"
     )
     command = f"python -m benchmarks.fleet --sizes {args.sizes} --rounds {args.rounds}"
-    print(f"command: {command}" + (f" --baseline {args.baseline}" if args.baseline else ""))
+    if args.baseline:
+        command += f" --baseline {args.baseline}"
+    if args.code:
+        command += f" --code {args.code}"
+    print(f"command: {command}")
     print("\n".join(rows))
     return 0
 
