@@ -69,6 +69,7 @@ class Templates:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # one run: no need to stat each template at every render
         )
         # A JSON value is also a valid YAML flow value: one quoting rule for both formats.
         self.env.filters["yaml"] = _json_value
