@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, Final, Literal
 
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.parallel import fork_map
+from obskit.generator.parallel import fork_imap
 from obskit.generator.render import (
     alertmanager,
     alerts,
@@ -134,10 +134,15 @@ def render_all(
     templates: Templates,
     formats: Sequence[Format],
     jobs: int = 1,
+    on_result: Callable[[str, dict[str, str]], None] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Every service's files, rendered by up to `jobs` processes (`parallel.fork_map`: the
-    same files whatever `jobs` is; the first service's problem is raised, as in order)."""
-    rendered = fork_map(
-        partial(render_service, templates=templates, formats=formats), services, jobs
-    )
-    return {s.name: files for s, files in zip(services, rendered, strict=True)}
+    """Every service's files, rendered by up to `jobs` processes (`parallel.fork_imap`: the
+    same files whatever `jobs` is; the first service's problem is raised, as in order).
+    `on_result(service, files)` sees each service's files as soon as they are rendered."""
+    render = partial(render_service, templates=templates, formats=formats)
+    files: dict[str, dict[str, str]] = {}
+    for service, rendered in zip(services, fork_imap(render, services, jobs), strict=True):
+        files[service.name] = rendered
+        if on_result is not None:
+            on_result(service.name, rendered)
+    return files
