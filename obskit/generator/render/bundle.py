@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, Literal
 
@@ -103,6 +103,13 @@ def operator_resource(
     return {**envelope, "spec": rules}
 
 
+class ServiceFiles(dict[str, str]):
+    """File name -> text of one service, plus the data of its Alertmanager part (`part`), so
+    the assembly need not parse back what was just written (it travels with the texts)."""
+
+    part: Mapping[str, Any] | None = None
+
+
 def render_service(
     service: Service, templates: Templates, formats: Sequence[Format] = ("prometheus",)
 ) -> dict[str, str]:
@@ -118,7 +125,8 @@ def render_service(
             scenarios.alert_tests(service, templates, RULES, rules), service.name
         ),
     }
-    files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)
+    part = alertmanager.part(service, rules)
+    files[alertmanager.PART] = output.dump_yaml(part, service.name)
     if "prometheus-operator" in formats:
         files[OPERATOR_RULES] = output.dump_yaml(
             operator_resource(service, rules, templates), service.name
@@ -126,7 +134,9 @@ def render_service(
     dashboard = grafana.dashboard(service, templates, ctx.rows)
     check_promql(grafana.expressions(dashboard), f"{service.source} ({service.name}) dashboard")
     files[DASHBOARD] = output.dump_json(dashboard)
-    return files
+    rendered = ServiceFiles(files)
+    rendered.part = part
+    return rendered
 
 
 def render_all(

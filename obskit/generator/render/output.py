@@ -145,14 +145,20 @@ def _stage(path: Path, content: str, umask: int, unchanged_too: bool) -> tuple[P
     Prometheus running as another user, so an existing file keeps its mode and a new one gets
     0666 minus the umask.
     """
-    if not unchanged_too and path.is_file() and path.read_text(encoding="utf-8") == content:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o666 & ~umask
     try:
-        mode = path.stat().st_mode & 0o7777
+        if not unchanged_too:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == content:
+                    return None
+        mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        pass  # a new file
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:  # a new directory
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(content)
