@@ -219,7 +219,11 @@ def evaluate(tsdb: Path, rules: Path, evaluations: int, work: Path) -> list[floa
         return totals[2:]
     finally:
         child.terminate()
-        child.wait(30)
+        try:
+            child.wait(60)
+        except subprocess.TimeoutExpired:  # still evaluating or flushing: not worth waiting
+            child.kill()
+            child.wait(30)
         log.close()
 
 
