@@ -192,6 +192,25 @@ def build_obskit(ctx: Context) -> Built:
     return _build_obskit(ctx)
 
 
+RESILIENCE_LIBRARIES = ("tenacity", "stamina", "backoff", "pybreaker", "circuitbreaker")
+
+
+def build_obskit_resilience(ctx: Context) -> Built:
+    """obskit full in a service that imports the five retry/breaker libraries (issue 9): their
+    adapters are active (the request itself retries nothing: what the adapters cost a request
+    that does not use them)."""
+    import importlib
+
+    for name in RESILIENCE_LIBRARIES:
+        importlib.import_module(name)
+    built = _build_obskit(ctx)
+    from obskit.integrations import _active
+
+    active = sorted(m.LIBRARY for m in _active)
+    _check(set(RESILIENCE_LIBRARIES) <= set(active), f"adapters active: {active}")
+    return built
+
+
 def build_obskit_stock_exporter(ctx: Context) -> Built:
     """A/B: obskit with the SDK's stock OTLP/HTTP exporter (stock protobuf encoding)."""
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -321,6 +340,16 @@ VARIANTS: dict[str, Variant] = {
             traces=True,
             needs_obskit=True,
             access_event="request",
+        ),
+        Variant(
+            "obskit-resilience",
+            "obskit full, tenacity/stamina/backoff/pybreaker/circuitbreaker imported"
+            " (their adapters active)",
+            build_obskit_resilience,
+            traces=True,
+            needs_obskit=True,
+            access_event="request",
+            optional=True,
         ),
         Variant(
             BASELINE_VARIANT,

@@ -164,6 +164,30 @@ def breaker_transitions(records: Sequence[dict[str, Any]]) -> None:
     )
 
 
+def resilience_alerts(active: Sequence[dict[str, Any]]) -> None:
+    """Resilience alerts (breaker open/flapping, retry storm): state, subject, `for:`."""
+    rows = [
+        (
+            str(a["state"]).upper(),
+            a["labels"]["alertname"],
+            a["labels"].get("breaker") or a["labels"].get("operation", "-"),
+            a["labels"].get("dependency", "-"),
+            a["labels"].get("severity", "-"),
+        )
+        for a in active
+    ]
+    table(("state", "alert", "breaker / operation", "dependency", "severity"), rows)
+    record(
+        "resilience_alerts",
+        [dict(zip(("state", "alertname", "subject"), r[:3], strict=True)) for r in rows],
+    )
+    if rows:
+        say(
+            "  PENDING = the breaker has not been closed since the outage began; with the"
+            "\n  default `for: 5m` it would fire if payments stayed down that long."
+        )
+
+
 def retried_trace_id(records: Sequence[dict[str, Any]]) -> str | None:
     """The trace of a request whose call was retried: preferably one that recovered (its
     last client span succeeded), else the first retried one."""

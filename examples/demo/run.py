@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -25,6 +26,7 @@ from examples.lab.processes import Supervisor, install_signal_handlers
 from examples.lab.prometheus import INSTALL_HINT, Prometheus, PrometheusError, Target, find_binary
 from examples.lab.system import ExampleSystem
 from examples.lab.traffic import Call, TrafficDriver
+from obskit import semconv
 
 # The failure burst: shop fails 40% of its order requests, payments answers /charge 300 ms late
 # (above shop's latency threshold). Both SLOs of shop burn far above the page threshold.
@@ -35,6 +37,11 @@ BURST_PAYMENTS = {"latency_ms": 300, "routes": ["/charge"]}
 # the breaker half-opens (5 s after it last opened) and closes.
 OUTAGE_PAYMENTS = {"error_rate": 1.0, "routes": ["/charge"]}
 RECOVERED_PAYMENTS = {"error_rate": 0.0, "routes": ["/charge"]}
+RESILIENCE_ALERTS = (
+    semconv.ALERT_BREAKER_OPEN,
+    semconv.ALERT_BREAKER_FLAPPING,
+    semconv.ALERT_RETRY_STORM,
+)
 OUTAGE_START = 0.25  # share of the burst before payments fails hard
 OUTAGE_SHARE = 0.4  # at most this share of the burst
 # The demo's copies of the example manifests hold alerts for seconds, not minutes, so a page
@@ -113,6 +120,7 @@ class Demo:
         self.am: Alertmanager | None = None
         self.pager = WebhookReceiver()
         self.started = time.monotonic()
+        self.outage_alerts: list[dict[str, Any]] = []
 
     def elapsed(self) -> str:
         return f"[{time.monotonic() - self.started:5.1f}s]"
@@ -153,7 +161,12 @@ class Demo:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         copies = []
-        for manifest in generated.EXAMPLE_MANIFESTS:
+        manifests = (  # the worker's too when Redis runs it (the background part)
+            generated.BACKGROUND_MANIFESTS
+            if lab_redis.find_binary() is not None
+            else generated.EXAMPLE_MANIFESTS
+        )
+        for manifest in manifests:
             data = yaml.safe_load(manifest.read_text())
             alerting = data.setdefault("alerting", {})
             for severity, hold in DEMO_FOR.items():
@@ -252,6 +265,10 @@ class Demo:
             "(shop retries, its circuit breaker opens, shop fails fast)"
         )
         self._sleep_until(outage_start + outage, driver)
+        if self.prom is not None:  # the resilience alerts while payments is down
+            self.outage_alerts = [
+                a for a in self.prom.alerts() if a["labels"]["alertname"] in RESILIENCE_ALERTS
+            ]
         system.set_faults("payments", **RECOVERED_PAYMENTS)
         say(
             f"{self.elapsed()} payments recovers (still 300 ms late): the breaker half-opens "
@@ -326,6 +343,9 @@ class Demo:
         if self.prom is not None:
             say()
             report.resilience_metrics(self.prom, "shop")
+            say()
+            say("  resilience alerts at the end of payments' outage (/api/v1/alerts):")
+            report.resilience_alerts(self.outage_alerts)
         say()
         retried = report.retried_trace_id(shop_records)
         if retried is None:

@@ -14,6 +14,8 @@ EXAMPLE_MANIFESTS = (
     REPO_ROOT / "examples" / "shop" / "obskit.yaml",
     REPO_ROOT / "examples" / "payments" / "obskit.yaml",
 )
+BACKGROUND_MANIFESTS = (*EXAMPLE_MANIFESTS, REPO_ROOT / "examples" / "worker" / "obskit.yaml")
+"""With the background-work system (Redis, the Celery worker): the worker's manifest too."""
 
 
 def obskit_command() -> list[str]:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from contextvars import ContextVar
+from types import FunctionType, MethodType
 from typing import Any, Final
 
+from obskit import semconv
 from obskit.integrations._patch import Patches
 from obskit.runtime import errors, resilience
 
@@ -34,6 +36,12 @@ SKIP: Final = ("tenacity", "stamina", "obskit")
 """Packages whose frames are not "the function that contains the loop"."""
 _KEY: Final = "_obskit_call"
 _patches = Patches()
+_ATTEMPT: Final = resilience.ATTEMPT
+_SUCCESS, _RECOVERED = semconv.RETRY_SUCCESS, semconv.RETRY_RECOVERED
+_FAILED, _EXHAUSTED = semconv.RETRY_FAILED, semconv.RETRY_EXHAUSTED
+_NAMES: Final = 10_000
+_names: dict[Any, str] = {}
+"""Code object of a retried function -> operation (decorated once, called often)."""
 current: ContextVar[Call | None] = ContextVar("obskit_tenacity_call", default=None)
 """The call whose attempt runs in this context (stamina's hook attaches its retries to it)."""
 
@@ -45,40 +53,54 @@ class Call:
 
     def __init__(self, operation: str, stamina: bool) -> None:
         self.operation = operation
-        self.stamina = stamina
+        self.stamina = stamina  # only then is it `current`: stamina's hook looks it up
         self.done = False
         self.hooked = 0  # the last attempt whose retry stamina's hook recorded
-        self.previous: Call | None = current.get()
-        self.previous_attempt = resilience.current_attempt()
-
-    def attempt(self, number: int, loop: bool) -> None:
-        current.set(self)
-        if not loop:  # loop form: the number is set inside `with attempt:` only (see _enter)
-            resilience.set_attempt(number)
+        self.previous: Call | None = current.get() if stamina else None
+        self.previous_attempt = _ATTEMPT.get()
 
     def finish(self, succeeded: bool, attempts: int, error: BaseException | None) -> None:
         if self.done:
             return
         self.done = True
-        current.set(self.previous)
-        resilience.restore_attempt(self.previous_attempt)
-        resilience.retry_finished(
-            self.operation, resilience.outcome_of(succeeded, attempts), attempts, error
-        )
+        if self.stamina:
+            current.set(self.previous)
+        _ATTEMPT.set(self.previous_attempt)
+        if succeeded:
+            outcome = _SUCCESS if attempts <= 1 else _RECOVERED
+        else:
+            outcome = _FAILED if attempts <= 1 else _EXHAUSTED
+        resilience.retry_finished(self.operation, outcome, attempts, error)
 
 
 def _operation(retrying: Any, retry_state: Any) -> tuple[str, bool]:
     """(operation, built by stamina?) for a call that is starting."""
     before = getattr(retrying, "before", None)
-    owner = getattr(before, "__self__", None)
+    owner = before.__self__ if type(before) is MethodType else None  # stamina's is a method
     if owner is not None and type(owner).__module__.startswith("stamina"):
         name = getattr(owner, "_name", None)
         if isinstance(name, str) and not name.startswith("<"):
             return name, True  # stamina.retry: stamina's module.qualname of the callable
         return resilience.caller_name(SKIP, 4), True  # retry_context / RetryingCaller
     fn = retry_state.fn
-    if fn is not None:
-        return resilience.callable_name(fn), False
+    if fn is None:
+        hook: Any = getattr(retrying, "before_sleep", None)
+        if isinstance(hook, FunctionType) and (hook.__module__ or "").startswith("stamina"):
+            # stamina before 25.1: its policy's before_sleep is a closure over its name
+            cells = dict(zip(hook.__code__.co_freevars, hook.__closure__ or (), strict=False))
+            name = cells["name"].cell_contents if "name" in cells else None
+            if isinstance(name, str) and not name.startswith("<"):
+                return name, True
+            return resilience.caller_name(SKIP, 4), True
+    else:
+        try:
+            return _names[fn.__code__], False
+        except (AttributeError, KeyError):
+            name = resilience.callable_name(fn)
+            code = getattr(fn, "__code__", None)
+            if code is not None and len(_names) < _NAMES:
+                _names[code] = name
+            return name, False
     return resilience.caller_name(SKIP, 4), False
 
 
@@ -98,16 +120,23 @@ def _decided(retrying: Any, retry_state: Any, do: Any) -> None:
             if call is None:
                 operation, stamina = _operation(retrying, retry_state)
                 call = retry_state.__dict__[_KEY] = Call(operation, stamina)
-            call.attempt(retry_state.attempt_number, retry_state.fn is None)
+            if call.stamina:
+                current.set(call)
+            if retry_state.fn is not None:  # loop form: set inside `with attempt:` (_enter)
+                _ATTEMPT.set(retry_state.attempt_number)
         elif call is None or call.done:
             return
         elif kind is _DO_SLEEP:
             number = retry_state.attempt_number
             if call.hooked != number:  # not already recorded by stamina's own hook
                 resilience.retry_scheduled(call.operation, number, _failure(retry_state), do)
-        else:  # the call ended with a value: a success, or the give-up fallback
-            gave_up = bool(getattr(retrying.iter_state, "stop_run_result", False))
-            call.finish(not gave_up, retry_state.attempt_number, _failure(retry_state))
+        elif retrying.retry_error_callback is not None and getattr(
+            retrying.iter_state, "stop_run_result", False
+        ):
+            # the call ended with the value of retry_error_callback: the policy gave up
+            call.finish(False, retry_state.attempt_number, _failure(retry_state))
+        else:  # the call ended with the attempt's own value: a success
+            call.finish(True, retry_state.attempt_number, None)
     except Exception as exc:  # noqa: BLE001 - never into the user's call
         errors.record("tenacity adapter", exc)
 
@@ -224,11 +253,10 @@ _DO_SLEEP: Any = None
 def instrument() -> None:
     global _DO_ATTEMPT, _DO_SLEEP
     import tenacity  # noqa: PLC0415 - only once tenacity itself is imported
-    import tenacity.asyncio  # noqa: PLC0415
 
     _DO_ATTEMPT, _DO_SLEEP = tenacity.DoAttempt, tenacity.DoSleep
     _patches.wrap(tenacity.BaseRetrying, "iter", _sync_iter)
-    _patches.wrap(tenacity.asyncio.AsyncRetrying, "iter", _async_iter)
+    _patches.wrap(tenacity.AsyncRetrying, "iter", _async_iter)  # tenacity.asyncio since 8.4
     _patches.wrap(tenacity.AttemptManager, "__enter__", _enter)
     _patches.wrap(tenacity.AttemptManager, "__exit__", _exit)
     _patches.wrap(tenacity.BaseRetrying, "__iter__", _loop)

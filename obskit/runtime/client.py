@@ -96,7 +96,7 @@ class OutboundCall:
             metrics = rt.metrics
             if metrics is not None:
                 self.active = metrics.client_active.get(address)
-                self.active.inc()
+                self.active(1)
             tracing = rt.tracing
             if tracing is not None:
                 attributes: dict[str, Any] = {
@@ -128,7 +128,7 @@ class OutboundCall:
         duration = perf_counter() - self.start
         try:
             if self.active is not None:
-                self.active.dec()
+                self.active(-1)
             if self.token is not None:
                 detach(self.token)
             error_type = type(error).__name__ if error is not None else ""

@@ -70,21 +70,32 @@ class _Observer:
 
 
 class _Gauges:
-    """A one-label gauge with a per-value cache of its children (in-flight counts)."""
+    """A one-label gauge (in-flight counts): `get(value)` is the child's `add(amount)`, cached
+    per label value. `add(1)` when a request starts, `add(-1)` when it ends."""
 
     __slots__ = ("_cache", "gauge")
 
     def __init__(self, gauge: Gauge) -> None:
         self.gauge = gauge
-        self._cache: dict[str, Any] = {}
+        self._cache: dict[str, Callable[[float], None]] = {}
 
-    def get(self, value: str) -> Any:
-        child = self._cache.get(value)
-        if child is None:
-            child = self.gauge.labels(value)
+    def get(self, value: str) -> Callable[[float], None]:
+        add = self._cache.get(value)
+        if add is None:
+            add = adder(self.gauge.labels(value))
             if len(self._cache) < _CACHE_LIMIT:
-                self._cache[value] = child
-        return child
+                self._cache[value] = add
+        return add
+
+
+def adder(child: Any) -> Callable[[float], None]:
+    """`add(amount)` for a counter or gauge child on a per-call path: its value holder's own
+    locked `inc` (what Counter.inc and Gauge.inc/dec end in, minus the checks they repeat on
+    every call: observability, sign, exemplar; the same holder under PROMETHEUS_MULTIPROC_DIR),
+    else the public `inc`."""
+    value = getattr(child, "_value", None)
+    inc = getattr(value, "inc", None)
+    return inc if callable(inc) else child.inc  # type: ignore[no-any-return]
 
 
 class Metrics:

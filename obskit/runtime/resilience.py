@@ -43,7 +43,12 @@ if TYPE_CHECKING:
     from obskit.runtime.state import Obskit
 
 LOGGER: Final = "obskit.resilience"
-_attempt: ContextVar[int] = ContextVar("obskit_retry_attempt", default=0)
+_CHILDREN: Final = 10_000
+"""Cached label children per cache (the series themselves are bounded by the label values)."""
+ATTEMPT: ContextVar[int] = ContextVar("obskit_retry_attempt", default=0)
+"""The 1-based retry attempt running in this context (0: none). Adapters set it directly on
+their hot path; everyone else uses the functions below."""
+_attempt = ATTEMPT
 _runtime: Obskit | None = None
 generation = 0
 """Bumped by every bind(): adapters re-announce their breakers to a new handle."""
@@ -115,6 +120,7 @@ class ResilienceMetrics:
             self.breaker_calls,
         )
         self._children: dict[tuple[Any, tuple[str, str]], Any] = {}
+        self._incs: dict[tuple[Any, str, str], Any] = {}  # (counter, labels) -> child's inc
         self._error_types: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self.breakers: dict[str, str] = {}  # breaker name -> state last set on the gauge
@@ -124,9 +130,21 @@ class ResilienceMetrics:
         child = self._children.get(key)
         if child is None:
             child = metric.labels(*labels)
-            if len(self._children) < 10_000:
+            if len(self._children) < _CHILDREN:
                 self._children[key] = child
         return child
+
+    def incrementer(self, counter: Any, first: str, second: str) -> Any:
+        """`inc(amount)` of the child of a two-label counter, cached (the per-call path)."""
+        key = (counter, first, second)
+        inc = self._incs.get(key)
+        if inc is None:
+            from obskit.runtime.metrics import adder  # noqa: PLC0415
+
+            inc = adder(self.child(counter, (first, second)))
+            if len(self._incs) < _CHILDREN:
+                self._incs[key] = inc
+        return inc
 
     def error_type(self, operation: str, error_type: str) -> str:
         """`error_type` as a label: at most ERROR_TYPES_PER_OPERATION values per operation."""
@@ -227,13 +245,14 @@ def retry_finished(
     operation: str, outcome: str, attempts: int, error: BaseException | str | None = None
 ) -> None:
     """One logical call through a retry policy ended with `outcome` after `attempts`."""
-    rt = _live()
-    if rt is None:
+    rt = _runtime
+    if rt is None or not rt.active:
         return
     try:
-        instruments = _instruments(rt)
-        if instruments is not None:
-            instruments.child(instruments.retry_calls, (operation, outcome)).inc()
+        metrics = rt.metrics
+        if metrics is not None:
+            instruments = metrics.resilience
+            instruments.incrementer(instruments.retry_calls, operation, outcome)(1)
         if outcome == semconv.RETRY_EXHAUSTED:
             rt.logs.emit(
                 "error",
@@ -286,13 +305,13 @@ def breaker_transition(breaker: str, from_state: str | None, to_state: str) -> N
 
 def breaker_call(breaker: str, outcome: str) -> None:
     """One call through `breaker`: success, failure (as the breaker counts it) or rejected."""
-    rt = _live()
-    if rt is None:
+    rt = _runtime
+    if rt is None or not rt.active:
         return
     try:
-        instruments = _instruments(rt)
-        if instruments is not None:
-            instruments.child(instruments.breaker_calls, (breaker, outcome)).inc()
+        metrics = rt.metrics
+        if metrics is not None:
+            metrics.resilience.incrementer(metrics.resilience.breaker_calls, breaker, outcome)(1)
         if outcome == semconv.BREAKER_REJECTED:
             _span_event(semconv.EVENT_BREAKER_REJECTED, {"circuit_breaker.name": breaker})
     except Exception as exc:  # noqa: BLE001 - telemetry never fails the user's call

@@ -122,7 +122,7 @@ def request_started(rt: Obskit, method: str) -> None:
     if metrics is not None:
         metrics.server_active.get(
             method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
-        ).inc()
+        )(1)
 
 
 def record_request(  # noqa: PLR0917 - hot path: positional on purpose
@@ -150,7 +150,7 @@ def record_request(  # noqa: PLR0917 - hot path: positional on purpose
     method_label = method if method in semconv.KNOWN_METHODS else semconv.OTHER_METHOD
     metrics = rt.metrics
     if metrics is not None:
-        metrics.server_active.get(method_label).dec()  # first: nothing below can skip it
+        metrics.server_active.get(method_label)(-1)  # first: nothing below can skip it
     hook = rt.config.request_hook
     if hook is not None:
         try:

@@ -81,3 +81,21 @@ def test_the_django_variants_verify_themselves_and_export_every_span(tmp_path: P
         if r.name != "django-bare":
             assert r.verification["metric_count"] == 220
             assert r.spans_created == r.spans_received == 220, r.name
+
+
+@pytest.mark.integration
+def test_the_resilience_benchmark_runs_both_variants_and_checks_obskit_counted_every_call() -> None:
+    """A smoke run of benchmarks.resilience: every wrapped function gets a row; a child whose
+    obskit did not count every call fails the run (so a timing can never come from nothing)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.resilience", "--rounds", "1", "--calls", "300"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    for row in ("tenacity @retry", "tenacity @retry (async)", "pybreaker @breaker"):
+        assert f"| {row} |" in out

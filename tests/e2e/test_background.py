@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.lab import generated
+from examples.lab import generated, grafana
 from examples.lab.otlp_receiver import OTLPReceiver
 from examples.lab.processes import Supervisor, wait_until
 from examples.lab.prometheus import Prometheus, Target
@@ -42,6 +42,7 @@ class BackgroundLab:
     receiver: OTLPReceiver
     prom: Prometheus
     shop: httpx.Client
+    out: Path
 
     def checkout(self, correlation_id: str) -> str:
         resp = self.shop.post(
@@ -78,7 +79,7 @@ def bg() -> Iterator[BackgroundLab]:
     system: ExampleSystem | None = None
     try:
         out = workdir / "generated"
-        generated.generate(out)
+        generated.generate(out, generated.BACKGROUND_MANIFESTS)
         system = ExampleSystem(
             workdir / "logs",
             otlp_endpoint=receiver.endpoint,
@@ -89,7 +90,7 @@ def bg() -> Iterator[BackgroundLab]:
         prom = Prometheus(targets, generated.rule_files(out), supervisor=supervisor).start()
         prom.wait_for_targets(timeout=40)
         with httpx.Client(base_url=system.url("shop"), timeout=10) as shop:
-            yield BackgroundLab(system, receiver, prom, shop)
+            yield BackgroundLab(system, receiver, prom, shop, out)
     finally:
         if prom is not None:
             prom.stop()
@@ -228,11 +229,22 @@ def test_a_duplicated_message_is_counted_once_as_duplicate_and_charged_once(
     assert after.get("success", 0.0) == expected["success"]
 
 
-def test_the_outbox_gauge_rises_while_the_relay_is_stalled_and_falls_after(
+def _outbox_stale(bg: BackgroundLab) -> list[str]:
+    return [
+        a["state"]
+        for a in bg.prom.alerts()
+        if a["labels"].get("alertname") == semconv.ALERT_OUTBOX_STALE
+        and a["labels"].get("outbox") == "orders"
+    ]
+
+
+def test_a_stalled_relay_raises_the_outbox_gauges_fires_outbox_stale_and_they_fall_after(
     bg: BackgroundLab,
 ) -> None:
+    """shop's manifest sets demo-sized thresholds (oldest row older than 10 s for 10 s)."""
     pending = f'{semconv.OUTBOX_PENDING}{{job="shop",outbox="orders"}}'
     age = f'{semconv.OUTBOX_OLDEST_AGE}{{job="shop",outbox="orders"}}'
+    assert _outbox_stale(bg) == []
     bg.system.set_relay(stalled=True)
     try:
         for i in range(5):
@@ -241,9 +253,37 @@ def test_the_outbox_gauge_rises_while_the_relay_is_stalled_and_falls_after(
             lambda: (bg.prom.value(pending) or 0) >= 5 and (bg.prom.value(age) or 0) >= 2,
             20, 0.25, "the outbox gauges to show the backlog",
         )  # fmt: skip
+        wait_until(lambda: _outbox_stale(bg) == ["firing"], 60, 0.5, "ObskitOutboxStale to fire")
     finally:
         bg.system.set_relay(stalled=False)
     wait_until(
         lambda: bg.prom.value(pending) == 0 and bg.prom.value(age) == 0,
         20, 0.25, "the outbox to drain after the relay resumed",
     )  # fmt: skip
+
+
+def test_the_processing_and_freshness_slis_and_every_background_panel_return_data(
+    bg: BackgroundLab,
+) -> None:
+    """The worker's generated recording rules (processing, freshness) evaluate to data, and
+    every query of the worker's dashboard and of shop's outbox panels returns a series."""
+    for slo in ("processing", "freshness"):
+        bg.prom.wait_for_query(
+            f'obskit_slo:error_ratio{{service="worker",slo="{slo}",window="5m"}}', timeout=30
+        )
+    bg.prom.wait_for_query("count_over_time(up[1m]) >= 10", timeout=60)
+    dashboards = generated.dashboards(bg.out)
+    empty: list[str] = []
+    checked = 0
+    for service in ("worker", "shop"):
+        dashboard = dashboards[service]
+        variables = grafana.resolve_variables(dashboard, bg.prom)
+        for q in grafana.panel_queries(dashboard):
+            if service == "shop" and "outbox" not in q.expr:
+                continue  # shop's HTTP panels are test_example_system's
+            expr = grafana.substitute(q.expr, variables)
+            checked += 1
+            if not bg.prom.query(expr):
+                empty.append(f"{service} / {q.panel_title} [{q.ref_id}]: {expr}")
+    assert checked > 5
+    assert empty == [], "panels with no data:\n" + "\n".join(empty)

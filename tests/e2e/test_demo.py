@@ -120,7 +120,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     out = tmp_path_factory.mktemp("demo") / "demo-output"
     # a 10 s burst: payments fails hard for 4 s of it, long enough for shop's breaker to open
     proc = _start(
-        out, "--healthy", "3", "--burst", "10", "--stall", "8", "--deadline", str(int(DEMO_TIMEOUT))
+        out,
+        "--healthy",
+        "3",
+        "--burst",
+        "10",
+        "--stall",
+        "16",
+        "--deadline",
+        str(int(DEMO_TIMEOUT)),
     )
     output = _finish(proc, DEMO_TIMEOUT + 30)
     findings_file = out / FINDINGS
@@ -274,6 +282,14 @@ def test_the_demo_shows_retries_the_breaker_opening_and_a_resent_request(demo: D
     )
     assert resent and resent[0] == 1, spans
     assert "http.request.resend_count=1" in demo.output
+    # the breaker is not closed at the end of the outage: ObskitCircuitBreakerOpen is active
+    # (pending: its default `for: 5m` is longer than the demo)
+    breaker_open = [
+        a
+        for a in demo.findings["resilience_alerts"]
+        if (a["alertname"], a["subject"]) == ("ObskitCircuitBreakerOpen", "payments")
+    ]
+    assert [a["state"] for a in breaker_open] in (["PENDING"], ["FIRING"]), demo.findings
 
 
 def test_the_demo_follows_one_order_through_the_outbox_celery_the_worker_and_payments(
@@ -337,13 +353,19 @@ def test_the_demo_shows_queue_wait_and_processing_per_task(demo: DemoRun) -> Non
 def test_the_demo_shows_the_outbox_age_climbing_while_the_relay_is_stalled(
     demo: DemoRun,
 ) -> None:
-    """Section 13: while stalled the outbox's pending rows and oldest age grow; after the relay
-    resumes they fall to 0."""
+    """Section 13: while stalled the outbox's pending rows and oldest age grow, and
+    ObskitOutboxStale turns pending (or firing); after the relay resumes they fall to 0."""
     samples = demo.findings["background_outbox"]
     ages = [s["age"] for s in samples]
     assert max(ages) >= 4 and ages == sorted(ages[:-1]) + ages[-1:], ages  # climbing, then drop
     assert int(samples[-2]["pending"]) > 5 and samples[-1]["pending"] == "0", samples
     assert ages[-1] == 0
+    # shop's manifest: oldest row older than 10 s (for 10 s): past 10 s the alert is on its way
+    stalled = samples[-2]
+    assert stalled["age"] > 12 and stalled["alert"] in (
+        "ObskitOutboxStale: PENDING",
+        "ObskitOutboxStale: FIRING",
+    ), samples
 
 
 def test_ctrl_c_stops_the_demo_and_every_process_it_started(tmp_path: Path) -> None:

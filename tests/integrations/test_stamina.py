@@ -14,12 +14,13 @@ from stamina.instrumentation import get_on_retry_hooks, set_on_retry_hooks
 from obskit.testing import capture
 from tests.integrations.parity import retries, retry_calls, with_and_without
 
+NO_WAIT = {"wait_initial": 0.0, "wait_max": 0.0, "wait_jitter": 0.0}
+"""No backoff sleeps, attempts unchanged (stamina.set_testing exists only since 24.3)."""
+
 
 @pytest.fixture(autouse=True)
-def _testing_mode() -> Iterator[None]:
-    """stamina's test mode: no backoff sleeps (attempts unchanged with cap=True)."""
-    with stamina.set_testing(True, attempts=3):
-        yield
+def _default_hooks() -> Iterator[None]:
+    yield
     set_on_retry_hooks(None)
 
 
@@ -37,7 +38,7 @@ class Flaky:
 def _decorated(failures: int) -> Any:
     flaky = Flaky(failures)
 
-    @stamina.retry(on=ConnectionError, attempts=3)
+    @stamina.retry(on=ConnectionError, attempts=3, **NO_WAIT)
     def fetch() -> int:
         return flaky()
 
@@ -79,14 +80,14 @@ def test_obskit_joins_staminas_hooks_and_a_replacement_is_still_counted() -> Non
 def test_retry_context_names_the_enclosing_function_and_async() -> None:
     def context_loop() -> int:
         flaky = Flaky(1)
-        for attempt in stamina.retry_context(on=ConnectionError, attempts=3):
+        for attempt in stamina.retry_context(on=ConnectionError, attempts=3, **NO_WAIT):
             with attempt:
                 return flaky()
         return -1
 
     async def async_loop() -> int:
         flaky = Flaky(1)
-        async for attempt in stamina.retry_context(on=ConnectionError, attempts=3):
+        async for attempt in stamina.retry_context(on=ConnectionError, attempts=3, **NO_WAIT):
             with attempt:
                 return flaky()
         return -1

@@ -260,7 +260,7 @@ def test_adapter_failure_is_counted_logged_once_and_never_raised(
         raise RuntimeError("adapter broke")
 
     with capture() as cap:
-        monkeypatch.setattr(resilience, "outcome_of", broken)
+        monkeypatch.setattr(resilience, "retry_finished", broken)
         before = errors.total()
         with caplog.at_level(logging.ERROR, logger="obskit"):
             for _ in range(3):

@@ -216,7 +216,7 @@ payments = obskit.breaker("payments")
 if sys.argv[1] == "open":
     payments.set_state("open")
     payments.rejected()
-handle.metrics.server_active.get("GET").inc()  # one request in flight in each worker
+handle.metrics.server_active.get("GET")(1)  # one request in flight in each worker
 print(os.getpid())
 """
 
