@@ -5,6 +5,9 @@
     python -m benchmarks.fleet --sizes 500 --keep DIR    # also keep the generated tree in DIR
     python -m benchmarks.fleet --sizes 500 --baseline OLD   # OLD: `git archive REV obskit
                                                  # templates | tar -x -C OLD`; both interleaved
+    python -m benchmarks.fleet --sizes 500 --baseline OLD --code NEW   # two trees, not the
+                                                 # installed obskit: e.g. before/after a change
+    python -m benchmarks.fleet --sizes 500 --reference   # also this code, PyYAML/json, 1 process
     python -m benchmarks.fleet --compare A B             # byte-compare two generated trees
 
 A synthetic fleet (one manifest per service in its own directory, as repositories hold them):
@@ -77,10 +80,27 @@ class Run:
     peak_mib: float
 
 
-def _obskit(*args: str | Path, code: Path | None = None) -> tuple[Run, int, str]:
-    """One fresh `obskit` process (the obskit package in `code`, else the installed one): its
-    wall/CPU time, peak RSS (its own or its workers', the larger), exit code and stderr tail."""
-    command = [sys.executable, "-m", "obskit.cli", *(str(a) for a in args)]
+REFERENCE = """
+import sys
+from obskit.generator.render import blockyaml, output, templates
+blockyaml.dump = lambda data: None                # every YAML document through PyYAML
+output.dump_json = output.pyjson_dump              # every dashboard through json
+templates.simple_mapping = lambda text: None       # every template output through the YAML parser
+from obskit.cli import main
+sys.argv = ["obskit", *sys.argv[1:], "--jobs", "1"]  # one process
+main()
+"""
+"""The `--reference` variant: this code with its reference writers, in one process."""
+
+
+def _obskit(
+    *args: str | Path, code: Path | None = None, reference: bool = False
+) -> tuple[Run, int, str]:
+    """One fresh `obskit` process (the obskit package in `code`, else the installed one; with
+    `reference`, its reference writers in one process): its wall/CPU time, peak RSS (its own
+    or its workers', the larger), exit code and stderr tail."""
+    entry = ["-c", REFERENCE] if reference else ["-m", "obskit.cli"]
+    command = [sys.executable, *entry, *(str(a) for a in args)]
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
@@ -138,27 +158,42 @@ def _row(size: int, count: int, label: str, runs: list[Run]) -> str:
 
 
 def measure(
-    size: int, rounds: int, work: Path, keep: Path | None, baseline: Path | None
+    size: int,
+    rounds: int,
+    work: Path,
+    *,
+    keep: Path | None = None,
+    baseline: Path | None = None,
+    current: Path | None = None,
+    reference: bool = False,
 ) -> list[str]:
     manifests = write_fleet(work / f"fleet{size}", size)
-    variants: list[tuple[str, Path | None]] = [("", None)]
+    variants: list[tuple[str, Path | None, bool]] = [("", current, False)]
     if baseline is not None:
-        variants.insert(0, ("baseline ", baseline))
+        variants.insert(0, ("baseline ", baseline, False))
+    if reference:
+        variants.insert(0, ("reference writers ", current, True))
     runs: dict[str, list[Run]] = {}
     digests = set()
     count = 0
     for index in range(rounds):
-        for name, code in variants:
+        for name, code, slow in variants:
             out = work / f"out{size}-{index}"
-            run, status, err = _obskit("generate", manifests, "--out", out, code=code)
+            run, status, err = _obskit(
+                "generate", manifests, "--out", out, code=code, reference=slow
+            )
             if status != 0:
                 raise SystemExit(f"{name}generate failed ({status}) for {size} services:\n{err}")
             runs.setdefault(f"{name}generate", []).append(run)
-            run, status, err = _obskit("generate", manifests, "--out", out, "--check", code=code)
+            run, status, err = _obskit(
+                "generate", manifests, "--out", out, "--check", code=code, reference=slow
+            )
             if status != 0:
                 raise SystemExit(f"{name}--check found drift ({status}) after generate:\n{err}")
             runs.setdefault(f"{name}--check", []).append(run)
-            run, status, err = _obskit("generate", manifests, "--out", out, code=code)
+            run, status, err = _obskit(
+                "generate", manifests, "--out", out, code=code, reference=slow
+            )
             if status != 0:
                 raise SystemExit(f"{name}regenerate failed ({status}):\n{err}")
             runs.setdefault(f"{name}regenerate (unchanged tree)", []).append(run)
@@ -187,6 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="a directory holding another obskit package (and templates/) to measure too",
     )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure this code with its reference writers (PyYAML, json) in one process",
+    )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="measure the obskit package in this directory instead of the installed one",
+    )
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
     args = parser.parse_args(argv)
     if args.compare:
@@ -200,14 +245,28 @@ def main(argv: list[str] | None = None) -> int:
     ]
     with tempfile.TemporaryDirectory(prefix="obskit-fleet-") as tmp:
         for size in sizes:
-            rows += measure(size, args.rounds, Path(tmp), args.keep, args.baseline)
+            rows += measure(
+                size,
+                args.rounds,
+                Path(tmp),
+                keep=args.keep,
+                baseline=args.baseline,
+                current=args.code,
+                reference=args.reference,
+            )
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; load average before the run "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after {os.getloadavg()[0]:.2f}"
     )
     command = f"python -m benchmarks.fleet --sizes {args.sizes} --rounds {args.rounds}"
-    print(f"command: {command}" + (f" --baseline {args.baseline}" if args.baseline else ""))
+    if args.baseline:
+        command += f" --baseline {args.baseline}"
+    if args.code:
+        command += f" --code {args.code}"
+    if args.reference:
+        command += " --reference"
+    print(f"command: {command}")
     print("\n".join(rows))
     return 0
 

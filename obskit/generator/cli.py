@@ -18,6 +18,7 @@ import typer
 
 if TYPE_CHECKING:
     from obskit.generator.model import Service
+    from obskit.generator.render.output import Staging
 
 EXIT_OK = 0
 EXIT_DRIFT = 1
@@ -97,12 +98,16 @@ def _prepare(
     templates: Path | None,
     out: Path | None,
     jobs: int | None = None,
+    *,
+    staging: Staging | None = None,
 ) -> tuple[list[Service], dict[str, dict[str, str]], dict[str, str]]:
     """Every check `generate` makes before it writes: load and validate the manifests, render
     every file in memory (templates, PromQL parsed, output names), assemble the Alertmanager
     files with the parts already in `out` (none when `out` is None). `validate` runs exactly
-    this, so it fails wherever `generate` would (exit 2, nothing written)."""
+    this, so it fails wherever `generate` would (exit 2, nothing written). `staging` (generate
+    only) receives each service's files as they are rendered, to stage them meanwhile."""
     from obskit.generator.model import Service
+    from obskit.generator.parallel import parallel
     from obskit.generator.render import alertmanager, output
     from obskit.generator.render.bundle import FORMATS, PromQLProblem, render_all
     from obskit.generator.render.templates import TemplateProblem, Templates
@@ -113,8 +118,12 @@ def _prepare(
         _fail([f"{templates}: --templates must be a directory"])
     # prometheus-operator writes prometheusrule.yaml in addition to rules.yaml.
     formats = FORMATS if output_format is OutputFormat.prometheus_operator else FORMATS[:1]
+    sink = None
+    if staging is not None:
+        staging.stream = parallel(services, jobs)  # files written while workers render
+        sink = staging.add
     try:
-        files = render_all(services, Templates(templates), formats, jobs)
+        files = render_all(services, Templates(templates), formats, jobs, sink)
     except (TemplateProblem, PromQLProblem) as exc:
         _fail([str(exc)])
     sources = {s.name: f"{s.source}:{s.line}" for s in services}
@@ -200,8 +209,8 @@ def generate(  # noqa: PLR0917 (typer: one parameter per option)
     and alertmanager.yaml + alertmanager.test.sh assembled from every service in <out>."""
     from obskit.generator.render import output
 
-    services, files, top = _prepare(paths, output_format, templates, out, jobs)
     if check:
+        services, files, top = _prepare(paths, output_format, templates, out, jobs)
         drifts = output.check(out, files, top)
         for drift in drifts:
             typer.echo(drift.diff, nl=False)
@@ -215,10 +224,16 @@ def generate(  # noqa: PLR0917 (typer: one parameter per option)
         typer.echo(f"up to date: {out} ({len(services)} service(s))")
         return
     removed: list[Path] = []
+    staging = output.Staging(out)
     try:
-        written = output.write(out, files, removed, top)
+        _, _, top = _prepare(paths, output_format, templates, out, jobs, staging=staging)
+        written = staging.commit(removed, top)
     except OSError as exc:
+        staging.abort()
         _fail([f"{exc.filename or out}: cannot write: {exc.strerror or exc}"])
+    except BaseException:  # an input error (exit 2), Ctrl-C...: no temp file left behind
+        staging.abort()
+        raise
     for path in written:
         typer.echo(f"wrote {path}")
     for path in removed:

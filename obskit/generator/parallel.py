@@ -4,7 +4,7 @@ Generating for hundreds of services is CPU-bound pure Python; each service (each
 is independent, so up to `jobs` forked workers share the items, in contiguous chunks, and the
 results come back in item order: the output never depends on `jobs`. Workers inherit `func` and
 `items` from the parent at fork time (nothing is pickled but the results), so `func` may be any
-callable. Small inputs, `jobs=1`, a platform without `fork`, or a process that runs other
+callable. Small inputs, `jobs=1`, a platform other than Linux, or a process that runs other
 threads (forking those is unsafe: a lock held by another thread stays held in the child) run
 in this process. An
 exception raised by `func` in a worker is raised here (it must be picklable: keep its `args`
@@ -14,8 +14,9 @@ what its constructor takes).
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 T = TypeVar("T")
@@ -36,20 +37,34 @@ def _run(bounds: tuple[int, int]) -> list[Any]:
 
 def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
     """`[func(item) for item in items]`, computed by up to `jobs` forked processes."""
+    return list(fork_imap(func, items, jobs))
+
+
+def parallel(items: Sequence[Any], jobs: int) -> bool:
+    """Whether `fork_imap` would fork workers for these items (see the module docstring)."""
+    return (
+        min(jobs, len(items) // MIN_PER_JOB) > 1
+        and _work is None
+        and threading.active_count() == 1
+        and sys.platform.startswith("linux")  # macOS: fork is unsafe with its system libs
+    )
+
+
+def fork_imap(func: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R]:
+    """`func(item)` for each item, in item order, yielded as the workers deliver them (so the
+    caller can use the first results while later ones are computed)."""
     global _work  # noqa: PLW0603 (inherited by the forked workers)
+    if not parallel(items, jobs):
+        for item in items:
+            yield func(item)
+        return
     jobs = min(jobs, len(items) // MIN_PER_JOB)
-    if (
-        jobs <= 1
-        or _work is not None
-        or threading.active_count() > 1
-        or "fork" not in mp.get_all_start_methods()
-    ):
-        return [func(item) for item in items]
     step = -(-len(items) // (jobs * 4))
     chunks = [(i, min(i + step, len(items))) for i in range(0, len(items), step)]
     _work = (func, items)
     try:
         with mp.get_context("fork").Pool(jobs) as pool:
-            return [result for chunk in pool.imap(_run, chunks) for result in chunk]
+            for chunk in pool.imap(_run, chunks):
+                yield from chunk
     finally:
         _work = None

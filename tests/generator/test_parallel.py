@@ -89,3 +89,19 @@ def test_workers_load_render_and_fail_exactly_as_one_process(tmp_path: Path) -> 
         check=False,
     )
     assert result.returncode == 0 and result.stdout == "ok\n", result.stdout + result.stderr
+
+
+def test_generate_with_workers_writes_the_same_tree_and_nothing_on_failure(
+    tmp_path: Path,
+) -> None:
+    """With workers, files are staged while services render and renamed at the end: the same
+    bytes and modes as one process; a service failing late leaves the old tree untouched."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.generator.fleet_generate", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stdout + result.stderr

@@ -259,11 +259,14 @@ def _load(text: str, origin: str) -> Mapping[str, Any]:
 def collect(out: Path, files: Mapping[str, Mapping[str, str]]) -> list[Part]:
     """The parts of every service present in `out` after this run: the generated ones (from
     `files`) and those already in `out/<service>/` for services not generated now."""
-    parts = [
-        Part(service, _load(contents[PART], f"{out / service / PART} (generated)"), "generated")
-        for service, contents in files.items()
-        if PART in contents
-    ]
+    parts = []
+    for service, contents in files.items():
+        if PART not in contents:
+            continue
+        data = getattr(contents, "part", None)  # bundle.ServiceFiles keeps what it wrote
+        if data is None:
+            data = _load(contents[PART], f"{out / service / PART} (generated)")
+        parts.append(Part(service, data, "generated"))
     if out.is_dir():
         for directory in sorted(out.iterdir()):
             path = directory / PART

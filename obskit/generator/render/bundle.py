@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final, Literal
 
 import promql_parser
 
 from obskit.generator.model import Service
-from obskit.generator.parallel import fork_map
+from obskit.generator.parallel import fork_imap
 from obskit.generator.render import (
     alertmanager,
     alerts,
@@ -103,6 +103,13 @@ def operator_resource(
     return {**envelope, "spec": rules}
 
 
+class ServiceFiles(dict[str, str]):
+    """File name -> text of one service, plus the data of its Alertmanager part (`part`), so
+    the assembly need not parse back what was just written (it travels with the texts)."""
+
+    part: Mapping[str, Any] | None = None
+
+
 def render_service(
     service: Service, templates: Templates, formats: Sequence[Format] = ("prometheus",)
 ) -> dict[str, str]:
@@ -118,7 +125,8 @@ def render_service(
             scenarios.alert_tests(service, templates, RULES, rules), service.name
         ),
     }
-    files[alertmanager.PART] = output.dump_yaml(alertmanager.part(service, rules), service.name)
+    part = alertmanager.part(service, rules)
+    files[alertmanager.PART] = output.dump_yaml(part, service.name)
     if "prometheus-operator" in formats:
         files[OPERATOR_RULES] = output.dump_yaml(
             operator_resource(service, rules, templates), service.name
@@ -126,7 +134,9 @@ def render_service(
     dashboard = grafana.dashboard(service, templates, ctx.rows)
     check_promql(grafana.expressions(dashboard), f"{service.source} ({service.name}) dashboard")
     files[DASHBOARD] = output.dump_json(dashboard)
-    return files
+    rendered = ServiceFiles(files)
+    rendered.part = part
+    return rendered
 
 
 def render_all(
@@ -134,10 +144,15 @@ def render_all(
     templates: Templates,
     formats: Sequence[Format],
     jobs: int = 1,
+    on_result: Callable[[str, dict[str, str]], None] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Every service's files, rendered by up to `jobs` processes (`parallel.fork_map`: the
-    same files whatever `jobs` is; the first service's problem is raised, as in order)."""
-    rendered = fork_map(
-        partial(render_service, templates=templates, formats=formats), services, jobs
-    )
-    return {s.name: files for s, files in zip(services, rendered, strict=True)}
+    """Every service's files, rendered by up to `jobs` processes (`parallel.fork_imap`: the
+    same files whatever `jobs` is; the first service's problem is raised, as in order).
+    `on_result(service, files)` sees each service's files as soon as they are rendered."""
+    render = partial(render_service, templates=templates, formats=formats)
+    files: dict[str, dict[str, str]] = {}
+    for service, rendered in zip(services, fork_imap(render, services, jobs), strict=True):
+        files[service.name] = rendered
+        if on_result is not None:
+            on_result(service.name, rendered)
+    return files

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -136,27 +137,54 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, content: str) -> None:
-    """Write via a temp file and rename, with the mode a plain `open()` would give.
+def _stage(path: Path, content: str, umask: int, unchanged_too: bool) -> tuple[Path, Path] | None:
+    """Write `content` to a temp file beside `path` with the mode a plain `open()` would give;
+    return (temp, path), or None when `path` already holds `content` (unless `unchanged_too`).
 
     mkstemp creates 0600 files; a rules file only its writer can read is useless to a
     Prometheus running as another user, so an existing file keeps its mode and a new one gets
     0666 minus the umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o666 & ~umask
     try:
-        mode = path.stat().st_mode & 0o7777
+        if not unchanged_too:
+            with open(path, encoding="utf-8") as handle:
+                if handle.read() == content:
+                    return None
+        mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        pass  # a new file
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:  # a new directory
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(content)
             os.fchmod(handle.fileno(), mode)
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp), path
+
+
+def write_atomic(path: Path, content: str, umask: int | None = None) -> None:
+    """Write via a temp file and rename (the umask is read here unless given: reading it sets
+    it for a moment, so threads writing at once get it from their caller)."""
+    staged = _stage(path, content, _umask() if umask is None else umask, unchanged_too=True)
+    assert staged is not None
+    tmp, _ = staged
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+PARALLEL_WRITES: Final = 64
+"""From this many files to (re)write, threads write them: creating files is mostly waiting for
+the filesystem, which threads overlap (a fleet's thousands of files)."""
 
 
 def write(
@@ -167,26 +195,101 @@ def write(
 ) -> list[Path]:
     """Write every file; remove files in a service directory that were not generated (and
     append their paths to `removed`). `top`: files directly in `out` (assembled from every
-    service), written last."""
+    service), written last. Unchanged files are not rewritten."""
     written: list[Path] = []
+    pending: list[tuple[Path, str]] = []
     for service, contents in sorted(files.items()):
         directory = out / service
         for name, content in sorted(contents.items()):
             path = directory / name
             if not path.is_file() or path.read_text(encoding="utf-8") != content:
-                write_atomic(path, content)
+                pending.append((path, content))
             written.append(path)
-        for stale in sorted(directory.iterdir()):
+    if len(pending) >= PARALLEL_WRITES:
+        umask = _umask()
+        with ThreadPoolExecutor(8, thread_name_prefix="obskit-write") as pool:
+            for _ in pool.map(lambda job: write_atomic(job[0], job[1], umask), pending):
+                pass  # re-raises the first OSError
+    else:
+        for path, content in pending:
+            write_atomic(path, content)
+    return written + _finish(out, files, removed, top)
+
+
+def _finish(
+    out: Path, files: Files, removed: list[Path] | None, top: Mapping[str, str] | None
+) -> list[Path]:
+    """Remove what obskit does not generate in each service directory; write the top files."""
+    for service, contents in sorted(files.items()):
+        for stale in sorted((out / service).iterdir()):
             if stale.is_file() and stale.name not in contents:
                 stale.unlink()
                 if removed is not None:
                     removed.append(stale)
+    written = []
     for name, content in sorted((top or {}).items()):
         path = out / name
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             write_atomic(path, content)
         written.append(path)
     return written
+
+
+class Staging:
+    """`write()` for a fleet, overlapped with rendering: `add()` each service's files as they
+    are rendered; threads write each changed file to a temp file beside its target meanwhile;
+    `commit()` renames them all into place (a kill leaves the old files, or old and new ones
+    and temp files: stale for `--check`, repaired by the next generate), removes stale files
+    and writes the top files; `abort()` deletes the temp files. With `stream` off (the default;
+    `generate` turns it on when workers render), `add()` only collects and `commit()` is
+    `write()`."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.stream = False
+        self.files: dict[str, Mapping[str, str]] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._staged: list[Future[tuple[Path, Path] | None]] = []
+        self._umask = _umask()
+
+    def add(self, service: str, contents: Mapping[str, str]) -> None:
+        self.files[service] = contents
+        if not self.stream:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(8, thread_name_prefix="obskit-write")
+        for name, content in sorted(contents.items()):
+            path = self.out / service / name
+            self._staged.append(self._pool.submit(_stage, path, content, self._umask, False))
+
+    def commit(self, removed: list[Path], top: Mapping[str, str]) -> list[Path]:
+        if not self.stream:
+            return write(self.out, self.files, removed, top)
+        staged = [s for s in (future.result() for future in self._staged) if s is not None]
+        self._close()
+        for tmp, path in sorted(staged, key=lambda pair: pair[1]):
+            os.replace(tmp, path)
+        self._staged = []
+        written = [
+            self.out / s / n for s, contents in sorted(self.files.items()) for n in sorted(contents)
+        ]
+        return written + _finish(self.out, self.files, removed, top)
+
+    def abort(self) -> None:
+        for future in self._staged:
+            try:
+                staged = future.result()
+            except (OSError, ValueError):  # that file was not staged: nothing to delete
+                continue
+            if staged is not None:
+                staged[0].unlink(missing_ok=True)
+        self._staged = []
+        self._close()
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 @dataclass(frozen=True)

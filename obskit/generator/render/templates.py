@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,18 @@ import jinja2
 import yaml
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_RESOLVER: Any = yaml.resolver.Resolver()
 _SIMPLE_LINE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*): ("(?:[^"\\]|\\.)*")')
 _NOT_SIMPLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 """Characters for which YAML and JSON could read a quoted string differently (line breaks,
 control and non-printable characters): such a document takes the YAML parser."""
+
+
+@lru_cache(maxsize=256)
+def _plain_string_key(key: str) -> bool:
+    """Whether YAML reads `key` as a string (`no`, `on`, `null` are a bool and a null)."""
+    resolved = _RESOLVER.resolve(yaml.ScalarNode, key, (True, False))
+    return bool(resolved == "tag:yaml.org,2002:str")
 
 
 def simple_mapping(text: str) -> dict[str, str] | None:
@@ -31,7 +40,7 @@ def simple_mapping(text: str) -> dict[str, str] | None:
         if not line:
             continue
         match = _SIMPLE_LINE.fullmatch(line)
-        if match is None or _NOT_SIMPLE.search(line):
+        if match is None or _NOT_SIMPLE.search(line) or not _plain_string_key(match.group(1)):
             return None
         data[match.group(1)] = json.loads(match.group(2))
     return data or None
@@ -69,6 +78,7 @@ class Templates:
             keep_trailing_newline=True,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # one run: no need to stat each template at every render
         )
         # A JSON value is also a valid YAML flow value: one quoting rule for both formats.
         self.env.filters["yaml"] = _json_value
