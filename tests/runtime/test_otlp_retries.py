@@ -191,3 +191,38 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert delay is not None and 25 <= delay <= 31
     past = email.utils.formatdate(time.time() - 30, usegmt=True)
     assert retry_after(past) == 0.0
+
+
+def test_a_steady_stream_of_spans_is_exported_in_full_batches() -> None:
+    """Spans keep arriving while a batch is being sent (a busy service, a Celery publisher):
+    each POST still carries a full batch; a partial batch waits for the export interval. (The
+    pipe used to drain "until empty" and chased the spans that arrived during each export:
+    ~3.5 spans per POST at 2,000 spans a second, ~230 us of CPU each.)"""
+    obskit.reset()
+    registry = CollectorRegistry()
+    with OTLPReceiver() as rx:
+        obskit.init(
+            None,
+            service="stream",
+            otlp_endpoint=rx.traces_url,
+            span_batch_size=100,
+            span_export_interval=60,  # no partial batch before shutdown
+            registry=registry,
+            log_stream=io.BytesIO(),
+            capture_stdlib_logs=False,
+            environ={},
+        )
+        for i in range(1000):
+            with obskit.observe("op"):
+                pass
+            if i % 10 == 0:
+                time.sleep(0.001)  # a stream, not a burst: spans arrive during each export
+        rx.wait_for_spans(1000, timeout=15)
+        during = [a.spans for a in rx.answers()]
+        with obskit.observe("last"):
+            pass
+        obskit.shutdown(5)
+        after = [a.spans for a in rx.answers()]
+    assert during == [100] * 10
+    assert after == [100] * 10 + [1]  # the partial batch goes at shutdown
+    assert registry.get_sample_value("obskit_spans_exported_total") == 1001

@@ -186,16 +186,27 @@ class SpanPipe(SpanProcessor):
         otel_context.attach(
             otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True)
         )
+        # Full batches go as soon as they are full; a partial batch waits for the interval.
+        # Draining "until empty" instead would, under a steady stream, chase the few spans
+        # that arrive during each export: one POST per handful of spans (measured: ~3.5
+        # spans per POST, ~230 us of CPU each, at 2,000 Celery publishes a second).
+        last = time.monotonic()
         while not self._stopping:
-            self._wake.wait(self._interval)
+            self._wake.wait(max(0.0, last + self._interval - time.monotonic()))
             self._wake.clear()
-            self._drain(None)
+            while len(self._queue) >= self._batch and not self._stopping:
+                self._drain(None, upto=self._batch)
+            if time.monotonic() - last >= self._interval:
+                self._drain(None, upto=len(self._queue))  # what is queued now, not what follows
+                last = time.monotonic()
         self._drain(None)
 
-    def _drain(self, deadline: float | None) -> None:
-        """Export queued batches, one exporter call at a time (the exporter is not shared)."""
+    def _drain(self, deadline: float | None, upto: int | None = None) -> None:
+        """Export queued batches, one exporter call at a time (the exporter is not shared):
+        until the queue is empty, or `upto` spans have been taken."""
         queue = self._queue
-        while queue:
+        left = len(queue) if upto is None else upto
+        while queue and left > 0:
             wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
             if not self._export_lock.acquire(timeout=wait):
                 return
@@ -203,8 +214,9 @@ class SpanPipe(SpanProcessor):
                 with self._account:
                     if self._closed:
                         return
-                    take = min(len(queue), self._batch)
+                    take = min(len(queue), self._batch, left)
                     batch = [queue.popleft() for _ in range(take)]
+                    left = left - take if upto is not None else len(queue)
                     self._inflight = batch
                 if batch:
                     self._export(batch)
