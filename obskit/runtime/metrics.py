@@ -60,6 +60,10 @@ class _Observer:
         else:
             observe(value)
 
+    def cached(self, labels: tuple[str, ...]) -> Callable[..., None] | None:
+        """The child's `observe` if these labels were seen (and cached) before, else None."""
+        return self._cache.get(labels)
+
     def get(self, labels: tuple[str, ...]) -> Callable[..., None]:
         observe = self._cache.get(labels)
         if observe is None:
@@ -229,7 +233,16 @@ class Metrics:
     def process_duration(
         self, system: str, destination: str, task: str, outcome: str, seconds: float
     ) -> None:
-        self.process.get((system, destination, task, outcome))(seconds)
+        key = (system, destination, task, outcome)
+        observe = self.process.cached(key)
+        if observe is None:
+            # Every outcome of a task exists, at 0, from its first message on: a series born
+            # at 1 shows no increase, so without this `rate()`/`increase()` (the SLO rules,
+            # the alerts, the panels) would miss a known task's first failure or duplicate.
+            for other in semconv.PROCESS_OUTCOMES:
+                self.process.get((system, destination, task, other))
+            observe = self.process.get(key)
+        observe(seconds)
 
     def queue_wait(self, system: str, destination: str, task: str, seconds: float) -> None:
         self.wait.get((system, destination, task))(seconds)

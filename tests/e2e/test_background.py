@@ -227,6 +227,12 @@ def test_a_duplicated_message_is_counted_once_as_duplicate_and_charged_once(
     after = _settled(bg, expected)
     assert after.get("duplicate", 0.0) == expected["duplicate"]
     assert after.get("success", 0.0) == expected["success"]
+    # what the rules and panels read: the rate sees it, even when it is the worker's first
+    # duplicate (its series exists at 0 since the task's first message; one born at 1 shows
+    # no increase)
+    duplicates = PROCESSED.replace("}", ',outcome="duplicate"}')
+    seen = bg.prom.value(f"sum(increase({duplicates}[5m]))")
+    assert seen is not None and seen >= 0.5, seen
 
 
 def _outbox_stale(bg: BackgroundLab) -> list[str]:

@@ -207,6 +207,18 @@ def test_retry_and_duplicate_outcomes(cap: Capture) -> None:
     assert [r["level"] for r in cap.logs(event="task")] == ["warning", "info", "info"]
 
 
+def test_every_outcome_of_a_task_exists_at_zero_from_its_first_message(cap: Capture) -> None:
+    """A series born at 1 shows no increase to `rate()`: a known task's first failure or
+    duplicate would be invisible to the SLO rules and alerts. So the first message of a task
+    creates all four outcome series; another task's stay absent until it runs."""
+    with obskit.consume("k", "d", "h", {}):
+        pass
+    assert cap.sample(PROCESSED, task="h", outcome="success") == 1
+    for outcome in ("retry", "failure", "duplicate"):
+        assert cap.sample(PROCESSED, task="h", outcome=outcome) == 0
+    assert cap.sample(PROCESSED, task="other", outcome="success") is None
+
+
 def test_mark_duplicate_outside_a_consumer_does_nothing(cap: Capture) -> None:
     assert obskit.mark_duplicate() is False
     assert cap.sample(PROCESSED) is None
