@@ -119,6 +119,13 @@ class ResilienceMetrics:
             self.breaker_transitions,
             self.breaker_calls,
         )
+        # A series born at 1 shows no increase to rate(): the counters of a new operation or
+        # breaker get every known second label at 0 first (error_type is open-ended: not it).
+        self._siblings: dict[Any, tuple[str, ...]] = {
+            self.retry_calls: semconv.RETRY_OUTCOMES,
+            self.breaker_calls: semconv.BREAKER_OUTCOMES,
+            self.breaker_transitions: semconv.BREAKER_STATES,
+        }
         self._children: dict[tuple[Any, tuple[str, str]], Any] = {}
         self._incs: dict[tuple[Any, str, str], Any] = {}  # (counter, labels) -> child's inc
         self._error_types: dict[str, set[str]] = {}
@@ -141,6 +148,8 @@ class ResilienceMetrics:
         if inc is None:
             from obskit.runtime.metrics import adder  # noqa: PLC0415
 
+            for sibling in self._siblings.get(counter, ()):
+                self.child(counter, (first, sibling))
             inc = adder(self.child(counter, (first, second)))
             if len(self._incs) < _CHILDREN:
                 self._incs[key] = inc
@@ -162,6 +171,9 @@ class ResilienceMetrics:
 
     def set_breaker_state(self, breaker: str, state: str) -> None:
         with self._lock:
+            if breaker not in self.breakers:
+                for each in semconv.BREAKER_STATES:
+                    self.child(self.breaker_transitions, (breaker, each))
             self.breakers[breaker] = state
             for each in semconv.BREAKER_STATES:
                 self.child(self.breaker_state, (breaker, each)).set(1 if each == state else 0)

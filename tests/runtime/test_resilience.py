@@ -93,6 +93,39 @@ def test_hand_rolled_breaker() -> None:
     assert obskit.breaker("before-init").state == "closed"  # no init: records nothing, no error
 
 
+def test_counters_of_a_known_breaker_or_operation_start_at_zero_for_every_outcome() -> None:
+    """A series born at 1 shows no increase to rate(): the first open of a known breaker, its
+    first rejection, an operation's first exhausted call would be invisible to the alerts and
+    panels. So they exist at 0 as soon as obskit knows the breaker or the operation."""
+    with capture() as cap:
+        obskit.breaker("payments")
+        for state in ("closed", "open", "half_open"):
+            assert (
+                cap.sample(
+                    "obskit_circuit_breaker_transitions_total", breaker="payments", state=state
+                )
+                == 0
+            )
+        obskit.breaker("payments").success()
+        assert cap.sample("obskit_circuit_breaker_calls_total", outcome="success") == 1
+        for outcome in ("failure", "rejected"):
+            assert (
+                cap.sample(
+                    "obskit_circuit_breaker_calls_total", breaker="payments", outcome=outcome
+                )
+                == 0
+            )
+        obskit.retry_call("svc.charge").succeeded()
+        assert (
+            cap.sample("obskit_retry_calls_total", operation="svc.charge", outcome="success") == 1
+        )
+        for outcome in ("recovered", "exhausted", "failed"):
+            assert (
+                cap.sample("obskit_retry_calls_total", operation="svc.charge", outcome=outcome) == 0
+            )
+        assert cap.sample("obskit_retry_calls_total", operation="svc.other") is None
+
+
 def test_lines_and_span_events_inside_a_request_carry_its_ids() -> None:
     """A retry inside a request logs with the request's correlation_id and trace_id and adds
     a span event on its server span; a rejection and a transition add events too."""
