@@ -86,6 +86,14 @@ def test_preload_inits_in_the_master_and_every_worker_still_exports(tmp_path, en
     # init() ran in the master: its own lines name the service
     master = [line for line in error_log(server) if line["event"].startswith("Shutting down")]
     assert master[0]["service"] == "djproject"
+    # each forked worker is an instance of its own: one service.instance.id per worker pid
+    instance = {s.attributes.get("correlation_id"): s.resource["service.instance.id"]
+                for s in receiver.spans()}  # fmt: skip
+    by_pid: dict[int, set[str]] = {}
+    for rid, pid in served.items():
+        by_pid.setdefault(pid, set()).add(instance[rid])
+    assert len(by_pid) == 2 and all(len(ids) == 1 for ids in by_pid.values())
+    assert len(set().union(*by_pid.values())) == 2
 
 
 def test_max_requests_recycling_flushes_each_retired_workers_spans(tmp_path, env, receiver):

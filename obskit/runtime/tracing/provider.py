@@ -15,6 +15,7 @@ interval. Counters are exposed as obskit_spans_* metrics.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import uuid
@@ -84,6 +85,9 @@ def build_sampler(config: Config) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
+_INSTANCE_ID: Final = "service.instance.id"
+
+
 def build_resource(config: Config) -> Resource:
     attrs: dict[str, Any] = dict(config.resource_attributes)
     attrs["service.name"] = config.service
@@ -91,7 +95,7 @@ def build_resource(config: Config) -> Resource:
         attrs["service.version"] = config.version
     if config.environment:
         attrs["deployment.environment.name"] = config.environment
-    attrs.setdefault("service.instance.id", str(uuid.uuid4()))
+    attrs.setdefault(_INSTANCE_ID, str(uuid.uuid4()))
     attrs.setdefault("telemetry.distro.name", "obskit")
     return Resource.create(attrs)
 
@@ -192,6 +196,10 @@ class Tracing:
         self.resource = getattr(self.provider, "resource", None)
         self.scope = InstrumentationScope(INSTRUMENTATION_NAME, __version__)
         self._sample = fast_sampler(config)
+        if self.owned and _INSTANCE_ID not in config.resource_attributes:
+            # A pre-fork server (gunicorn --preload, Celery's prefork pool) forks after init():
+            # each child is an instance of its own, so it gets its own service.instance.id.
+            os.register_at_fork(after_in_child=self._new_instance)
         self.global_set = False
         if config.set_global_tracer_provider and self.owned:
             current = trace.get_tracer_provider()
@@ -200,6 +208,16 @@ class Tracing:
                 self.global_set = True
             else:
                 _log.warning("obskit: a global TracerProvider is already set; leaving it alone")
+
+    def _new_instance(self) -> None:
+        old = self.resource
+        if old is None:
+            return
+        resource = Resource({**old.attributes, _INSTANCE_ID: str(uuid.uuid4())}, old.schema_url)
+        self.resource = resource  # obskit's lean spans
+        # the SDK's spans read the resource from the provider and its tracers (no setter)
+        self.provider._resource = resource
+        self.tracer.resource = resource  # type: ignore[attr-defined]
 
     def start_server_span(self, name: str, parent: SpanContext | None) -> Span:
         """The request's server span from the user's provider (its tracer and processors)."""
