@@ -96,6 +96,23 @@ def test_preload_inits_in_the_master_and_every_worker_still_exports(tmp_path, en
     assert len(set().union(*by_pid.values())) == 2
 
 
+def test_sighup_reload_flushes_the_replaced_workers_spans(tmp_path, env, receiver):
+    """SIGHUP (a config reload, what many deploys send): gunicorn boots new workers and stops
+    the old ones gracefully; each old worker exports its queued spans on its way out, while
+    the new ones serve."""
+    with gunicorn(tmp_path, WSGI, "-w", "2", **env) as server:
+        served = server.hit_every_worker(2, "/pause/200/", "before-hup")
+        assert not exported_ids(receiver)  # queued (export interval 60 s)
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: set(served) <= exported_ids(receiver), what="the old workers' spans")
+        exits = {line["event"] for line in error_log(server)}
+        assert {f"Worker exiting (pid: {pid})" for pid in set(served.values())} <= exits
+        status, _, body = server.get("/api/", "after-hup")
+        assert status == 200 and int(body["pid"]) not in set(served.values())
+        assert server.stop() == 0
+        assert "after-hup" in exported_ids(receiver)
+
+
 def test_max_requests_recycling_flushes_each_retired_workers_spans(tmp_path, env, receiver):
     with gunicorn(tmp_path, WSGI, "-w", "2", "--max-requests", "3", **env) as server:
         ids = [f"recycle-{i}" for i in range(12)]
