@@ -197,6 +197,14 @@ def test_every_pool_exports_its_spans_counts_every_process_and_flushes_on_sigter
         assert span.name == f"process {tasks.where.name}"
         assert int(span.parent_span_id, 16) in producers  # one trace across the queue
         assert span.attributes["correlation_id"] == cid
+    # each process that ran tasks is an instance of its own (prefork: forked after init())
+    pid_of = {r.id: ran_by["pid"] for r, ran_by in zip(results, ran, strict=True)}
+    instances: dict[int, set[str]] = {}
+    for span in consumers:
+        pid = pid_of[span.attributes["messaging.message.id"]]
+        instances.setdefault(pid, set()).add(span.resource["service.instance.id"])
+    assert all(len(ids) == 1 for ids in instances.values())
+    assert len(set().union(*instances.values())) == len(instances)
 
 
 @pytest.fixture(scope="module")
