@@ -19,6 +19,7 @@ import os
 import random
 import re
 import uuid
+import weakref
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -153,6 +154,21 @@ class RequestWarnings(_OncePerInterval):
         return True
 
 
+def _renew_instance(tracing: Tracing | None) -> None:
+    """In a forked child: a new service.instance.id for `tracing`'s spans (never raises)."""
+    if tracing is None or tracing.resource is None:
+        return
+    try:
+        old = tracing.resource
+        resource = Resource({**old.attributes, _INSTANCE_ID: str(uuid.uuid4())}, old.schema_url)
+        tracing.resource = resource  # obskit's lean spans
+        # the SDK's spans read the resource from the provider and its tracers (no setter)
+        tracing.provider._resource = resource
+        tracing.tracer.resource = resource  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a fork hook must never fail the child
+        errors.record("tracing instance id after fork", exc)
+
+
 class Tracing:
     """The tracer obskit uses, its provider and (when obskit built it) its pipe."""
 
@@ -199,7 +215,9 @@ class Tracing:
         if self.owned and _INSTANCE_ID not in config.resource_attributes:
             # A pre-fork server (gunicorn --preload, Celery's prefork pool) forks after init():
             # each child is an instance of its own, so it gets its own service.instance.id.
-            os.register_at_fork(after_in_child=self._new_instance)
+            # (weakly: a handle that reset() dropped is not kept alive by the hook)
+            ref = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _renew_instance(ref()))
         self.global_set = False
         if config.set_global_tracer_provider and self.owned:
             current = trace.get_tracer_provider()
@@ -208,16 +226,6 @@ class Tracing:
                 self.global_set = True
             else:
                 _log.warning("obskit: a global TracerProvider is already set; leaving it alone")
-
-    def _new_instance(self) -> None:
-        old = self.resource
-        if old is None:
-            return
-        resource = Resource({**old.attributes, _INSTANCE_ID: str(uuid.uuid4())}, old.schema_url)
-        self.resource = resource  # obskit's lean spans
-        # the SDK's spans read the resource from the provider and its tracers (no setter)
-        self.provider._resource = resource
-        self.tracer.resource = resource  # type: ignore[attr-defined]
 
     def start_server_span(self, name: str, parent: SpanContext | None) -> Span:
         """The request's server span from the user's provider (its tracer and processors)."""
