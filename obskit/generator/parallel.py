@@ -72,8 +72,7 @@ def fork_imap(func: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator
     finally:
         _work = None
         # close + join: the workers finish what was sent and exit. Not `with Pool()`, whose
-        # exit calls terminate(): its shutdown of idle workers takes the task queue's lock that
-        # an idle worker holds while it waits, the fragile part of Pool (a CI run hung for
-        # 300 s in a parallel generate, once; not reproduced in 260 loaded runs since).
+        # exit calls terminate(), which can hang (open CPython bugs: python/cpython#78178,
+        # #73945, #96995); a CI run hung for 300 s in a parallel generate, once.
         pool.close()
         pool.join()
