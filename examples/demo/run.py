@@ -266,9 +266,7 @@ class Demo:
         )
         self._sleep_until(outage_start + outage, driver)
         if self.prom is not None:  # the resilience alerts while payments is down
-            self.outage_alerts = [
-                a for a in self.prom.alerts() if a["labels"]["alertname"] in RESILIENCE_ALERTS
-            ]
+            self.outage_alerts = self._outage_alerts(driver)
         system.set_faults("payments", **RECOVERED_PAYMENTS)
         say(
             f"{self.elapsed()} payments recovers (still 300 ms late): the breaker half-opens "
@@ -276,6 +274,20 @@ class Demo:
         )
         self._sleep_until(burst_start + self.args.burst, driver)
         say(f"{self.elapsed()} traffic stopped")
+
+    def _outage_alerts(self, driver: TrafficDriver, patience: float = 3.0) -> list[dict[str, Any]]:
+        """The resilience alerts Prometheus holds while payments is still down. A breaker that
+        opened in the outage's last seconds may not be scraped and evaluated yet (1 s each):
+        wait for an alert at most `patience` seconds, the outage and the traffic going on."""
+        assert self.prom is not None
+        give_up = time.monotonic() + patience
+        while True:
+            active = [
+                a for a in self.prom.alerts() if a["labels"]["alertname"] in RESILIENCE_ALERTS
+            ]
+            if active or time.monotonic() >= give_up:
+                return active
+            self._sleep_until(time.monotonic() - self.started + 0.5, driver)
 
     def _sleep_until(self, offset: float, driver: TrafficDriver) -> None:
         end = self.started + offset

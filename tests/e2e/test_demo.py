@@ -118,13 +118,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     require_binary("redis-server")  # and the background-work part
     require_binary("prometheus-alertmanager")  # and a page delivered to the pager
     out = tmp_path_factory.mktemp("demo") / "demo-output"
-    # a 10 s burst: payments fails hard for 4 s of it, long enough for shop's breaker to open
+    # a 14 s burst: payments fails hard for 5.6 s of it, long enough for shop's breaker to open
+    # and for Prometheus to see it (it opened 2.3 s into a 4 s outage once: too late to be seen)
     proc = _start(
         out,
         "--healthy",
         "3",
         "--burst",
-        "10",
+        "14",
         "--stall",
         "16",
         "--deadline",
