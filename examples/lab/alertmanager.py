@@ -44,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from examples.lab.processes import Child, Supervisor, free_port, http_ok, wait_until
+from examples.lab.processes import Child, Supervisor, http_ok, wait_until
 from obskit.generator.render.alertmanager import merge
 
 INSTALL_HINT = (
@@ -243,32 +243,23 @@ class Alertmanager:
         data = self.workdir / "data"
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
-        last_error = ""
-        for _ in range(attempts):
-            self.port = free_port()
-            argv = [
+        self.port, self._child, last_error = self._supervisor.spawn_ready(
+            "alertmanager",
+            lambda port: [
                 self.binary,
                 f"--config.file={self.config_path}",
                 f"--storage.path={data}",
-                f"--web.listen-address={self.address}",
+                f"--web.listen-address=127.0.0.1:{port}",
                 "--cluster.listen-address=",
                 "--log.level=info",
-            ]
-            child = self._supervisor.spawn(
-                "alertmanager", argv, log_path=self.workdir / "alertmanager.log"
-            )
-            self._child = child
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and child.alive():
-                if http_ok(f"{self.url}/-/ready", timeout=0.5):
-                    return self
-                time.sleep(0.1)
-            last_error = child.output_tail()
-            child.stop()
-            self._supervisor.forget(child)
-            self._child = None
-            if "address already in use" not in last_error:
-                break
+            ],
+            lambda port: http_ok(f"http://127.0.0.1:{port}/-/ready", timeout=0.5),
+            log_path=self.workdir / "alertmanager.log",
+            timeout=timeout,
+            attempts=attempts,
+        )
+        if self._child is not None:
+            return self
         raise AlertmanagerError(f"Alertmanager did not become ready:\n{last_error}")
 
     def stop(self) -> None:

@@ -175,6 +175,35 @@ class Supervisor:
             self._history.append(child)
         return child.start()
 
+    def spawn_ready(
+        self,
+        name: str,
+        argv: Callable[[int], Sequence[str]],
+        ready: Callable[[int], bool],
+        *,
+        log_path: Path,
+        timeout: float,
+        attempts: int,
+    ) -> tuple[int, Child | None, str]:
+        """Spawn `argv(port)` on a free port and wait until `ready(port)`: (port, child, "").
+        Another port when the chosen one was taken meanwhile (the child says "address already
+        in use"); else (0, None, the child's last output) after `attempts` or any other failure."""
+        last_error = ""
+        for _ in range(attempts):
+            port = free_port()
+            child = self.spawn(name, argv(port), log_path=log_path)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and child.alive():
+                if ready(port):
+                    return port, child, ""
+                time.sleep(0.1)
+            last_error = child.output_tail()
+            child.stop()
+            self.forget(child)
+            if "address already in use" not in last_error:
+                break
+        return 0, None, last_error
+
     def children(self) -> list[Child]:
         with self._lock:
             return list(self._children)

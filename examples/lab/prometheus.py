@@ -26,7 +26,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from examples.lab.processes import Child, Supervisor, free_port, http_ok, wait_until
+from examples.lab.processes import Child, Supervisor, http_ok, wait_until
 
 INSTALL_HINT = (
     "Prometheus is not installed. On Debian/Ubuntu: "
@@ -149,30 +148,23 @@ class Prometheus:
         data_dir = self.workdir / "data"
         shutil.rmtree(data_dir, ignore_errors=True)  # a fresh TSDB every start
         data_dir.mkdir(parents=True, exist_ok=True)
-        last_error = ""
-        for _ in range(attempts):
-            self.port = free_port()
-            argv = [
+        self.port, self._child, last_error = self._supervisor.spawn_ready(
+            "prometheus",
+            lambda port: [
                 self.binary,
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={data_dir}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=1d",
                 "--log.level=info",
-            ]
-            child = self._supervisor.spawn("prometheus", argv, log_path=self.log_path)
-            self._child = child
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and child.alive():
-                if http_ok(f"{self.url}/-/ready", timeout=0.5):
-                    return self
-                time.sleep(0.1)
-            last_error = child.output_tail()
-            child.stop()
-            self._supervisor.forget(child)
-            self._child = None
-            if "address already in use" not in last_error:
-                break
+            ],
+            lambda port: http_ok(f"http://127.0.0.1:{port}/-/ready", timeout=0.5),
+            log_path=self.log_path,
+            timeout=timeout,
+            attempts=attempts,
+        )
+        if self._child is not None:
+            return self
         raise PrometheusError(f"Prometheus did not become ready:\n{last_error}")
 
     def stop(self) -> None:
