@@ -29,7 +29,6 @@ import shutil
 import sys
 import tempfile
 import threading
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,11 +43,11 @@ SYSTEM: Final = semconv.MESSAGING_SYSTEM_CELERY
 _UID: Final = "obskit.celery"
 _log = logging.getLogger("obskit")
 
-# (task id, span, task, destination) of publishes whose after_task_publish is pending
-_publishing: ContextVar[tuple[tuple[str, Any, str, str], ...]] = ContextVar(
-    "obskit_celery_publishing", default=()
-)
-_MAX_PENDING: Final = 16
+# task id -> (span, task, destination) of publishes whose after_task_publish is pending. Both
+# signals come from one synchronous send_task_message call, and task IDs are unique, so one
+# dict serves every thread; bounded, for publishes that raised (no after_task_publish).
+_publishing: dict[str, tuple[Any, str, str]] = {}
+_MAX_PENDING: Final = 1024
 
 
 def _runtime() -> Obskit | None:
@@ -83,39 +82,42 @@ def _before_publish(
     try:
         task = sender if isinstance(sender, str) and sender else str(headers.get("task") or "")
         task = task or semconv.UNKNOWN_TASK
-        destination = _destination(routing_key, exchange)
-        span = None
-        if rt.tracing is not None:  # not made current: the publish's own context is untouched
-            span, _ = messaging.start_producer_span(
-                rt, SYSTEM, destination, task, make_current=False
-            )
-        values = messaging.context_headers(span=span)
-        if isinstance(headers.get(semconv.REQUEST_ID_HEADER), str):
-            # a correlation ID the caller (or a retry, from the same context) put there: kept
-            values.pop(semconv.REQUEST_ID_HEADER, None)
+        destination = (
+            routing_key
+            if isinstance(routing_key, str) and routing_key
+            else _destination(routing_key, exchange)
+        )
+        cid = headers.get(semconv.REQUEST_ID_HEADER)  # a retry's, or the caller's: kept
+        span, values = messaging.begin_send(
+            rt, SYSTEM, destination, task, cid if isinstance(cid, str) else None
+        )
         headers.update(values)
-        task_id = _message_id(headers, body)
-        pending = _publishing.get()[-(_MAX_PENDING - 1) :]
-        _publishing.set((*pending, (task_id, span, task, destination)))
+        pending = _publishing
+        if len(pending) >= _MAX_PENDING:
+            _forget_oldest(pending)
+        pending[_message_id(headers, body)] = (span, task, destination)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery before_task_publish", exc)
 
 
+def _forget_oldest(pending: dict[str, tuple[Any, str, str]]) -> None:
+    try:
+        del pending[next(iter(pending))]
+    except (KeyError, RuntimeError, StopIteration):  # another thread changed it meanwhile
+        return
+
+
 def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **_: Any) -> None:
-    rt = _runtime()
-    pending = _publishing.get()
-    if not pending:
+    if not _publishing:
         return
     try:
-        task_id = _message_id(headers, body)
-        for index in range(len(pending) - 1, -1, -1):
-            if pending[index][0] == task_id:
-                _found, span, task, destination = pending[index]
-                _publishing.set(pending[:index] + pending[index + 1 :])
-                break
-        else:
+        entry = _publishing.pop(_message_id(headers, body), None)
+        if entry is None:
             return
-        messaging.end_producer_span(span, None, None)
+        span, task, destination = entry
+        if span is not None:
+            span.end()
+        rt = _runtime()
         if rt is not None and rt.metrics is not None:
             rt.metrics.messaging_sent(SYSTEM, destination, task)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish

@@ -284,6 +284,29 @@ class LogPipeline:
             rec[semconv.LOG_SPAN_ID] = span_id
         return rec
 
+    def head(  # noqa: PLR0917 - hot path: positional on purpose
+        self,
+        level: str,
+        logger: str | None,
+        event: Any,
+        correlation_id: str,
+        trace_id: str | None,
+        span_id: str | None,
+    ) -> dict[str, Any]:
+        """`record()`'s head for a caller that already knows its IDs (no lookups)."""
+        rec: dict[str, Any] = {
+            semconv.LOG_TIMESTAMP: timestamp(),
+            semconv.LOG_LEVEL: level,
+            semconv.LOG_LOGGER: logger,
+            semconv.LOG_EVENT: event,
+            semconv.LOG_SERVICE: self.service,
+            semconv.LOG_CORRELATION_ID: correlation_id,
+        }
+        if trace_id is not None:
+            rec[semconv.LOG_TRACE_ID] = trace_id
+            rec[semconv.LOG_SPAN_ID] = span_id
+        return rec
+
     def write(self, rec: Mapping[str, Any]) -> None:
         self.sink.write(dumps(rec) if self.json else _console(rec))
 

@@ -28,7 +28,6 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import semconv
@@ -54,6 +53,9 @@ _PRODUCER: Final = SpanKind.PRODUCER
 _CONSUMER: Final = SpanKind.CONSUMER
 _ERROR: Final = Status(StatusCode.ERROR)
 _LEVEL_NUMBERS: Final = {"info": 20, "warning": 30, "error": 40}
+_TEMPLATE_LIMIT: Final = 1024
+_FAILED: Final = frozenset({semconv.PROCESS_FAILURE, semconv.PROCESS_RETRY})
+_OUTCOME_LEVELS: Final = {semconv.PROCESS_FAILURE: "error", semconv.PROCESS_RETRY: "warning"}
 
 Headers = MutableMapping[str, Any] | list[tuple[str, bytes]]
 
@@ -267,21 +269,74 @@ def start_producer_span(
 ) -> tuple[Any, Any]:
     """(span, context token): a PRODUCER span, child of the current span, made current unless
     `make_current=False` (then the token is None and `context_headers(span=...)` names it)."""
-    current = trace.get_current_span().get_span_context()
-    attributes: dict[str, Any] = {
-        "messaging.system": system,
-        "messaging.destination.name": destination,
-        "messaging.operation.name": "send",
-        "messaging.operation.type": "send",
-        semconv.SPAN_MESSAGING_TASK: task,
-    }
+    attributes = _span_attributes("send", system, destination, task)
     cid = correlation.correlation_id()
     if cid is not None:
         attributes[semconv.SPAN_CORRELATION_ID] = cid
-    parent = current if current.is_valid else None
     return rt.tracing.begin_span(  # type: ignore[no-any-return]
-        f"send {task}", _PRODUCER, parent, attributes, attach=make_current
-    )
+        f"send {task}", _PRODUCER, _tracing().current_span_context(), attributes,
+        attach=make_current,
+    )  # fmt: skip
+
+
+def begin_send(
+    rt: Obskit, system: str, destination: str, task: str, cid: str | None = None
+) -> tuple[Any, dict[str, str]]:
+    """One publish, in one call (the Celery adapter's path): (PRODUCER span or None, the
+    headers to write into the message). The span is a child of the current span and is not
+    made current: `traceparent` names it. `cid` is the message's own correlation ID when it
+    already carries one (a retry); else the current one, or a new one outside a request."""
+    if cid is None:
+        cid = correlation.correlation_id() or correlation.new_id()
+    values = {_CID: cid}
+    span = None
+    tracing = rt.tracing
+    if tracing is not None:
+        api = _tracing()
+        attributes = _span_attributes("send", system, destination, task)
+        attributes[semconv.SPAN_CORRELATION_ID] = cid
+        span, _ = tracing.begin_span(
+            f"send {task}", _PRODUCER, api.current_span_context(), attributes, attach=False
+        )
+        trace_id, span_id, state, sampled = _identity(span)
+        values[_TRACEPARENT] = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+        if state:
+            values[_TRACESTATE] = state.to_header()
+        if api.has_baggage():
+            api.inject_baggage(values)
+    values[_ENQUEUED] = f"{time.time():.6f}"
+    return span, values
+
+
+def _identity(span: Any) -> tuple[int, int, Any, bool]:
+    """(trace_id, span_id, trace_state, sampled) of a span; obskit's spans without a
+    SpanContext."""
+    ids = getattr(span, "ids", None)  # obskit's ServerSpan and UnsampledSpan
+    if ids is not None:
+        return ids[0], ids[1], ids[2], span.sampled
+    ctx = span.get_span_context()
+    return ctx.trace_id, ctx.span_id, ctx.trace_state, bool(ctx.trace_flags & 0x01)
+
+
+_templates: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+
+
+def _span_attributes(operation: str, system: str, destination: str, task: str) -> dict[str, Any]:
+    """A new dict holding a message span's fixed attributes (the template is built once per
+    operation, system, destination and task)."""
+    key = (operation, system, destination, task)
+    template = _templates.get(key)
+    if template is None:
+        template = {
+            "messaging.system": system,
+            "messaging.destination.name": destination,
+            "messaging.operation.name": operation,
+            "messaging.operation.type": operation,
+            semconv.SPAN_MESSAGING_TASK: task,
+        }
+        if len(_templates) < _TEMPLATE_LIMIT:
+            _templates[key] = template
+    return template.copy()
 
 
 def end_producer_span(span: Any, token: Any, exc: BaseException | None) -> None:
@@ -316,6 +371,7 @@ class Consumption:
     """
 
     __slots__ = (
+        "_cid",
         "_cid_token",
         "_fast_detach",
         "_span",
@@ -358,6 +414,7 @@ class Consumption:
         self.queue_wait: float | None = None
         self._span: Any = None
         self._span_token: Any = None
+        self._cid: str | None = None
         self._cid_token: Any = None
         self._fast_detach = False
         self.start = time.perf_counter()
@@ -382,8 +439,8 @@ class Consumption:
             cid = correlation.accept(raw_cid)
         else:
             cid = (correlation.correlation_id() if inherit else None) or correlation.new_id()
-        ctx = correlation.RequestContext(cid)
-        self._cid_token = correlation.bind(ctx)
+        self._cid = cid
+        self._cid_token = correlation.bind(correlation.RequestContext(cid))
         if rt is None:
             return
         now = time.time()
@@ -402,18 +459,11 @@ class Consumption:
         traceparent = found.get(_TRACEPARENT)
         parent = api.parse_traceparent(traceparent, found.get(_TRACESTATE)) if traceparent else None
         if parent is None:  # no producer: a child of the current span (eager mode), if any
-            current = trace.get_current_span().get_span_context()
-            parent = current if current.is_valid else None
+            parent = api.current_span_context()
         baggage = found.get(_BAGGAGE)
         context = api.baggage_context(baggage) if baggage else None
-        attributes: dict[str, Any] = {
-            "messaging.system": self.system,
-            "messaging.destination.name": self.destination,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-            semconv.SPAN_MESSAGING_TASK: self.task,
-            semconv.SPAN_CORRELATION_ID: cid,
-        }
+        attributes = _span_attributes("process", self.system, self.destination, self.task)
+        attributes[semconv.SPAN_CORRELATION_ID] = cid
         if self.message_id is not None:
             attributes["messaging.message.id"] = self.message_id
         if self.retries:
@@ -456,32 +506,33 @@ class Consumption:
     ) -> None:
         span = self._span
         if span is not None and span.is_recording():
-            span.set_attributes({semconv.SPAN_MESSAGING_OUTCOME: outcome})
-            if outcome in (semconv.PROCESS_FAILURE, semconv.PROCESS_RETRY) and error is not None:
+            span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
+            if outcome in _FAILED and error is not None:
                 _mark_error(span, error)
         if rt.metrics is not None:
             rt.metrics.process_duration(self.system, self.destination, self.task, outcome, duration)
-        level = (
-            "error"
-            if outcome == semconv.PROCESS_FAILURE
-            else "warning"
-            if outcome == semconv.PROCESS_RETRY
-            else "info"
-        )
+        level = _OUTCOME_LEVELS.get(outcome, "info")
         logs = rt.logs
         if _LEVEL_NUMBERS[level] < logs.level:
             return
-        record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
-        record.update(
-            {
-                semconv.LOG_TASK: self.task,
-                semconv.LOG_QUEUE: self.destination,
-                semconv.LOG_OUTCOME: outcome,
-                semconv.LOG_DURATION_MS: round(duration * 1000.0, 3),
-                semconv.LOG_RETRIES: self.retries,
-                semconv.LOG_MESSAGING_SYSTEM: self.system,
-            }
-        )
+        if span is not None and self._cid is not None:
+            trace_id, span_id, _state, _sampled = _identity(span)  # the task's own IDs
+            record = logs.head(
+                level,
+                semconv.TASK_LOGGER,
+                semconv.EVENT_TASK,
+                self._cid,
+                f"{trace_id:032x}" if trace_id else None,
+                f"{span_id:016x}",
+            )
+        else:
+            record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
+        record[semconv.LOG_TASK] = self.task
+        record[semconv.LOG_QUEUE] = self.destination
+        record[semconv.LOG_OUTCOME] = outcome
+        record[semconv.LOG_DURATION_MS] = round(duration * 1000.0, 3)
+        record[semconv.LOG_RETRIES] = self.retries
+        record[semconv.LOG_MESSAGING_SYSTEM] = self.system
         if self.message_id is not None:
             record[semconv.LOG_MESSAGE_ID] = self.message_id
         if self.queue_wait is not None:

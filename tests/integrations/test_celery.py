@@ -166,10 +166,10 @@ def test_the_adapter_is_gone_after_reset(app: Celery, redis: Redis) -> None:
 def test_an_adapter_error_is_counted_and_never_fails_the_publish(
     app: Celery, redis: Redis, cap: Capture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(now: float | None = None) -> dict[str, str]:
+    def broken(*args: object, **kwargs: object) -> tuple[object, dict[str, str]]:
         raise RuntimeError("bug in obskit")
 
-    monkeypatch.setattr(adapter.messaging, "context_headers", broken)
+    monkeypatch.setattr(adapter.messaging, "begin_send", broken)
     app.tasks["shop.charge"].delay(1)
     assert len(_queued(redis, "orders")) == 1
     assert cap.sample("obskit_instrumentation_errors_total") == 1

@@ -26,6 +26,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from obskit.runtime.tracing.span import Finished, ServerSpan
+
 if TYPE_CHECKING:
     from opentelemetry.context import Context
 
@@ -48,6 +50,10 @@ class _OncePerInterval(logging.Filter):
         return False
 
 
+def _readable(batch: Sequence[Finished]) -> list[ReadableSpan]:
+    return [span.readable() if isinstance(span, ServerSpan) else span for span in batch]
+
+
 class SpanPipe(SpanProcessor):
     """Bounded queue + one export thread; never blocks the caller, counts every loss."""
 
@@ -61,7 +67,10 @@ class SpanPipe(SpanProcessor):
         error_interval: float = 60.0,
     ) -> None:
         self.exporter = exporter
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        # obskit's OTLP exporter reads obskit's lean spans as they are; any other gets the
+        # SDK's ReadableSpan of each, built here in the export thread
+        self._lean = bool(getattr(exporter, "reads_lean_spans", False))
+        self._queue: collections.deque[Finished] = collections.deque()
         self._max = max_queue
         self._batch = batch_size
         self._interval = interval
@@ -75,7 +84,7 @@ class SpanPipe(SpanProcessor):
         self._dropped_late = itertools.count()
         # guards the batch accounting below (export thread, force_flush and shutdown only)
         self._account = threading.Lock()
-        self._inflight: Sequence[ReadableSpan] | None = None
+        self._inflight: Sequence[Finished] | None = None
         self._closed = False
         self.exported = 0
         self.failed_batches = 0
@@ -138,7 +147,7 @@ class SpanPipe(SpanProcessor):
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         return None
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def on_end(self, span: Finished) -> None:
         next(self._finished)
         queue = self._queue
         if self._stopping:
@@ -225,9 +234,10 @@ class SpanPipe(SpanProcessor):
             if deadline is not None and time.monotonic() > deadline:
                 return
 
-    def _export(self, batch: Sequence[ReadableSpan]) -> None:
+    def _export(self, batch: Sequence[Finished]) -> None:
         try:
-            result = self.exporter.export(batch)
+            spans: Sequence[Any] = batch if self._lean else _readable(batch)
+            result = self.exporter.export(spans)
         except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the thread
             result = SpanExportResult.FAILURE
             self._report(f"span export raised {type(exc).__name__}: {exc}")

@@ -70,6 +70,7 @@ _REQUEST_WARNING_LOGGERS: Final = (
 _WARNING_TEXT_LIMIT: Final = 512
 INSTRUMENTATION_NAME: Final = "obskit"
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SERVER: Final = SpanKind.SERVER
 _getrandbits = random.getrandbits
 
@@ -243,9 +244,7 @@ class Tracing:
         state = parent.trace_state if parent is not None else None
         span: Span
         if self._sample(parent, trace_id):
-            span = ServerSpan(
-                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent
-            )
+            span = ServerSpan(self, name, trace_id, span_id, state, parent)
             sampled = True
         else:
             span = UnsampledSpan(trace_id, span_id, state)
@@ -265,8 +264,8 @@ class Tracing:
     ) -> tuple[Span, object]:
         """(span, context token): a span of `kind` (a message's producer or consumer), child of
         `parent` (a remote span context, or the current span's), made current in `context`
-        (token None with `attach=False`). obskit's lean span when it owns the provider, else
-        one from the user's tracer."""
+        (token None with `attach=False`). obskit's lean span when it owns the provider (it
+        keeps `attributes`, a dict the caller gives away), else one from the user's tracer."""
         make_current = attach
         if self.pipe is None:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
@@ -277,10 +276,7 @@ class Tracing:
         state = parent.trace_state if parent is not None else None
         lean: Span
         if self._sample(parent, trace_id):
-            lean = ServerSpan(
-                self, name, SpanContext(trace_id, span_id, False, _SAMPLED, state), parent, kind
-            )
-            lean.set_known(attributes)
+            lean = ServerSpan(self, name, trace_id, span_id, state, parent, kind, attributes)
         else:
             lean = UnsampledSpan(trace_id, span_id, state)
         if not make_current:
@@ -300,9 +296,11 @@ class Tracing:
 
 def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext | None:
     """A remote SpanContext from a W3C traceparent header, or None when it is malformed."""
-    match = _TRACEPARENT.fullmatch(value.strip().lower())
+    match = _TRACEPARENT.fullmatch(value)  # as written: lowercase, no spaces
     if match is None:
-        return None
+        match = _TRACEPARENT.fullmatch(value.strip().lower())
+        if match is None:
+            return None
     version, trace_hex, span_hex, flags_hex, rest = match.groups()
     if version == "ff" or (version == "00" and rest):
         return None
@@ -320,7 +318,7 @@ def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext 
         trace_id,
         span_id,
         is_remote=True,
-        trace_flags=TraceFlags(int(flags_hex, 16) & 0x01),
+        trace_flags=_SAMPLED if int(flags_hex, 16) & 0x01 else _NOT_SAMPLED,
         trace_state=state,
     )
 
@@ -345,14 +343,37 @@ def outbound_headers(span_context: SpanContext | None = None) -> dict[str, str]:
         )
         if span_context.trace_state:
             headers["tracestate"] = span_context.trace_state.to_header()
+    if has_baggage():
+        inject_baggage(headers)
+    return headers
+
+
+def current_span_context() -> SpanContext | None:
+    """The current span's context when it is valid (a parent for a new span), else None."""
+    key, var = _SPAN_KEY, _CONTEXT_VAR
+    span: Any = (
+        var.get().get(key) if key is not None and var is not None else trace.get_current_span()
+    )
+    if span is None:
+        return None
+    ctx: SpanContext = span.get_span_context()
+    return ctx if ctx.is_valid else None
+
+
+def has_baggage() -> bool:
+    """True when the current OTel context carries baggage (to propagate)."""
+    key, var = _BAGGAGE_KEY, _CONTEXT_VAR
+    if key is not None and var is not None:
+        return bool(var.get().get(key))
     from opentelemetry import baggage  # noqa: PLC0415
 
-    entries = baggage.get_all()
-    if entries:
-        from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
+    return bool(baggage.get_all())
 
-        W3CBaggagePropagator().inject(headers)
-    return headers
+
+def inject_baggage(headers: dict[str, str]) -> None:
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator  # noqa: PLC0415
+
+    W3CBaggagePropagator().inject(headers)
 
 
 def current_span_ids() -> tuple[str, str] | None:
@@ -410,6 +431,23 @@ def _find_context_var() -> ContextVar[Context] | None:
 
 
 _CONTEXT_VAR = _find_context_var()
+
+
+def _find_baggage_key() -> str | None:
+    """The context key OTel keeps baggage under, found through its public API (None: use the
+    public calls). Lets `has_baggage` answer with one lookup on every publish."""
+    from opentelemetry import baggage  # noqa: PLC0415
+
+    probe = baggage.set_baggage("obskit.probe", "1", Context())
+    keys = list(probe)
+    if len(keys) != 1 or dict(baggage.get_all(Context({keys[0]: probe[keys[0]]}))) != {
+        "obskit.probe": "1"
+    }:
+        return None
+    return keys[0]
+
+
+_BAGGAGE_KEY = _find_baggage_key()
 
 
 def attach_span(span: Any) -> object:

@@ -1,9 +1,11 @@
 """obskit's lean server span and the request-path sampler.
 
-The one server span per request is obskit's own implementation of the OpenTelemetry Span API
-(so handlers can annotate it through `trace.get_current_span()`), handed to the export pipe
-as an SDK `ReadableSpan` when it ends. It skips the SDK's per-attribute validation and locks,
-which cost about 35 us per request here; values OTLP cannot carry are dropped, never raised.
+The one server span per request (and a message's producer and consumer spans) is obskit's own
+implementation of the OpenTelemetry Span API (so handlers can annotate it through
+`trace.get_current_span()`), handed to the export pipe as it is when it ends (it reads like an
+SDK `ReadableSpan`). It skips the SDK's per-attribute validation and locks, which cost about
+35 us per request here, and builds no `SpanContext` or `ReadableSpan` on the request path;
+values OTLP cannot carry are dropped, never raised.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
 _TRACE_ID_LIMIT: Final = (1 << 64) - 1
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _time_ns = time.time_ns
 
 
@@ -99,14 +102,17 @@ class UnsampledSpan(NonRecordingSpan):
     most sampled-out requests never do, and obskit formats the IDs from the integers.
     """
 
+    sampled: Final = False
+
     def __init__(self, trace_id: int, span_id: int, state: TraceState | None) -> None:
-        self._ids = (trace_id, span_id, state)
+        self.ids = (trace_id, span_id, state)
+        """(trace_id, span_id, trace_state), as `ServerSpan.ids`."""
         self._context: SpanContext | None = None  # type: ignore[assignment]
 
     def get_span_context(self) -> SpanContext:
         context = self._context
         if context is None:
-            trace_id, span_id, state = self._ids
+            trace_id, span_id, state = self.ids
             context = self._context = SpanContext(trace_id, span_id, False, _NOT_SAMPLED, state)
         return context
 
@@ -119,44 +125,78 @@ class ServerSpan(Span):
     consumer spans of messages (`kind`).
 
     Implements the OpenTelemetry Span API (so `trace.get_current_span().set_attribute(...)`
-    works in handlers) and is handed to the export pipe as an SDK `ReadableSpan` when it ends.
-    Attribute values that OTLP cannot carry are dropped, never raised.
+    works in handlers). Attribute values that OTLP cannot carry are dropped, never raised.
+    When it ends it goes to the export pipe as it is: it has the fields a `ReadableSpan` has
+    (`name`, `kind`, `parent`, `attributes`, `events`, `status`, `start_time`, `end_time`...),
+    which obskit's OTLP encoder reads directly; any other exporter gets `readable()`, built
+    in the export thread. Its `SpanContext` is built only when someone asks for it (`ids`
+    holds the trace and span IDs).
     """
 
     __slots__ = (
-        "_attrs",
-        "_ctx",
+        "_context",
         "_ended",
-        "_events",
-        "_kind",
-        "_name",
-        "_parent",
-        "_start",
-        "_status",
         "_tracing",
+        "attributes",
+        "end_time",
+        "events",
+        "ids",
+        "kind",
+        "name",
+        "parent",
+        "start_time",
+        "status",
     )
 
-    def __init__(
+    sampled: Final = True
+    links: Final[tuple[()]] = ()
+    dropped_attributes: Final = 0
+    dropped_events: Final = 0
+    dropped_links: Final = 0
+
+    def __init__(  # noqa: PLR0917 - one call per span on the request path
         self,
         tracing: Tracing,
         name: str,
-        ctx: SpanContext,
+        trace_id: int,
+        span_id: int,
+        state: TraceState | None,
         parent: SpanContext | None,
         kind: SpanKind = _SERVER,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
         self._tracing = tracing
-        self._kind = kind
-        self._name = name
-        self._ctx = ctx
-        self._parent = parent
-        self._start = _time_ns()
-        self._attrs: dict[str, Any] = {}
-        self._events: list[Event] = []
-        self._status = _UNSET
+        self.kind = kind
+        self.name = name
+        self.ids = (trace_id, span_id, state)
+        """(trace_id, span_id, trace_state): the span's identity without a SpanContext."""
+        self._context: SpanContext | None = None
+        self.parent = parent
+        self.start_time = _time_ns()
+        self.end_time: int | None = None
+        self.attributes: dict[str, Any] = {} if attributes is None else attributes
+        self.events: list[Event] = []
+        self.status = _UNSET
         self._ended = False
 
     def get_span_context(self) -> SpanContext:
-        return self._ctx
+        context = self._context
+        if context is None:
+            trace_id, span_id, state = self.ids
+            context = self._context = SpanContext(trace_id, span_id, False, _SAMPLED, state)
+        return context
+
+    @property
+    def context(self) -> SpanContext:
+        return self.get_span_context()
+
+    @property
+    def resource(self) -> Any:
+        return self._tracing.resource
+
+    @property
+    def instrumentation_scope(self) -> Any:
+        return self._tracing.scope
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
@@ -167,11 +207,11 @@ class ServerSpan(Span):
             limit = self._tracing.attribute_limit
             if limit is not None:
                 value = bounded(value, limit)
-            self._attrs[key] = list(value) if isinstance(value, tuple) else value
+            self.attributes[key] = list(value) if isinstance(value, tuple) else value
 
     def set_known(self, attributes: dict[str, Any]) -> None:
         """obskit's own (already valid) attributes, in one update."""
-        self._attrs.update(attributes)
+        self.attributes.update(attributes)
 
     def add_event(self, name: str, attributes: Any = None, timestamp: int | None = None) -> None:
         if not self._ended:
@@ -179,16 +219,18 @@ class ServerSpan(Span):
             limit = self._tracing.event_attribute_limit
             if limit is not None:
                 clean = {k: bounded(v, limit) for k, v in clean.items()}
-            self._events.append(Event(name, clean, timestamp or _time_ns()))
+            self.events.append(Event(name, clean, timestamp or _time_ns()))
 
     def update_name(self, name: str) -> None:
-        self._name = name
+        if not self._ended:
+            self.name = name
 
     def is_recording(self) -> bool:
         return not self._ended
 
     def set_status(self, status: Any, description: str | None = None) -> None:
-        self._status = status if isinstance(status, Status) else Status(status, description)
+        if not self._ended:
+            self.status = status if isinstance(status, Status) else Status(status, description)
 
     def record_exception(
         self,
@@ -209,24 +251,29 @@ class ServerSpan(Span):
         if self._ended:
             return
         self._ended = True
-        tracing = self._tracing
-        pipe = tracing.pipe
-        if pipe is None:
-            return
-        pipe.on_end(
-            ReadableSpan(
-                self._name,
-                self._ctx,
-                self._parent,
-                tracing.resource,
-                self._attrs,
-                self._events,
-                (),
-                self._kind,
-                None,
-                self._status,
-                self._start,
-                end_time or _time_ns(),
-                tracing.scope,
-            )
+        self.end_time = end_time or _time_ns()
+        pipe = self._tracing.pipe
+        if pipe is not None:
+            pipe.on_end(self)
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's `ReadableSpan` of this (ended) span, for exporters other than obskit's."""
+        return ReadableSpan(
+            self.name,
+            self.get_span_context(),
+            self.parent,
+            self.resource,
+            self.attributes,
+            self.events,
+            (),
+            self.kind,
+            None,
+            self.status,
+            self.start_time,
+            self.end_time,
+            self.instrumentation_scope,
         )
+
+
+Finished = ReadableSpan | ServerSpan
+"""What the export pipe queues: SDK spans (the user's tracer) and obskit's lean spans."""
