@@ -354,7 +354,7 @@ def test_per_message_span_attributes_do_not_fill_the_exporters_encoding_cache(
     assert spans[0].attributes["messaging.message.id"] == "m-0"
     encoder = Encoder()
     encoder.request(spans)
-    cached = {key for key, _value, _kind in encoder._kv}
+    cached = encoder.cached_keys()
     assert "messaging.message.id" not in cached
     assert "correlation_id" not in cached
     assert "messaging.system" in cached  # repeated pairs are cached as before

@@ -6,8 +6,8 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import (
     Link,
@@ -21,6 +21,7 @@ from opentelemetry.trace import (
 )
 
 from obskit.runtime.tracing.otlp import Encoder
+from obskit.runtime.tracing.provider import detach_span as tracing_detach
 
 
 def _spans():
@@ -150,3 +151,59 @@ def test_otel_headers_and_gzip_from_the_environment_reach_the_collector():
     request.ParseFromString(gzip.decompress(body))
     [resource_spans] = request.resource_spans
     assert [s.name for s in resource_spans.scope_spans[0].spans] == ["sent"]
+
+
+class _LeanExporter(SpanExporter):
+    """Collects batches as the pipe hands them to obskit's own OTLP exporter."""
+
+    reads_lean_spans = True
+
+    def __init__(self) -> None:
+        self.spans: list[object] = []
+
+    def export(self, spans):  # type: ignore[no-untyped-def]
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_lean_spans_encode_exactly_as_their_readable_spans_through_the_stock_encoder():
+    """obskit's own spans reach its OTLP exporter as they are (no ReadableSpan on the request
+    path); the encoder's reading of them must give what the stock encoder gives for the SDK
+    spans they stand for, remote parent, trace state, events and error status included."""
+    import io
+
+    import obskit
+    from obskit.runtime import state
+
+    exporter = _LeanExporter()
+    obskit.init(None, service="enc", log_stream=io.StringIO(), span_exporter=exporter, environ={})
+    try:
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        headers = {"traceparent": traceparent, "tracestate": "vendor=v1"}
+        with obskit.consume("kafka", "orders", "charge", headers):
+            with obskit.produce("kafka", "payments", task="pay"):
+                pass
+            try:
+                with obskit.consume("kafka", "orders", "refund", {}):
+                    raise ValueError("card declined")
+            except ValueError:
+                pass
+        tracing = state.current().tracing
+        span, token, *_ = tracing.begin_server_span("GET", None)
+        span.set_attribute("http.route", "/items/{id}")
+        span.add_event("ev", {"k": "v"})
+        tracing_detach(token)
+        span.end()
+        obskit.shutdown()
+    finally:
+        obskit.reset()
+    lean = exporter.spans
+    assert len(lean) == 4
+    assert all(type(s).__name__ == "ServerSpan" for s in lean)  # handed over as they are
+    sdk = [s.readable() for s in lean]
+    assert all(isinstance(s, ReadableSpan) for s in sdk)
+    ours = ExportTraceServiceRequest.FromString(Encoder().request(lean))
+    assert ours == encode_spans(sdk)
+    charge = next(s for s in sdk if s.name == "process charge")
+    assert charge.parent.span_id == 0xB7AD6B7169203331
+    assert charge.context.trace_state.to_header() == "vendor=v1"

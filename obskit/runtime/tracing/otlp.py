@@ -58,6 +58,7 @@ _RECENT_KEYS: Final = frozenset(
 )
 """Values that repeat in practice but are unbounded: a small cache emptied when full."""
 _RECENT_LIMIT: Final = 1024
+_NEW: Final[Any] = object()
 
 
 RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
@@ -151,8 +152,11 @@ class Encoder:
     """Encodes ReadableSpans to an ExportTraceServiceRequest (bytes)."""
 
     def __init__(self) -> None:
-        self._kv: dict[tuple[str, Any, type], bytes] = {}
+        self._kv: dict[tuple[str, Any, type], bytes] = {}  # non-text values
         self._recent: dict[tuple[str, Any, type], bytes] = {}
+        # text values (most attributes): key -> value -> encoded pair; None: never cached
+        self._text: dict[str, dict[str, bytes] | None] = {}
+        self._text_pairs = 0
         self._blocks: dict[int, tuple[Any, bytes]] = {}
         self._names: dict[str, bytes] = {}
 
@@ -187,6 +191,47 @@ class Encoder:
             out += b"".join(_ld(0x1A, key_value(k, v)) for k, v in attrs.items())
         return out
 
+    def _new_text_key(self, key: str) -> dict[str, bytes] | None:
+        """The cache of a key's text values (None for per-request keys, and past the limit)."""
+        full = len(self._text) >= _CACHE_LIMIT
+        by_value: dict[str, bytes] | None = None if key in _UNCACHED_KEYS or full else {}
+        if len(self._text) < _CACHE_LIMIT:
+            self._text[key] = by_value
+        return by_value
+
+    def _keep_text(self, key: str, by_value: dict[str, bytes], value: str, pair: bytes) -> None:
+        if key in _RECENT_KEYS:
+            if len(by_value) >= _RECENT_LIMIT:
+                by_value.clear()
+            by_value[value] = pair
+        elif self._text_pairs < _CACHE_LIMIT:
+            self._text_pairs += 1
+            by_value[value] = pair
+
+    def _pair(self, key: str, value: Any) -> bytes:
+        """An encoded attribute pair whose value is not text."""
+        kind = type(value)
+        if key in _UNCACHED_KEYS or kind is list or kind is tuple or kind is dict:
+            return _ld(0x4A, key_value(key, value))
+        cache_key = (key, value, kind)
+        cache = self._recent if key in _RECENT_KEYS else self._kv
+        hit = cache.get(cache_key)
+        if hit is None:
+            hit = _ld(0x4A, key_value(key, value))
+            if cache is self._recent:
+                if len(cache) >= _RECENT_LIMIT:
+                    cache.clear()
+                if len(hit) <= _CACHED_MAX:
+                    cache[cache_key] = hit
+            elif len(cache) < _CACHE_LIMIT and len(hit) <= _CACHED_MAX:
+                cache[cache_key] = hit
+        return hit
+
+    def cached_keys(self) -> set[str]:
+        """Attribute keys with cached encoded pairs (tests: per-request keys never are)."""
+        keys = {key for key, by_value in self._text.items() if by_value}
+        return keys | {key for key, _value, _kind in (*self._kv, *self._recent)}
+
     def span(self, span: Finished) -> bytes:
         if isinstance(span, ServerSpan):  # obskit's lean span: its IDs without a SpanContext
             trace_id, span_id, state = span.ids
@@ -217,29 +262,20 @@ class Encoder:
         parts.append(b"\x41" + _pack_q(span.end_time or 0))
         attributes = span.attributes
         if attributes:
-            kv_cache = self._kv
+            text_cache = self._text
             for key, value in attributes.items():
-                kind = type(value)
-                if key in _UNCACHED_KEYS or kind is list or kind is tuple or kind is dict:
-                    parts.append(_ld(0x4A, key_value(key, value)))
-                    continue
-                cache_key = (key, value, kind)
-                if key in _RECENT_KEYS:
-                    hit = self._recent.get(cache_key)
+                if type(value) is str:
+                    by_value = text_cache.get(key, _NEW)
+                    if by_value is _NEW:
+                        by_value = self._new_text_key(key)
+                    hit = by_value.get(value) if by_value is not None else None
                     if hit is None:
-                        hit = _ld(0x4A, key_value(key, value))
-                        if len(self._recent) >= _RECENT_LIMIT:
-                            self._recent.clear()
-                        if len(hit) <= _CACHED_MAX:
-                            self._recent[cache_key] = hit
+                        hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
+                        if by_value is not None and len(hit) <= _CACHED_MAX:
+                            self._keep_text(key, by_value, value, hit)
                     parts.append(hit)
-                    continue
-                hit = kv_cache.get(cache_key)
-                if hit is None:
-                    hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
-                    if len(kv_cache) < _CACHE_LIMIT and len(hit) <= _CACHED_MAX:
-                        kv_cache[cache_key] = hit
-                parts.append(hit)
+                else:
+                    parts.append(self._pair(key, value))
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
         for event in span.events:
@@ -269,16 +305,21 @@ class Encoder:
     def request(self, spans: Sequence[Finished]) -> bytes:
         """ExportTraceServiceRequest bytes for a batch (grouped by resource and scope)."""
         groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+        last: tuple[Any, Any] = (_NEW, _NEW)
+        encoded: list[bytes] = []
         for span in spans:
             resource = span.resource
             scope = span.instrumentation_scope
-            by_scope = groups.setdefault(id(resource), (resource, {}))[1]
-            by_scope.setdefault(id(scope), (scope, []))[1].append(_ld(0x12, self.span(span)))
+            if resource is not last[0] or scope is not last[1]:  # mostly one of each
+                by_scope = groups.setdefault(id(resource), (resource, {}))[1]
+                encoded = by_scope.setdefault(id(scope), (scope, []))[1]
+                last = (resource, scope)
+            encoded.append(_ld(0x12, self.span(span)))
         out = []
         for resource, by_scope in groups.values():
             body = _ld(0x0A, self._block(resource, self._resource))
-            for scope, encoded in by_scope.values():
-                scope_spans = _ld(0x0A, self._block(scope, self._scope)) + b"".join(encoded)
+            for scope, scope_encoded in by_scope.values():
+                scope_spans = _ld(0x0A, self._block(scope, self._scope)) + b"".join(scope_encoded)
                 schema = getattr(scope, "schema_url", None)
                 if schema:
                     scope_spans += _str(0x1A, schema)
