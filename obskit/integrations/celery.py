@@ -125,7 +125,11 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
 
 
 def _message_id(headers: Any, body: Any) -> str:
-    if isinstance(headers, dict) and isinstance(headers.get("id"), str):
+    if type(headers) is dict:
+        found = headers.get("id")
+        if type(found) is str:
+            return found
+    elif isinstance(headers, dict) and isinstance(headers.get("id"), str):
         return str(headers["id"])
     if isinstance(body, dict) and isinstance(body.get("id"), str):  # task protocol 1
         return str(body["id"])
@@ -198,7 +202,12 @@ _STATES: Final = {
 def _task_postrun(
     sender: Any = None, task_id: Any = None, retval: Any = None, state: Any = None, **_: Any
 ) -> None:
-    consumption = _find(task_id)
+    stack = messaging.stack()
+    if not stack:
+        return
+    top = stack[-1]  # the task's own, unless a handler left one open
+    wanted = str(task_id) if task_id is not None else None
+    consumption = top if top.message_id == wanted and top.system == SYSTEM else _find(task_id)
     if consumption is None:
         return
     try:

@@ -360,6 +360,22 @@ def current_span_context() -> SpanContext | None:
     return ctx if ctx.is_valid else None
 
 
+def context_for_send() -> tuple[SpanContext | None, bool]:
+    """(the current span's context when valid, whether the current context carries baggage)
+    for a message being sent, in one read of the context."""
+    key, var, baggage_key = _SPAN_KEY, _CONTEXT_VAR, _BAGGAGE_KEY
+    if key is None or var is None or baggage_key is None:
+        return current_span_context(), has_baggage()
+    context = var.get()
+    span: Any = context.get(key)
+    parent = None
+    if span is not None:
+        parent = span.get_span_context()
+        if not parent.is_valid:
+            parent = None
+    return parent, bool(context.get(baggage_key))
+
+
 def has_baggage() -> bool:
     """True when the current OTel context carries baggage (to propagate)."""
     key, var = _BAGGAGE_KEY, _CONTEXT_VAR
