@@ -286,6 +286,7 @@ def instrument() -> None:
 def uninstrument() -> None:
     for signal, receiver in _signals():
         signal.disconnect(receiver, dispatch_uid=f"{_UID}.{receiver.__name__}")
+    _publishing.clear()
 
 
 # --------------------------------------------------------------- worker start-up ---

@@ -124,6 +124,23 @@ def test_a_publish_that_fails_reaches_the_caller_and_is_not_counted(cap: Capture
     assert not [s for s in cap.spans() if s.name.startswith("send ")]
 
 
+def test_publishes_that_never_finish_are_forgotten_beyond_a_bound(
+    app: Celery, redis: Redis, cap: Capture
+) -> None:
+    """A publish that raises gets no after_task_publish: what obskit holds for it (the open
+    producer span) is bounded, and later publishes are still counted and traced."""
+    for i in range(adapter._MAX_PENDING + 100):  # what Celery sends before a publish that fails
+        adapter._before_publish(sender="shop.charge", headers={"id": f"lost-{i}"}, routing_key="q")
+    assert len(adapter._publishing) <= adapter._MAX_PENDING
+    app.tasks["shop.charge"].delay(7)
+    (message,) = _queued(redis, "orders")
+    assert message["headers"]["id"] not in adapter._publishing  # finished and forgotten
+    assert cap.sample(SENT, task="shop.charge", messaging_destination_name="orders") == 1
+    assert [s.name for s in cap.spans()] == ["send shop.charge"]
+    obskit.reset()
+    assert not adapter._publishing  # nothing held once obskit is reset
+
+
 def test_eager_mode_runs_the_task_with_the_callers_ids_for_unit_tests(cap: Capture) -> None:
     app = Celery("eager")
     app.conf.task_always_eager = True

@@ -207,3 +207,35 @@ def test_lean_spans_encode_exactly_as_their_readable_spans_through_the_stock_enc
     charge = next(s for s in sdk if s.name == "process charge")
     assert charge.parent.span_id == 0xB7AD6B7169203331
     assert charge.context.trace_state.to_header() == "vendor=v1"
+
+
+def test_a_lean_span_cannot_be_changed_once_it_has_ended():
+    """An ended span sits in the export queue and may be being encoded in the export thread:
+    a late update_name / set_status / set_attribute (a handler keeping a reference) must not
+    change it, as the SDK ignores them too."""
+    import io
+
+    import obskit
+    from obskit.runtime import state
+
+    exporter = _LeanExporter()
+    obskit.init(None, service="enc", log_stream=io.StringIO(), span_exporter=exporter, environ={})
+    try:
+        tracing = state.current().tracing
+        span, token, *_ = tracing.begin_server_span("GET", None)
+        span.set_attribute("http.route", "/a")
+        tracing_detach(token)
+        span.end()
+        span.update_name("renamed")
+        span.set_status(StatusCode.ERROR)
+        span.set_attribute("http.route", "/b")
+        span.add_event("late")
+        obskit.shutdown()
+    finally:
+        obskit.reset()
+    (ended,) = exporter.spans
+    readable = ended.readable()
+    assert readable.name == "GET"
+    assert readable.status.status_code is StatusCode.UNSET
+    assert readable.attributes["http.route"] == "/a"
+    assert not readable.events
