@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 from datetime import UTC, datetime
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Final
 
 from obskit import semconv
@@ -43,10 +44,11 @@ SYSTEM: Final = semconv.MESSAGING_SYSTEM_CELERY
 _UID: Final = "obskit.celery"
 _log = logging.getLogger("obskit")
 
-# task id -> (span, task, destination) of publishes whose after_task_publish is pending. Both
-# signals come from one synchronous send_task_message call, and task IDs are unique, so one
-# dict serves every thread; bounded, for publishes that raised (no after_task_publish).
-_publishing: dict[str, tuple[Any, str, str]] = {}
+# (thread, task id) -> (span, task, destination) of publishes whose after_task_publish is
+# pending. Both signals come from one synchronous send_task_message call in one thread, so one
+# dict serves every thread (even two publishing the same task ID at once); bounded, for
+# publishes that raised (no after_task_publish).
+_publishing: dict[tuple[int, str], tuple[Any, str, str]] = {}
 _MAX_PENDING: Final = 1024
 
 
@@ -95,12 +97,12 @@ def _before_publish(
         pending = _publishing
         if len(pending) >= _MAX_PENDING:
             _forget_oldest(pending)
-        pending[_message_id(headers, body)] = (span, task, destination)
+        pending[(get_ident(), _message_id(headers, body))] = (span, task, destination)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery before_task_publish", exc)
 
 
-def _forget_oldest(pending: dict[str, tuple[Any, str, str]]) -> None:
+def _forget_oldest(pending: dict[tuple[int, str], tuple[Any, str, str]]) -> None:
     try:
         del pending[next(iter(pending))]
     except (KeyError, RuntimeError, StopIteration):  # another thread changed it meanwhile
@@ -111,7 +113,7 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
     if not _publishing:
         return
     try:
-        entry = _publishing.pop(_message_id(headers, body), None)
+        entry = _publishing.pop((get_ident(), _message_id(headers, body)), None)
         if entry is None:
             return
         span, task, destination = entry

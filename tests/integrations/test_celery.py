@@ -134,11 +134,39 @@ def test_publishes_that_never_finish_are_forgotten_beyond_a_bound(
     assert len(adapter._publishing) <= adapter._MAX_PENDING
     app.tasks["shop.charge"].delay(7)
     (message,) = _queued(redis, "orders")
-    assert message["headers"]["id"] not in adapter._publishing  # finished and forgotten
+    assert not [key for key in adapter._publishing if key[1] == message["headers"]["id"]]
     assert cap.sample(SENT, task="shop.charge", messaging_destination_name="orders") == 1
     assert [s.name for s in cap.spans()] == ["send shop.charge"]
     obskit.reset()
     assert not adapter._publishing  # nothing held once obskit is reset
+
+
+def test_two_threads_publishing_the_same_task_id_at_once_each_get_their_own_span(
+    cap: Capture,
+) -> None:
+    import threading
+
+    both_started = threading.Barrier(2)
+    first_done = threading.Event()
+
+    def publish(first: bool) -> None:
+        headers = {"id": "same-id"}
+        adapter._before_publish(sender="shop.charge", headers=headers, routing_key="orders")
+        both_started.wait(5)
+        if not first:
+            first_done.wait(5)
+        adapter._after_publish(sender="shop.charge", headers=headers)
+        if first:
+            first_done.set()
+
+    threads = [threading.Thread(target=publish, args=(flag,)) for flag in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert cap.sample(SENT, task="shop.charge") == 2
+    assert [s.name for s in cap.spans()] == ["send shop.charge"] * 2
+    assert not adapter._publishing
 
 
 def test_eager_mode_runs_the_task_with_the_callers_ids_for_unit_tests(cap: Capture) -> None:
