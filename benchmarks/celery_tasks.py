@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 VARIANTS = ("bare", "obskit", "peer")
+BASELINE = "obskit-baseline"
+"""With --baseline DIR: obskit from another tree (e.g. a `git archive` of main), interleaved
+with the others, for before/after in one run."""
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -190,16 +193,27 @@ def _counted(variant: str) -> float | None:
 
 
 def _run_child(  # noqa: PLR0917
-    variant: str, tasks: int, broker: str, otlp: str, queue: str, workdir: Path, rss_every: int = 0
+    variant: str,
+    tasks: int,
+    broker: str,
+    otlp: str,
+    queue: str,
+    workdir: Path,
+    rss_every: int = 0,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     result = workdir / f"{queue}.json"
     log = workdir / f"{queue}.log"
-    argv = [sys.executable, "-m", "benchmarks.celery_tasks", "--child", variant,
+    # obskit-baseline: this harness, obskit imported from the baseline tree
+    child = "obskit" if variant == BASELINE else variant
+    tree = baseline if variant == BASELINE and baseline is not None else _ROOT
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", child,
             "--tasks", str(tasks), "--broker", broker, "--otlp", otlp, "--queue", queue,
             "--result", str(result), "--rss-every", str(rss_every)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     with log.open("wb") as out:
         proc = subprocess.run(
-            argv, cwd=_ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False
+            argv, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600, check=False
         )
     if proc.returncode != 0 or not result.exists():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
@@ -222,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, help="tasks per variant per round (default 2000)")
     p.add_argument("--rss-tasks", type=int, help="tasks of the RSS run (default 10000)")
     p.add_argument("--out", type=Path, help="also write the Markdown report here")
+    p.add_argument(
+        "--baseline", type=Path, help="also run obskit from this tree (variant obskit-baseline)"
+    )
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--broker", help=argparse.SUPPRESS)
     p.add_argument("--otlp", help=argparse.SUPPRESS)
@@ -241,18 +258,19 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks or (300 if args.quick else 2000)
     rss_tasks = args.rss_tasks or (2000 if args.quick else 10000)
     before = _conditions()
-    results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-    spans: dict[str, list[tuple[int, int]]] = {v: [] for v in VARIANTS}
+    variants = (*VARIANTS, BASELINE) if args.baseline is not None else VARIANTS
+    results: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    spans: dict[str, list[tuple[int, int]]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="obskit-bench-celery-") as tmp, Redis() as redis:
         workdir = Path(tmp)
         receiver = ReceiverProcess()
         try:
             for r in range(rounds):
-                for variant in VARIANTS:
+                for variant in variants:
                     seen = receiver.spans()
                     res = _run_child(
                         variant, tasks, redis.url, receiver.endpoint + "/v1/traces",
-                        f"bench-{variant}-{r}", workdir,
+                        f"bench-{variant}-{r}", workdir, baseline=args.baseline,
                     )  # fmt: skip
                     results[variant].append(res)
                     spans[variant].append((receiver.settle() - seen, 2 * tasks))
@@ -296,8 +314,8 @@ def _report(  # noqa: PLR0917
     def med(variant: str, key: str) -> float:
         return statistics.median(r[key] for r in results[variant])
 
-    total = {v: med(v, "publish_us") + med(v, "process_us") for v in VARIANTS}
-    cpu = {v: med(v, "publish_cpu_us") + med(v, "process_cpu_us") for v in VARIANTS}
+    total = {v: med(v, "publish_us") + med(v, "process_us") for v in results}
+    cpu = {v: med(v, "publish_cpu_us") + med(v, "process_cpu_us") for v in results}
     lines = [
         f"### Celery tasks: publish + process, real Redis, solo pool ({rounds} interleaved "
         f"rounds x {tasks} tasks)",
@@ -308,7 +326,7 @@ def _report(  # noqa: PLR0917
         "| CPU total (us/task) | CPU added | spans received / sent |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for v in VARIANTS:
+    for v in results:
         added = total[v] - total["bare"]
         cpu_added = cpu[v] - cpu["bare"]
         received = sum(s[0] for s in spans[v])
@@ -330,6 +348,16 @@ def _report(  # noqa: PLR0917
         f"**{ratio:.2f}x** (bar: at most 0.25x). In CPU time of the process (all its threads, "
         f"span export included; less sensitive to a busy machine): +{cpu_obskit:.1f} us against "
         f"+{cpu_peer:.1f} us, **{cpu_ratio:.2f}x**.",
+    ]
+    if BASELINE in results and peer_added > 0 and cpu_peer > 0:
+        base_added = total[BASELINE] - total["bare"]
+        base_cpu = cpu[BASELINE] - cpu["bare"]
+        lines.append(
+            f"\nThe baseline tree's obskit adds {base_added:.1f} us "
+            f"({base_added / peer_added:.2f}x the peer's; CPU +{base_cpu:.1f} us, "
+            f"{base_cpu / cpu_peer:.2f}x)."
+        )
+    lines += [
         "",
         f"RSS over {rss_runs['obskit']['tasks']} tasks in one process (KiB, every 1000 tasks; "
         f"obskit spans received {rss_spans[0]} / {rss_spans[1]}):",

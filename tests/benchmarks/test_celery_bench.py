@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.celery_tasks import VARIANTS, _run_child
+from benchmarks.celery_tasks import BASELINE, VARIANTS, _run_child
 from benchmarks.receiver import ReceiverProcess
 from examples.lab.redis import Redis, find_binary
 
@@ -48,3 +49,28 @@ def test_each_variant_drains_its_queue_counts_every_task_and_exports_two_spans_e
     else:
         assert result["counted"] == 25  # _run_child also refuses a child that counted wrong
         assert received == 50
+
+
+def test_the_baseline_variant_runs_obskit_from_the_baseline_tree(
+    broker: str, tmp_path: Path
+) -> None:
+    """--baseline DIR: the same harness, with obskit imported from DIR (before/after in one
+    run). A baseline whose obskit cannot be imported fails the run, naming the cause."""
+    root = Path(__file__).resolve().parents[2]
+    broken = tmp_path / "broken"
+    (broken / "obskit").mkdir(parents=True)
+    (broken / "obskit" / "__init__.py").write_text('raise ImportError("the baseline tree")\n')
+    good = tmp_path / "good"
+    shutil.copytree(root / "obskit", good / "obskit")
+    receiver = ReceiverProcess()
+    try:
+        with pytest.raises(RuntimeError, match="the baseline tree"):
+            _run_child(BASELINE, 5, broker, receiver.endpoint + "/v1/traces", "t-broken",
+                       tmp_path, baseline=broken)  # fmt: skip
+        result = _run_child(BASELINE, 25, broker, receiver.endpoint + "/v1/traces", "t-base",
+                            tmp_path, baseline=good)  # fmt: skip
+        received = receiver.settle()
+    finally:
+        receiver.stop()
+    assert result["counted"] == 25
+    assert received == 50
