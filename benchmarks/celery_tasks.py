@@ -1,7 +1,8 @@
 """The Celery benchmark: time added per task (publish + process) by obskit and by the peer stack.
 
-    python -m benchmarks.celery_tasks            # ~2 minutes on 2 cores
+    python -m benchmarks.celery_tasks            # ~5 minutes on 2 cores
     python -m benchmarks.celery_tasks --quick    # smoke run
+    python -m benchmarks.celery_tasks --baseline DIR   # + obskit from DIR (before/after)
 
 A real Redis broker (examples.lab.redis), a solo-pool worker, one fresh process per variant and
 round, variants interleaved round-robin. Each child process publishes N no-op tasks with
