@@ -61,6 +61,8 @@ def _runtime() -> Obskit | None:
 
 
 def _destination(routing_key: Any, exchange: Any, default: str = "celery") -> str:
+    if type(routing_key) is str and routing_key:  # what Celery passes
+        return routing_key
     for value in (routing_key, exchange):
         if isinstance(value, str) and value:
             return value
@@ -84,11 +86,7 @@ def _before_publish(
     try:
         task = sender if isinstance(sender, str) and sender else str(headers.get("task") or "")
         task = task or semconv.UNKNOWN_TASK
-        destination = (
-            routing_key
-            if isinstance(routing_key, str) and routing_key
-            else _destination(routing_key, exchange)
-        )
+        destination = _destination(routing_key, exchange)
         cid = headers.get(semconv.REQUEST_ID_HEADER)  # a retry's, or the caller's: kept
         span, values = messaging.begin_send(
             rt, SYSTEM, destination, task, cid if isinstance(cid, str) else None
@@ -127,11 +125,10 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
 
 
 def _message_id(headers: Any, body: Any) -> str:
-    if type(headers) is dict:
-        found = headers.get("id")
-        if type(found) is str:
-            return found
-    elif isinstance(headers, dict) and isinstance(headers.get("id"), str):
+    found = headers.get("id") if type(headers) is dict else None
+    if type(found) is str:  # what Celery passes (a dict skips the isinstance checks)
+        return found
+    if isinstance(headers, dict) and isinstance(headers.get("id"), str):
         return str(headers["id"])
     if isinstance(body, dict) and isinstance(body.get("id"), str):  # task protocol 1
         return str(body["id"])
@@ -204,12 +201,7 @@ _STATES: Final = {
 def _task_postrun(
     sender: Any = None, task_id: Any = None, retval: Any = None, state: Any = None, **_: Any
 ) -> None:
-    stack = messaging.stack()
-    if not stack:
-        return
-    top = stack[-1]  # the task's own, unless a handler left one open
-    wanted = str(task_id) if task_id is not None else None
-    consumption = top if top.message_id == wanted and top.system == SYSTEM else _find(task_id)
+    consumption = _find(task_id)  # from the top of the stack: the task's own, mostly
     if consumption is None:
         return
     try:

@@ -268,40 +268,31 @@ class LogPipeline:
     # -- records -----------------------------------------------------------------
     def record(self, level: str, logger: str | None, event: Any) -> dict[str, Any]:
         """The fixed head of every line, with the request's IDs when inside one."""
-        rec: dict[str, Any] = {
-            semconv.LOG_TIMESTAMP: timestamp(),
-            semconv.LOG_LEVEL: level,
-            semconv.LOG_LOGGER: logger,
-            semconv.LOG_EVENT: event,
-            semconv.LOG_SERVICE: self.service,
-        }
         ctx = _current_request()
-        if ctx is not None:
-            rec[semconv.LOG_CORRELATION_ID] = ctx.correlation_id
         trace_id, span_id = _current_span_ids(ctx)
-        if trace_id is not None:
-            rec[semconv.LOG_TRACE_ID] = trace_id
-            rec[semconv.LOG_SPAN_ID] = span_id
-        return rec
+        return self.head(
+            level, logger, event, None if ctx is None else ctx.correlation_id, trace_id, span_id
+        )
 
     def head(  # noqa: PLR0917 - hot path: positional on purpose
         self,
         level: str,
         logger: str | None,
         event: Any,
-        correlation_id: str,
+        correlation_id: str | None,
         trace_id: str | None,
         span_id: str | None,
     ) -> dict[str, Any]:
-        """`record()`'s head for a caller that already knows its IDs (no lookups)."""
+        """A line's fixed head with the IDs given (`record()` looks them up)."""
         rec: dict[str, Any] = {
             semconv.LOG_TIMESTAMP: timestamp(),
             semconv.LOG_LEVEL: level,
             semconv.LOG_LOGGER: logger,
             semconv.LOG_EVENT: event,
             semconv.LOG_SERVICE: self.service,
-            semconv.LOG_CORRELATION_ID: correlation_id,
         }
+        if correlation_id is not None:
+            rec[semconv.LOG_CORRELATION_ID] = correlation_id
         if trace_id is not None:
             rec[semconv.LOG_TRACE_ID] = trace_id
             rec[semconv.LOG_SPAN_ID] = span_id

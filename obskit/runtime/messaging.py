@@ -12,8 +12,8 @@ One message crossing a queue gives:
   enqueued, one in messaging_queue_wait_seconds (the freshness signal).
 
 `inject`, `produce`, `consume` and `mark_duplicate` are the public API (`obskit.*`); the Celery
-adapter uses `Consumption`, `start_producer_span` and `context_headers` directly. Nothing here
-raises into the user's send or handler: instrumentation errors are counted and logged once.
+adapter uses `Consumption` and `begin_send` directly. Nothing here raises into the user's send
+or handler: instrumentation errors are counted and logged once.
 Spans are obskit's lean spans when obskit owns the provider (a few microseconds each).
 """
 
@@ -100,18 +100,16 @@ def read_headers(headers: Any, extra: tuple[str, ...] = ()) -> dict[str, str]:
     One pass: exact keys first, then one case-insensitive scan when some are missing. Values
     that are not text, undecodable or longer than 8 KiB are left out; never raises.
     """
-    names = _OWN + extra if extra else _OWN
+    names = _OWN + extra
     found: dict[str, str] = {}
     if not headers:
         return found
     try:
-        if type(headers) is dict or isinstance(headers, Mapping):
+        if type(headers) is dict or isinstance(headers, Mapping):  # a dict skips the ABC check
             for name in names:
                 value = headers.get(name)
                 if value is not None:
-                    text = (
-                        value if type(value) is str and len(value) <= _MAX_HEADER else _text(value)
-                    )
+                    text = _text(value)
                     if text is not None:
                         found[name] = text
             if _CID in found or _TRACEPARENT in found or len(headers) > 256:
@@ -271,13 +269,9 @@ def start_producer_span(
 ) -> tuple[Any, Any]:
     """(span, context token): a PRODUCER span, child of the current span, made current unless
     `make_current=False` (then the token is None and `context_headers(span=...)` names it)."""
-    attributes = _span_attributes("send", system, destination, task)
-    cid = correlation.correlation_id()
-    if cid is not None:
-        attributes[semconv.SPAN_CORRELATION_ID] = cid
-    return rt.tracing.begin_span(  # type: ignore[no-any-return]
-        f"send {task}", _PRODUCER, _tracing().current_span_context(), attributes,
-        attach=make_current,
+    return _send_span(
+        rt.tracing, system, destination, task, correlation.correlation_id(),
+        _tracing().current_span_context(), attach=make_current,
     )  # fmt: skip
 
 
@@ -292,21 +286,34 @@ def begin_send(
         cid = correlation.correlation_id() or correlation.new_id()
     values = {_CID: cid}
     span = None
-    tracing = rt.tracing
-    if tracing is not None:
-        api = _provider or _tracing()
+    if rt.tracing is not None:
+        api = _tracing()
         parent, baggage = api.context_for_send()
-        attributes = _span_attributes("send", system, destination, task)
-        attributes[semconv.SPAN_CORRELATION_ID] = cid
-        span, _ = tracing.begin_span(f"send {task}", _PRODUCER, parent, attributes, attach=False)
+        span, _ = _send_span(rt.tracing, system, destination, task, cid, parent, attach=False)
         trace_id, span_id, state, sampled = _identity(span)
-        values[_TRACEPARENT] = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
-        if state:
-            values[_TRACESTATE] = state.to_header()
+        api.write_trace_headers(values, trace_id, span_id, 1 if sampled else 0, state)
         if baggage:
             api.inject_baggage(values)
     values[_ENQUEUED] = f"{time.time():.6f}"
     return span, values
+
+
+def _send_span(  # noqa: PLR0917
+    tracing: Any,
+    system: str,
+    destination: str,
+    task: str,
+    cid: str | None,
+    parent: Any,
+    *,
+    attach: bool,
+) -> tuple[Any, Any]:
+    attributes = _span_attributes("send", system, destination, task)
+    if cid is not None:
+        attributes[semconv.SPAN_CORRELATION_ID] = cid
+    return tracing.begin_span(  # type: ignore[no-any-return]
+        f"send {task}", _PRODUCER, parent, attributes, attach=attach
+    )
 
 
 def _identity(span: Any) -> tuple[int, int, Any, bool]:
@@ -444,26 +451,22 @@ class Consumption:
         self._cid_token = correlation.bind(correlation.RequestContext(cid))
         if rt is None:
             return
-        enqueued = found.get(_ENQUEUED)
-        if enqueued is not None:
-            try:
-                at = float(enqueued)
-            except ValueError:
-                at = math.nan
-            if math.isfinite(at) and at > 0 and (due is None or at > due):
-                due = at  # due: the later of the enqueue time and the eta
+        now = time.time()
+        enqueued = _timestamp(found.get(_ENQUEUED))
+        if enqueued is not None and (due is None or enqueued > due):
+            due = enqueued  # due: the later of the enqueue time and the eta
         if due is not None:
-            self.queue_wait = max(0.0, time.time() - due)
+            self.queue_wait = max(0.0, now - due)
             if rt.metrics is not None:
                 rt.metrics.queue_wait(self.system, self.destination, self.task, self.queue_wait)
-        tracing = rt.tracing
-        if tracing is None:
-            return
-        # the CONSUMER span: a child of the producer's, else of the current span (eager mode)
-        api = _provider or _tracing()
+        if rt.tracing is not None:
+            self._start_span(rt, found, cid)
+
+    def _start_span(self, rt: Obskit, found: dict[str, str], cid: str) -> None:
+        api = _tracing()
         traceparent = found.get(_TRACEPARENT)
         parent = api.parse_traceparent(traceparent, found.get(_TRACESTATE)) if traceparent else None
-        if parent is None:
+        if parent is None:  # no producer: a child of the current span (eager mode), if any
             parent = api.current_span_context()
         baggage = found.get(_BAGGAGE)
         context = api.baggage_context(baggage) if baggage else None
@@ -473,10 +476,10 @@ class Consumption:
             attributes["messaging.message.id"] = self.message_id
         if self.retries:
             attributes["messaging.retries"] = self.retries
-        self._span, self._span_token = tracing.begin_span(
+        self._span, self._span_token = rt.tracing.begin_span(
             f"process {self.task}", _CONSUMER, parent, attributes, context
         )
-        self._fast_detach = context is None and tracing.pipe is not None  # attach_span's token
+        self._fast_detach = context is None and rt.tracing.pipe is not None  # attach_span's token
 
     @property
     def correlation_id(self) -> str | None:
@@ -498,31 +501,18 @@ class Consumption:
             outcome = semconv.PROCESS_DUPLICATE
         self.outcome = outcome
         rt = self.rt
-        span, token = self._span, self._span_token
-        self._span = self._span_token = None
         try:
             if rt is not None:
-                self._record(rt, span, outcome, duration, error)
+                self._record(rt, outcome, duration, error)
         except Exception as exc:  # noqa: BLE001 - instrumentation never fails the handler
             errors.record("messaging consume finish", exc)
         finally:
-            if span is not None:
-                try:
-                    span.end()
-                finally:
-                    if token is not None:
-                        api = _provider or _tracing()
-                        (api.detach_span if self._fast_detach else api.detach)(token)
-            if self._cid_token is not None:
-                cid_token, self._cid_token = self._cid_token, None
-                try:
-                    correlation.unbind(cid_token)
-                except ValueError:  # finished in another context than started: clear it here
-                    correlation.bind(None)
+            self._close()
 
     def _record(
-        self, rt: Obskit, span: Any, outcome: str, duration: float, error: BaseException | None
+        self, rt: Obskit, outcome: str, duration: float, error: BaseException | None
     ) -> None:
+        span = self._span
         if span is not None and span.is_recording():
             span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
             if outcome in _FAILED and error is not None:
@@ -559,11 +549,38 @@ class Consumption:
             record["exception"] = exception_fields(error)
         logs.write(record)
 
+    def _close(self) -> None:
+        span, token = self._span, self._span_token
+        self._span = self._span_token = None
+        if span is not None:
+            try:
+                span.end()
+            finally:
+                if token is not None:
+                    api = _tracing()
+                    (api.detach_span if self._fast_detach else api.detach)(token)
+        if self._cid_token is not None:
+            token, self._cid_token = self._cid_token, None
+            try:
+                correlation.unbind(token)
+            except ValueError:  # finished in another context than started: clear it here
+                correlation.bind(None)
+
 
 @functools.lru_cache(maxsize=8)
 def _extra_id_headers(configured: tuple[str, ...]) -> tuple[str, ...]:
     """The configured correlation-ID headers besides X-Request-ID (read from messages too)."""
     return tuple(name for name in configured if name != _CID)
+
+
+def _timestamp(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def stack() -> tuple[Consumption, ...]:

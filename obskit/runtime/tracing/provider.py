@@ -296,11 +296,9 @@ class Tracing:
 
 def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext | None:
     """A remote SpanContext from a W3C traceparent header, or None when it is malformed."""
-    match = _TRACEPARENT.fullmatch(value)  # as written: lowercase, no spaces
+    match = _TRACEPARENT.fullmatch(value.strip().lower())
     if match is None:
-        match = _TRACEPARENT.fullmatch(value.strip().lower())
-        if match is None:
-            return None
+        return None
     version, trace_hex, span_hex, flags_hex, rest = match.groups()
     if version == "ff" or (version == "00" and rest):
         return None
@@ -337,23 +335,36 @@ def outbound_headers(span_context: SpanContext | None = None) -> dict[str, str]:
     if span_context is None:
         span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:
-        headers["traceparent"] = (
-            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-            f"{int(span_context.trace_flags):02x}"
+        write_trace_headers(
+            headers,
+            span_context.trace_id,
+            span_context.span_id,
+            int(span_context.trace_flags),
+            span_context.trace_state,
         )
-        if span_context.trace_state:
-            headers["tracestate"] = span_context.trace_state.to_header()
     if has_baggage():
         inject_baggage(headers)
     return headers
 
 
-def current_span_context() -> SpanContext | None:
-    """The current span's context when it is valid (a parent for a new span), else None."""
+def write_trace_headers(
+    headers: dict[str, str], trace_id: int, span_id: int, flags: int, state: TraceState | None
+) -> None:
+    """`traceparent` (and `tracestate` when there is one) naming this span, into `headers`."""
+    headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+    if state:
+        headers["tracestate"] = state.to_header()
+
+
+def current_span_context(context: Context | None = None) -> SpanContext | None:
+    """The current span's context (or `context`'s) when it is valid (a parent for a new
+    span), else None."""
     key, var = _SPAN_KEY, _CONTEXT_VAR
-    span: Any = (
-        var.get().get(key) if key is not None and var is not None else trace.get_current_span()
-    )
+    span: Any
+    if key is None or var is None:
+        span = trace.get_current_span(context)
+    else:
+        span = (var.get() if context is None else context).get(key)
     if span is None:
         return None
     ctx: SpanContext = span.get_span_context()
@@ -367,13 +378,7 @@ def context_for_send() -> tuple[SpanContext | None, bool]:
     if key is None or var is None or baggage_key is None:
         return current_span_context(), has_baggage()
     context = var.get()
-    span: Any = context.get(key)
-    parent = None
-    if span is not None:
-        parent = span.get_span_context()
-        if not parent.is_valid:
-            parent = None
-    return parent, bool(context.get(baggage_key))
+    return current_span_context(context), bool(context.get(baggage_key))
 
 
 def has_baggage() -> bool:
