@@ -8,6 +8,7 @@ share `__unmatched__`), status codes, URL authorities and exception class names.
 
 from __future__ import annotations
 
+import math
 import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from obskit import __version__, semconv
-from obskit.runtime import errors
+from obskit.runtime import errors, later
 from obskit.runtime.config import Config
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def multiprocess_dir() -> str | None:
 
 
 class _Observer:
-    """A histogram with a per-label-tuple cache of bound `observe` methods."""
+    """A histogram with a per-label-tuple cache of `observe(value)` functions (`observer`)."""
 
     __slots__ = ("_bounds", "_cache", "_exemplar_at", "histogram")
 
@@ -56,21 +57,55 @@ class _Observer:
         if now - self._exemplar_at.get(key, -10.0) >= 1.0:
             if len(self._exemplar_at) < _CACHE_LIMIT:
                 self._exemplar_at[key] = now
-            observe(value, {"trace_id": trace_id})
+            self.histogram.labels(*labels).observe(value, {"trace_id": trace_id})
         else:
             observe(value)
 
-    def cached(self, labels: tuple[str, ...]) -> Callable[..., None] | None:
-        """The child's `observe` if these labels were seen (and cached) before, else None."""
+    def cached(self, labels: tuple[str, ...]) -> Callable[[float], None] | None:
+        """The child's `observe(value)` if these labels were seen (and cached) before."""
         return self._cache.get(labels)
 
-    def get(self, labels: tuple[str, ...]) -> Callable[..., None]:
+    def get(self, labels: tuple[str, ...]) -> Callable[[float], None]:
         observe = self._cache.get(labels)
         if observe is None:
-            observe = self.histogram.labels(*labels).observe
+            observe = observer(self.histogram.labels(*labels))
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache[labels] = observe
         return observe
+
+
+def observer(child: Any) -> Callable[[float], None]:
+    """`observe(value)` for a histogram child on a per-call path: its sum's and its bucket's
+    locked `inc`, the bucket found by bisection (Histogram.observe walks the bounds in a
+    Python loop: a 30 s queue wait passes 10 of them); the same value holders under
+    PROMETHEUS_MULTIPROC_DIR. The child's own `observe` for anything else (a NaN included,
+    which it counts in no bucket), and when prometheus-client's internals are not as
+    expected."""
+    total = getattr(getattr(child, "_sum", None), "inc", None)
+    buckets = getattr(child, "_buckets", None)
+    bounds = getattr(child, "_upper_bounds", None)
+    exact = child.observe
+    if not (
+        callable(total)
+        and isinstance(buckets, list)
+        and isinstance(bounds, list | tuple)
+        and len(buckets) == len(bounds) > 0
+        and bounds[-1] == math.inf
+        and all(callable(getattr(b, "inc", None)) for b in buckets)
+    ):
+        return exact  # type: ignore[no-any-return]
+    upper = tuple(bounds)
+    incs = tuple(b.inc for b in buckets)
+    find = bisect_left
+
+    def observe(value: float) -> None:
+        if value == value:  # noqa: PLR0124 - false for NaN only
+            total(value)
+            incs[find(upper, value)](1)
+        else:
+            exact(value)
+
+    return observe
 
 
 class _Gauges:
@@ -306,6 +341,7 @@ def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, 
     """(body, content type) for a scrape; OpenMetrics (with exemplars) when asked for."""
     from prometheus_client import exposition as expo  # noqa: PLC0415
 
+    later.run()  # a worker's queued observations count in this scrape
     source: Any = registry
     if multiprocess_dir() is not None:
         from prometheus_client import multiprocess  # noqa: PLC0415
