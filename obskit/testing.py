@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from obskit.runtime import state
+from obskit.runtime import later, state
 
 
 class Capture:
@@ -52,11 +52,13 @@ class Capture:
 
     def logs(self, **match: Any) -> list[dict[str, Any]]:
         """Parsed JSON log lines, optionally only those whose fields equal `match`."""
+        later.run()
         lines = [orjson.loads(line) for line in self.stream.getvalue().splitlines() if line]
         return [rec for rec in lines if all(rec.get(k) == v for k, v in match.items())]
 
     def spans(self) -> list[Any]:
         """Finished spans (SDK ReadableSpan), after flushing the export queue."""
+        later.run()
         tracing = self.handle.tracing
         if tracing is None or self.exporter is None:
             return []
@@ -68,6 +70,7 @@ class Capture:
         """The value of sample `name` summed over every series whose labels include `labels`
         (None when no series matches): `sample("..._count", http_route="/x")` counts every
         method and status of that route."""
+        later.run()
         values = [
             sample.value
             for metric in self.registry.collect()
@@ -78,6 +81,7 @@ class Capture:
 
     def clear(self) -> None:
         """Forget captured logs and spans (metrics keep counting)."""
+        later.run()
         self.stream.seek(0)
         self.stream.truncate()
         if self.exporter is not None:

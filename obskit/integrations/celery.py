@@ -31,10 +31,11 @@ import tempfile
 import threading
 from datetime import UTC, datetime
 from threading import get_ident
+from time import time_ns
 from typing import TYPE_CHECKING, Any, Final
 
 from obskit import semconv
-from obskit.runtime import errors, messaging, state
+from obskit.runtime import errors, later, messaging, state
 
 if TYPE_CHECKING:
     from obskit.runtime.state import Obskit
@@ -114,14 +115,18 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
         entry = _publishing.pop((get_ident(), _message_id(headers, body)), None)
         if entry is None:
             return
-        span, task, destination = entry
-        if span is not None:
-            span.end()
-        rt = _runtime()
-        if rt is not None and rt.metrics is not None:
-            rt.metrics.messaging_sent(SYSTEM, destination, task)
+        later.add(_sent, (_runtime(), entry, time_ns()))
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery after_task_publish", exc)
+
+
+def _sent(rt: Obskit | None, entry: tuple[Any, str, str], end: int) -> None:
+    """A publish's bookkeeping, run later (obskit.runtime.later): span end, sent count."""
+    span, task, destination = entry
+    if span is not None:
+        span.end(end)
+    if rt is not None and rt.metrics is not None:
+        rt.metrics.messaging_sent(SYSTEM, destination, task)
 
 
 def _message_id(headers: Any, body: Any) -> str:
@@ -176,6 +181,7 @@ def _task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_:
             retries=int(getattr(request, "retries", 0) or 0),
             message_id=str(task_id) if task_id is not None else None,
             inherit=eager,
+            defer=not eager,  # a worker's: its line, metrics and span end in a batch
         )
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a task
         errors.record("celery task_prerun", exc)

@@ -27,6 +27,7 @@ from typing import Any, Final
 import orjson
 
 from obskit import semconv
+from obskit.runtime import later
 from obskit.runtime.config import Config
 from obskit.runtime.correlation import current as _current_request
 from obskit.runtime.redact import redactor
@@ -62,10 +63,11 @@ _MAX_DEPTH: Final = 8  # nesting redacted; deeper containers are replaced, never
 _ts_cache: tuple[int, str, int, str] = (-1, "", -1, "")  # ms, stamp, second, prefix
 
 
-def timestamp() -> str:
-    """Current time as ISO-8601 UTC with milliseconds (cached per millisecond)."""
+def timestamp(now: float | None = None) -> str:
+    """The current time (or Unix time `now`) as ISO-8601 UTC with milliseconds (cached per
+    millisecond)."""
     global _ts_cache  # noqa: PLW0603 - a tiny cache, replaced atomically
-    ms = int(time.time() * 1000)
+    ms = int((time.time() if now is None else now) * 1000)
     cached = _ts_cache
     if cached[0] == ms:
         return cached[1]
@@ -282,10 +284,12 @@ class LogPipeline:
         correlation_id: str | None,
         trace_id: str | None,
         span_id: str | None,
+        now: float | None = None,
     ) -> dict[str, Any]:
-        """A line's fixed head with the IDs given (`record()` looks them up)."""
+        """A line's fixed head with the IDs given (`record()` looks them up), stamped now or
+        at Unix time `now` (a line written later than it happened)."""
         rec: dict[str, Any] = {
-            semconv.LOG_TIMESTAMP: timestamp(),
+            semconv.LOG_TIMESTAMP: timestamp(now),
             semconv.LOG_LEVEL: level,
             semconv.LOG_LOGGER: logger,
             semconv.LOG_EVENT: event,
@@ -300,6 +304,12 @@ class LogPipeline:
 
     def write(self, rec: Mapping[str, Any]) -> None:
         self.sink.write(dumps(rec) if self.json else _console(rec))
+
+    def write_later(self, rec: Mapping[str, Any]) -> None:
+        """Write a line from work that obskit.runtime.later runs: rendered now, written with
+        the batch's other lines in one write when the batch ends (one system call per batch,
+        not per line: ~9 us a line to a file, measured inside a busy worker)."""
+        later.write(self.sink, dumps(rec) if self.json else _console(rec))
 
     def emit(
         self,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from obskit import semconv
-from obskit.runtime import correlation, errors, state
+from obskit.runtime import correlation, errors, later, state
 from obskit.runtime.logs import exception_fields
 
 if TYPE_CHECKING:
@@ -382,6 +382,7 @@ class Consumption:
         "_cid",
         "_cid_token",
         "_fast_detach",
+        "_later",
         "_span",
         "_span_token",
         "destination",
@@ -409,6 +410,7 @@ class Consumption:
         retries: int = 0,
         message_id: str | None = None,
         inherit: bool = False,
+        defer: bool = False,
     ) -> None:
         self.rt = rt
         self.system = system
@@ -425,6 +427,7 @@ class Consumption:
         self._cid: str | None = None
         self._cid_token: Any = None
         self._fast_detach = False
+        self._later = defer
         self.start = time.perf_counter()
         try:
             self._begin(headers, due, inherit)
@@ -458,7 +461,11 @@ class Consumption:
         if due is not None:
             self.queue_wait = max(0.0, now - due)
             if rt.metrics is not None:
-                rt.metrics.queue_wait(self.system, self.destination, self.task, self.queue_wait)
+                args = (self.system, self.destination, self.task, self.queue_wait)
+                if self._later:
+                    later.add(rt.metrics.queue_wait, args)
+                else:
+                    rt.metrics.queue_wait(*args)
         if rt.tracing is not None:
             self._start_span(rt, found, cid)
 
@@ -501,18 +508,46 @@ class Consumption:
             outcome = semconv.PROCESS_DUPLICATE
         self.outcome = outcome
         rt = self.rt
+        if self._later and rt is not None:  # a worker's task: the bookkeeping in a batch
+            span, self._span = self._span, None
+            try:
+                later.add(self._recorded, (rt, span, outcome, duration, error, time.time_ns()))
+            finally:
+                self._close()
+            return
         try:
             if rt is not None:
-                self._record(rt, outcome, duration, error)
+                self._record(rt, self._span, outcome, duration, error, None)
         except Exception as exc:  # noqa: BLE001 - instrumentation never fails the handler
             errors.record("messaging consume finish", exc)
         finally:
             self._close()
 
-    def _record(
-        self, rt: Obskit, outcome: str, duration: float, error: BaseException | None
+    def _recorded(  # noqa: PLR0917 - one deferred call per task
+        self,
+        rt: Obskit,
+        span: Any,
+        outcome: str,
+        duration: float,
+        error: BaseException | None,
+        end: int,
     ) -> None:
-        span = self._span
+        """`finish()`'s bookkeeping, run later (obskit.runtime.later) with the task's times."""
+        try:
+            self._record(rt, span, outcome, duration, error, end / 1e9)
+        finally:
+            if span is not None:
+                span.end(end)
+
+    def _record(  # noqa: PLR0917
+        self,
+        rt: Obskit,
+        span: Any,
+        outcome: str,
+        duration: float,
+        error: BaseException | None,
+        now: float | None,
+    ) -> None:
         if span is not None and span.is_recording():
             span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
             if outcome in _FAILED and error is not None:
@@ -523,15 +558,20 @@ class Consumption:
         logs = rt.logs
         if _LEVEL_NUMBERS[level] < logs.level:
             return
-        if span is not None and self._cid is not None:
-            trace_id, span_id, _state, _sampled = _identity(span)  # the task's own IDs
+        if self._cid is not None:  # the task's own IDs (a deferred line has no context)
+            trace_hex = span_hex = None
+            if span is not None:
+                trace_id, span_id, _state, _sampled = _identity(span)
+                trace_hex = f"{trace_id:032x}" if trace_id else None
+                span_hex = f"{span_id:016x}"
             record = logs.head(
                 level,
                 semconv.TASK_LOGGER,
                 semconv.EVENT_TASK,
                 self._cid,
-                f"{trace_id:032x}" if trace_id else None,
-                f"{span_id:016x}",
+                trace_hex,
+                span_hex,
+                now,
             )
         else:
             record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
@@ -547,18 +587,23 @@ class Consumption:
             record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
         if error is not None:
             record["exception"] = exception_fields(error)
-        logs.write(record)
+        if now is None:
+            logs.write(record)
+        else:
+            logs.write_later(record)
 
     def _close(self) -> None:
+        """End the span (unless `finish()` handed it to deferred work) and restore the
+        context the message was started in."""
         span, token = self._span, self._span_token
         self._span = self._span_token = None
-        if span is not None:
-            try:
+        try:
+            if span is not None:
                 span.end()
-            finally:
-                if token is not None:
-                    api = _tracing()
-                    (api.detach_span if self._fast_detach else api.detach)(token)
+        finally:
+            if token is not None:
+                api = _tracing()
+                (api.detach_span if self._fast_detach else api.detach)(token)
         if self._cid_token is not None:
             token, self._cid_token = self._cid_token, None
             try:

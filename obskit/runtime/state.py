@@ -19,6 +19,7 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from obskit.runtime import later
 from obskit.runtime.config import Config, ConfigError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ class Obskit:
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop exporting within `timeout` seconds (default: shutdown_timeout)."""
         bound = self.config.shutdown_timeout if timeout is None else timeout
+        later.run()  # a worker's queued task bookkeeping first: it ends spans
         if self.tracing is not None:
             self.tracing.shutdown(bound)
 
@@ -126,6 +128,7 @@ class Obskit:
         after its graceful shutdown, so the process dies without running atexit handlers.
         """
         bound = self.config.shutdown_timeout if timeout is None else timeout
+        later.run()
         pipe = self.tracing.pipe if self.tracing is not None else None
         if pipe is not None:
             pipe.force_flush(int(bound * 1000))

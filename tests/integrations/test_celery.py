@@ -9,13 +9,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis as redis_client
 from celery import Celery
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 import obskit
@@ -300,3 +304,62 @@ def test_a_process_that_never_uses_celery_never_imports_it() -> None:
         """
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def _worker_task(app: Celery, headers: dict[str, Any]) -> Any:
+    """A task and request shaped like a worker's (not eager), for driving the receivers."""
+    request = SimpleNamespace(
+        is_eager=False,
+        delivery_info={"routing_key": "orders", "exchange": ""},
+        headers=headers,
+        eta=None,
+        retries=0,
+    )
+    return SimpleNamespace(request=request, name="shop.charge", queue=None, app=app)
+
+
+def test_a_workers_task_restores_the_context_and_its_records_keep_the_tasks_own_times(
+    app: Celery, cap: Capture
+) -> None:
+    with obskit.observe("POST /orders"):
+        cid = obskit.correlation_id()
+        headers = obskit.inject({"id": "task-1", "task": "shop.charge"})
+    assert obskit.correlation_id() is None
+    outside = trace.get_current_span()
+    task = _worker_task(app, headers)
+    adapter._task_prerun(sender=task, task_id="task-1", task=task)
+    assert obskit.correlation_id() == cid
+    running = trace.get_current_span()
+    assert running.is_recording()
+    before_end = time.time_ns()
+    adapter._task_postrun(sender=task, task_id="task-1", task=task, retval=1, state="SUCCESS")
+    after_end = time.time_ns()
+    # the worker's next task starts from a clean context: no correlation ID, no task span
+    assert obskit.correlation_id() is None
+    assert trace.get_current_span() is outside
+    time.sleep(0.2)  # the line, metrics and span may be recorded later: with the task's times
+    (line,) = cap.logs(event="task")
+    assert (line["correlation_id"], line["outcome"], line["queue"]) == (cid, "success", "orders")
+    stamp = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert before_end // 1_000_000 <= round(stamp * 1000) <= after_end // 1_000_000
+    assert cap.sample(PROCESSED, task="shop.charge", outcome="success") == 1
+    assert cap.sample("messaging_queue_wait_seconds_count", task="shop.charge") == 1
+    spans = {s.name: s for s in cap.spans()}
+    consumer = spans["process shop.charge"]
+    assert consumer.context.span_id == running.get_span_context().span_id
+    assert consumer.parent.span_id == spans["POST /orders"].context.span_id  # type: ignore[union-attr]
+    assert before_end <= consumer.end_time <= after_end
+    assert consumer.attributes["messaging.outcome"] == "success"
+
+
+def test_a_workers_publish_counts_and_ends_its_span_with_the_publish_time(
+    app: Celery, redis: Redis, cap: Capture
+) -> None:
+    started = time.time_ns()
+    app.tasks["shop.charge"].delay(1)
+    ended = time.time_ns()
+    time.sleep(0.2)
+    assert cap.sample(SENT, task="shop.charge") == 1
+    (span,) = cap.spans()
+    assert started <= span.start_time <= span.end_time <= ended
+    _queued(redis, "orders")
