@@ -14,8 +14,9 @@ task and request shaped like a worker's, and times each with `time.perf_counter`
   within a few microseconds (2026-11-29: cold 62 us against 72 us timed inside a worker).
 
 Spans go to a null exporter (the export thread stays asleep: its encoding is measured by the
-real benchmark), the task line to /dev/null. One fresh process per tree and round, trees
-interleaved; the report gives medians over rounds.
+real benchmark), the task line to /dev/null. The bookkeeping a worker batches
+(obskit.runtime.later) runs inside whichever receiver fills a batch, so it is in the totals.
+One fresh process per tree and round, trees interleaved; the report gives medians over rounds.
 """
 
 from __future__ import annotations
