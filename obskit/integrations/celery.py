@@ -45,7 +45,7 @@ SYSTEM: Final = semconv.MESSAGING_SYSTEM_CELERY
 _UID: Final = "obskit.celery"
 _log = logging.getLogger("obskit")
 
-# (thread, task id) -> (span, task, destination) of publishes whose after_task_publish is
+# (thread, task id) -> (pending span, task, destination) of publishes whose after_task_publish is
 # pending. Both signals come from one synchronous send_task_message call in one thread, so one
 # dict serves every thread (even two publishing the same task ID at once); bounded, for
 # publishes that raised (no after_task_publish).
@@ -89,14 +89,14 @@ def _before_publish(
         task = task or semconv.UNKNOWN_TASK
         destination = _destination(routing_key, exchange)
         cid = headers.get(semconv.REQUEST_ID_HEADER)  # a retry's, or the caller's: kept
-        span, values = messaging.begin_send(
+        pending, values = messaging.begin_send(
             rt, SYSTEM, destination, task, cid if isinstance(cid, str) else None
         )
         headers.update(values)
-        pending = _publishing
-        if len(pending) >= _MAX_PENDING:
-            _forget_oldest(pending)
-        pending[(get_ident(), _message_id(headers, body))] = (span, task, destination)
+        publishing = _publishing
+        if len(publishing) >= _MAX_PENDING:
+            _forget_oldest(publishing)
+        publishing[(get_ident(), _message_id(headers, body))] = (pending, task, destination)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery before_task_publish", exc)
 
@@ -122,9 +122,8 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
 
 def _sent(rt: Obskit | None, entry: tuple[Any, str, str], end: int) -> None:
     """A publish's bookkeeping, run later (obskit.runtime.later): span end, sent count."""
-    span, task, destination = entry
-    if span is not None:
-        span.end(end)
+    pending, task, destination = entry
+    messaging.end_send(pending, end)
     if rt is not None and rt.metrics is not None:
         rt.metrics.messaging_sent(SYSTEM, destination, task)
 

@@ -278,24 +278,45 @@ def start_producer_span(
 def begin_send(
     rt: Obskit, system: str, destination: str, task: str, cid: str | None = None
 ) -> tuple[Any, dict[str, str]]:
-    """One publish, in one call (the Celery adapter's path): (PRODUCER span or None, the
-    headers to write into the message). The span is a child of the current span and is not
-    made current: `traceparent` names it. `cid` is the message's own correlation ID when it
-    already carries one (a retry); else the current one, or a new one outside a request."""
+    """One publish, in one call (the Celery adapter's path): (the pending PRODUCER span, the
+    headers to write into the message); `end_send` ends the span once the publish is done.
+    The span is a child of the current span and is not made current: `traceparent` names
+    it. With obskit's own pipe only its IDs and start time exist until `end_send` (which
+    can run later, in a batch); a user's tracer gets a real span now. `cid` is the message's
+    own correlation ID when it already carries one (a retry); else the current one, or a
+    new one outside a request."""
     if cid is None:
         cid = correlation.correlation_id() or correlation.new_id()
     values = {_CID: cid}
-    span = None
-    if rt.tracing is not None:
+    pending: Any = None
+    tracing = rt.tracing
+    if tracing is not None:
         api = _tracing()
         parent, baggage = api.context_for_send()
-        span, _ = _send_span(rt.tracing, system, destination, task, cid, parent, attach=False)
-        trace_id, span_id, state, sampled = _identity(span)
+        if tracing.pipe is not None:
+            ids = tracing.new_ids(parent)
+            pending = (tracing, system, destination, task, cid, parent, ids, time.time_ns())
+            trace_id, span_id, state, sampled = ids
+        else:
+            pending, _ = _send_span(tracing, system, destination, task, cid, parent, attach=False)
+            trace_id, span_id, state, sampled = _identity(pending)
         api.write_trace_headers(values, trace_id, span_id, 1 if sampled else 0, state)
         if baggage:
             api.inject_baggage(values)
     values[_ENQUEUED] = f"{time.time():.6f}"
-    return span, values
+    return pending, values
+
+
+def end_send(pending: Any, end: int) -> None:
+    """End `begin_send`'s PRODUCER span at `end` (ns since the epoch)."""
+    if type(pending) is not tuple:
+        if pending is not None:
+            pending.end(end)
+        return
+    tracing, system, destination, task, cid, parent, ids, start = pending
+    attributes = _span_attributes("send", system, destination, task)
+    attributes[semconv.SPAN_CORRELATION_ID] = cid
+    tracing.finished_span(f"send {task}", _PRODUCER, parent, attributes, ids, start, end)
 
 
 def _send_span(  # noqa: PLR0917

@@ -363,3 +363,16 @@ def test_a_workers_publish_counts_and_ends_its_span_with_the_publish_time(
     (span,) = cap.spans()
     assert started <= span.start_time <= span.end_time <= ended
     _queued(redis, "orders")
+
+
+def test_a_sampled_out_publish_propagates_its_ids_unsampled_and_exports_no_span(
+    app: Celery, redis: Redis
+) -> None:
+    with capture(service="web", sampler="always_off") as cap:
+        app.tasks["shop.charge"].delay(2)
+        (message,) = _queued(redis, "orders")
+        version, trace_hex, span_hex, flags = message["headers"]["traceparent"].split("-")
+        assert (version, flags, len(trace_hex), len(span_hex)) == ("00", "00", 32, 16)
+        assert int(trace_hex, 16) and int(span_hex, 16)
+        assert cap.spans() == []
+        assert cap.sample(SENT, task="shop.charge") == 1

@@ -271,17 +271,40 @@ class Tracing:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
             span = self.tracer.start_span(name, parent_ctx, kind, attributes)
             return span, (_attach(span, context) if make_current else None)
-        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
-        span_id = _getrandbits(64) or 1
-        state = parent.trace_state if parent is not None else None
+        trace_id, span_id, state, sampled = self.new_ids(parent)
         lean: Span
-        if self._sample(parent, trace_id):
+        if sampled:
             lean = ServerSpan(self, name, trace_id, span_id, state, parent, kind, attributes)
         else:
             lean = UnsampledSpan(trace_id, span_id, state)
         if not make_current:
             return lean, None
         return lean, (attach_span(lean) if context is None else _attach(lean, context))
+
+    def new_ids(self, parent: SpanContext | None) -> tuple[int, int, TraceState | None, bool]:
+        """(trace_id, span_id, trace_state, sampled) of a new lean span, child of `parent`."""
+        trace_id = parent.trace_id if parent is not None else _getrandbits(128) or 1
+        state = parent.trace_state if parent is not None else None
+        return trace_id, _getrandbits(64) or 1, state, self._sample(parent, trace_id)
+
+    def finished_span(  # noqa: PLR0917
+        self,
+        name: str,
+        kind: SpanKind,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        ids: tuple[int, int, TraceState | None, bool],
+        start: int,
+        end: int,
+    ) -> None:
+        """A lean span that ran from `start` to `end` (ns), with `new_ids`'s `ids`, built once
+        it is over and handed to the pipe (a publish's, in a batch); nothing when not
+        sampled."""
+        trace_id, span_id, state, sampled = ids
+        if sampled and self.pipe is not None:
+            span = ServerSpan(self, name, trace_id, span_id, state, parent, kind, attributes)
+            span.start_time = start
+            span.end(end)
 
     def shutdown(self, timeout: float) -> None:
         if self.pipe is not None:
