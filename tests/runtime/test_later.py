@@ -86,3 +86,18 @@ def test_a_forked_child_runs_only_its_own_work() -> None:
     with os.fdopen(read, "rb") as pipe:
         lines = pipe.read().decode().splitlines()
     assert sorted(lines) == ["child", "parent"]  # the parent's item ran once, in the parent
+
+
+def test_a_batch_runs_what_was_queued_when_it_started_not_what_arrives_meanwhile() -> None:
+    done: list[str] = []
+
+    def first() -> None:
+        done.append("first")
+        later.add(done.append, ("queued meanwhile",))
+
+    later.add(first, ())
+    later.run()
+    assert done == ["first"]  # a batch that chased new items would never hand the work back
+    assert later.pending() == 1
+    later.run()
+    assert done == ["first", "queued meanwhile"]
