@@ -38,12 +38,14 @@ INTERVAL: Final = 0.1
 LIMIT: Final = 100_000
 
 _queue: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
-_running = threading.Lock()  # one batch at a time
+# One batch at a time. Re-entrant: a signal handler that flushes obskit (shutdown in a SIGTERM
+# handler) can run in the middle of a batch in the same thread; it finishes the queue itself.
+_running = threading.RLock()
 _batches = 0  # batches run so far (the background thread compares)
 _thread: threading.Thread | None = None
 _fork_hook = False
 _lines: dict[Any, list[bytes]] = {}  # sink -> lines written by queued work, until the batch ends
-_lines_lock = threading.Lock()
+_lines_lock = threading.RLock()
 
 
 def add(work: Callable[..., None], args: tuple[Any, ...]) -> None:
@@ -148,7 +150,7 @@ def _after_fork() -> None:
     and the thread did not survive the fork; it starts again with the child's first item."""
     global _queue, _running, _thread, _lines, _lines_lock  # noqa: PLW0603
     _queue = collections.deque()
-    _running = threading.Lock()
+    _running = threading.RLock()
     _thread = None
     _lines = {}
-    _lines_lock = threading.Lock()
+    _lines_lock = threading.RLock()

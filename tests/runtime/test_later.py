@@ -101,3 +101,19 @@ def test_a_batch_runs_what_was_queued_when_it_started_not_what_arrives_meanwhile
     assert later.pending() == 1
     later.run()
     assert done == ["first", "queued meanwhile"]
+
+
+def test_a_flush_from_inside_a_batch_in_the_same_thread_runs_everything_once() -> None:
+    # what a SIGTERM handler calling obskit.shutdown() does when the signal lands mid-batch
+    done: list[str] = []
+
+    def handler_runs_a_flush() -> None:
+        done.append("interrupted")
+        later.write(_Stream(), b"x\n")
+        later.run()
+
+    later.add(handler_runs_a_flush, ())
+    later.add(done.append, ("next",))
+    later.run()
+    assert done == ["interrupted", "next"]
+    assert later.pending() == 0
