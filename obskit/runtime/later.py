@@ -16,7 +16,8 @@ Queued work runs:
 - in a background thread when work waited a whole `INTERVAL` (0.1 s) and no batch ran (an
   idle worker, or one too slow to fill a batch): a line is at most about 0.2 s late;
 - before obskit serves a scrape, in `obskit.testing`'s readers, at flush and shutdown (a
-  worker's SIGTERM, a pool process's exit, atexit).
+  worker's SIGTERM, a pool process's exit, atexit); a scrape waits at most 1 s and a
+  shutdown at most its timeout for a batch in progress.
 Nothing is dropped: past `LIMIT` queued items (the running batch hangs, e.g. on a blocked
 log stream) each caller runs its own item. A failing item is counted and logged once
 (`obskit.runtime.errors`), never raised, and never stops the rest.
@@ -66,10 +67,17 @@ def add(work: Callable[..., None], args: tuple[Any, ...]) -> None:
         _start()
 
 
-def run() -> None:
-    """Run everything queued now, in this thread (after the batch in progress, if any)."""
-    with _running:
+def run(timeout: float | None = None) -> bool:
+    """Run everything queued now, in this thread, after the batch in progress if any; with a
+    `timeout`, give up (False) when that batch does not end within it (a batch stuck on a
+    blocked log stream must not hang a scrape or a shutdown too)."""
+    if not _running.acquire(timeout=-1 if timeout is None else timeout):
+        return False
+    try:
         _drain()
+    finally:
+        _running.release()
+    return True
 
 
 def pending() -> int:

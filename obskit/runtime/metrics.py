@@ -26,6 +26,7 @@ from obskit.runtime.config import Config
 if TYPE_CHECKING:
     from obskit.runtime.tracing.pipe import SpanPipe
 
+_FLUSH_WAIT: Final = 1.0  # a scrape waits at most this long for a running batch (later.py)
 _CACHE_LIMIT: Final = 10_000  # children cached; label values are bounded anyway
 
 
@@ -341,7 +342,7 @@ def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, 
     """(body, content type) for a scrape; OpenMetrics (with exemplars) when asked for."""
     from prometheus_client import exposition as expo  # noqa: PLC0415
 
-    later.run()  # a worker's queued observations count in this scrape
+    later.run(_FLUSH_WAIT)  # a worker's queued observations count in this scrape
     source: Any = registry
     if multiprocess_dir() is not None:
         from prometheus_client import multiprocess  # noqa: PLC0415

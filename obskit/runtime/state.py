@@ -117,7 +117,7 @@ class Obskit:
     def shutdown(self, timeout: float | None = None) -> None:
         """Flush and stop exporting within `timeout` seconds (default: shutdown_timeout)."""
         bound = self.config.shutdown_timeout if timeout is None else timeout
-        later.run()  # a worker's queued task bookkeeping first: it ends spans
+        later.run(bound)  # a worker's queued task bookkeeping first: it ends spans
         if self.tracing is not None:
             self.tracing.shutdown(bound)
 
@@ -128,7 +128,7 @@ class Obskit:
         after its graceful shutdown, so the process dies without running atexit handlers.
         """
         bound = self.config.shutdown_timeout if timeout is None else timeout
-        later.run()
+        later.run(bound)
         pipe = self.tracing.pipe if self.tracing is not None else None
         if pipe is not None:
             pipe.force_flush(int(bound * 1000))

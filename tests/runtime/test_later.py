@@ -117,3 +117,25 @@ def test_a_flush_from_inside_a_batch_in_the_same_thread_runs_everything_once() -
     later.run()
     assert done == ["interrupted", "next"]
     assert later.pending() == 0
+
+
+def test_a_flush_waits_for_a_stuck_batch_only_as_long_as_it_is_told() -> None:
+    import threading
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck() -> None:  # e.g. a log line written to a pipe nobody reads
+        started.set()
+        release.wait(10)
+
+    later.add(stuck, ())
+    worker = threading.Thread(target=later.run)
+    worker.start()
+    assert started.wait(5)
+    try:
+        assert later.run(timeout=0.05) is False  # a scrape or a shutdown goes on without it
+    finally:
+        release.set()
+        worker.join(5)
+    assert later.run(timeout=5) is True
