@@ -153,7 +153,13 @@ def _baseline(bg: BackgroundLab) -> dict[str, float]:
     def current() -> bool:
         nonlocal found
         found = bg.outcomes()
-        return sum(found.values()) == len(bg.lines("worker", event="task", task=TASK))
+        lines = len(bg.lines("worker", event="task", task=TASK))
+        if sum(found.values()) != lines:
+            return False
+        # a pool process records a task's line and metrics together, in a batch, within ~0.2 s
+        # of its end (obskit/runtime/later.py): no line may still be on its way
+        time.sleep(0.5)
+        return len(bg.lines("worker", event="task", task=TASK)) == lines
 
     wait_until(current, 20, 0.25, "Prometheus to have scraped the worker's tasks so far")
     return found

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,6 +117,21 @@ class Worker:
     def count(self, name: str, **labels: str) -> float:
         wanted = set(labels.items())
         return sum(v for (n, lbls), v in self.metrics().items() if n == name and wanted <= lbls)
+
+    def settled_count(self, name: str, **labels: str) -> float:
+        """`count` once the pool processes' batched records are in (each runs within ~0.2 s
+        of its task's end, obskit/runtime/later.py): unchanged for 0.5 s. A count read
+        before that can still grow by an earlier test's last task."""
+        last, since = self.count(name, **labels), time.monotonic()
+        deadline = since + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.count(name, **labels)
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since >= 0.5:
+                break
+        return last
 
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM (Celery's warm shutdown) and wait; the exit code."""
@@ -250,7 +266,7 @@ def test_retries_are_counted_and_keep_the_correlation_id(
     outcome; every attempt carries the publisher's correlation ID and trace."""
     name_flaky, name_auto = tasks.flaky.name, tasks.always_times_out.name
     before = {
-        key: prefork.count(PROCESSED, task=task, outcome=outcome)
+        key: prefork.settled_count(PROCESSED, task=task, outcome=outcome)
         for key, (task, outcome) in {
             "flaky_retry": (name_flaky, "retry"),
             "flaky_ok": (name_flaky, "success"),
@@ -284,7 +300,7 @@ def test_retries_are_counted_and_keep_the_correlation_id(
 
 
 def test_a_duplicate_is_counted_as_such(prefork: Worker, tasks: Any, web: Capture) -> None:
-    before = prefork.count(PROCESSED, task=tasks.seen_before.name, outcome="duplicate")
+    before = prefork.settled_count(PROCESSED, task=tasks.seen_before.name, outcome="duplicate")
     tasks.seen_before.delay().get(timeout=30)
     wait_until(
         lambda: prefork.count(PROCESSED, task=tasks.seen_before.name, outcome="duplicate")
@@ -298,7 +314,7 @@ def test_a_poisoned_message_is_a_counted_failure_and_the_worker_goes_on(
 ) -> None:
     """A message naming no registered task is rejected by Celery: obskit counts it as a
     failure of task `__unknown__` (a bounded label, whatever the message says)."""
-    before = prefork.count(PROCESSED, task="__unknown__", outcome="failure")
+    before = prefork.settled_count(PROCESSED, task="__unknown__", outcome="failure")
     with obskit.observe("request"):
         cid = obskit.correlation_id()
         tasks.app.send_task("no.such.task", args=("x" * 1000,))
@@ -315,7 +331,7 @@ def test_a_poisoned_message_is_a_counted_failure_and_the_worker_goes_on(
 def test_the_worker_survives_a_broker_restart(
     prefork: Worker, redis: Redis, tasks: Any, web: Capture
 ) -> None:
-    before = prefork.count(PROCESSED, task=tasks.where.name, outcome="success")
+    before = prefork.settled_count(PROCESSED, task=tasks.where.name, outcome="success")
     redis.restart(down_for=1.0)
     with obskit.observe("request"):
         cid = obskit.correlation_id()
@@ -331,7 +347,7 @@ def test_a_worker_under_load_exports_every_span_and_counts_every_task(
     prefork: Worker, tasks: Any, web: Capture, rx: OTLPReceiver
 ) -> None:
     n = 300
-    before = prefork.count(PROCESSED, task=tasks.where.name, outcome="success")
+    before = prefork.settled_count(PROCESSED, task=tasks.where.name, outcome="success")
     with obskit.observe("load"):
         results = [tasks.where.delay() for _ in range(n)]
     for result in results:
@@ -343,7 +359,7 @@ def test_a_worker_under_load_exports_every_span_and_counts_every_task(
 
     wait_until(lambda: len(consumers()) >= n, 20, 0.2, f"{n} consumer spans at the receiver")
     assert len(consumers()) == n  # every task's span, exported by the pool processes
-    assert prefork.count(PROCESSED, task=tasks.where.name, outcome="success") == before + n
+    assert prefork.settled_count(PROCESSED, task=tasks.where.name, outcome="success") == before + n
 
 
 def test_the_queue_wait_of_a_countdown_task_runs_from_when_it_became_due(
