@@ -129,11 +129,9 @@ def _sent(rt: Obskit | None, entry: tuple[Any, str, str], end: int) -> None:
 
 
 def _message_id(headers: Any, body: Any) -> str:
-    found = headers.get("id") if type(headers) is dict else None
-    if type(found) is str:  # what Celery passes (a dict skips the isinstance checks)
+    found = headers.get("id") if isinstance(headers, dict) else None
+    if isinstance(found, str):  # what Celery passes
         return found
-    if isinstance(headers, dict) and isinstance(headers.get("id"), str):
-        return str(headers["id"])
     if isinstance(body, dict) and isinstance(body.get("id"), str):  # task protocol 1
         return str(body["id"])
     return ""

@@ -531,8 +531,11 @@ class Consumption:
         rt = self.rt
         if self._later and rt is not None:  # a worker's task: the bookkeeping in a batch
             span, self._span = self._span, None
+            end = time.time_ns()
             try:
-                later.add(self._recorded, (rt, span, outcome, duration, error, time.time_ns()))
+                later.add(self._record, (rt, span, outcome, duration, error, end / 1e9))
+                if span is not None:  # next in the batch, even when the record failed
+                    later.add(span.end, (end,))
             finally:
                 self._close()
             return
@@ -544,22 +547,6 @@ class Consumption:
         finally:
             self._close()
 
-    def _recorded(  # noqa: PLR0917 - one deferred call per task
-        self,
-        rt: Obskit,
-        span: Any,
-        outcome: str,
-        duration: float,
-        error: BaseException | None,
-        end: int,
-    ) -> None:
-        """`finish()`'s bookkeeping, run later (obskit.runtime.later) with the task's times."""
-        try:
-            self._record(rt, span, outcome, duration, error, end / 1e9)
-        finally:
-            if span is not None:
-                span.end(end)
-
     def _record(  # noqa: PLR0917
         self,
         rt: Obskit,
@@ -569,6 +556,9 @@ class Consumption:
         error: BaseException | None,
         now: float | None,
     ) -> None:
+        """Outcome on the span, the histogram, the `event: task` line; `now` (Unix time) when
+        run later (obskit.runtime.later): the line is stamped with it and joins the batch's
+        write."""
         if span is not None and span.is_recording():
             span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
             if outcome in _FAILED and error is not None:
