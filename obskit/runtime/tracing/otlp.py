@@ -29,11 +29,12 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from obskit.runtime.tracing.span import Finished, ServerSpan
+from obskit.runtime.tracing.span import UNSET, Finished, ServerSpan
 
 _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
+_pack_times = struct.Struct("<BQBQ").pack  # start_time_unix_nano, end_time_unix_nano (fixed64)
 _CACHE_LIMIT: Final = 8192
 _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
@@ -59,6 +60,10 @@ _RECENT_KEYS: Final = frozenset(
 """Values that repeat in practice but are unbounded: a small cache emptied when full."""
 _RECENT_LIMIT: Final = 1024
 _NEW: Final[Any] = object()
+_LOCAL_FLAGS: Final = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE)  # Span.flags: field 16, fixed32
+_REMOTE_FLAGS: Final = b"\x85\x01" + _pack_i(_HAS_IS_REMOTE | _IS_REMOTE)
+_LOCAL_TAIL: Final = b"\x7a\x00" + _LOCAL_FLAGS  # an empty Status, then the flags
+_REMOTE_TAIL: Final = b"\x7a\x00" + _REMOTE_FLAGS
 
 
 RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
@@ -148,17 +153,33 @@ def key_value(key: str, value: Any) -> bytes:
     return _str(0x0A, key) + _ld(0x12, any_value(value))
 
 
+_UNCACHED_HEADS: Final = {key: _str(0x0A, key) + b"\x12" for key in _UNCACHED_KEYS}
+_VALUE_HEADS: Final = tuple(bytes((n + 2, 0x0A, n)) for n in range(126))
+
+
+def _uncached_text_pair(key: str, value: str) -> bytes:
+    """`_ld(0x4A, key_value(key, value))` for a per-span text attribute, short ones (the
+    correlation ID, a message ID) in one join of precomputed fields."""
+    data = value.encode("utf-8", "replace")
+    n = len(data)
+    head = _UNCACHED_HEADS.get(key)
+    if head is None or n + len(head) + 3 >= 0x80:  # any length past one varint byte
+        return _ld(0x4A, key_value(key, value))
+    return b"".join((b"\x4a", _TAGS[n + len(head) + 3], head, _VALUE_HEADS[n], data))
+
+
 class Encoder:
     """Encodes ReadableSpans to an ExportTraceServiceRequest (bytes)."""
 
     def __init__(self) -> None:
         self._kv: dict[tuple[str, Any, type], bytes] = {}  # non-text values
         self._recent: dict[tuple[str, Any, type], bytes] = {}
-        # text values (most attributes): key -> value -> encoded pair; None: never cached
-        self._text: dict[str, dict[str, bytes] | None] = {}
-        self._text_pairs = 0
+        # text values (most attributes): (key, value) -> encoded pair, the very tuples a
+        # span's `attributes.items()` yields, so a hit is one lookup
+        self._texts: dict[tuple[str, str], bytes] = {}
+        self._recent_texts: list[tuple[str, str]] = []  # the _RECENT_KEYS entries in _texts
         self._blocks: dict[int, tuple[Any, bytes]] = {}
-        self._names: dict[str, bytes] = {}
+        self._heads: dict[str, tuple[Any, bytes]] = {}  # name -> (kind, name + kind fields)
 
     def _attributes(self, tag: int, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
@@ -191,22 +212,26 @@ class Encoder:
             out += b"".join(_ld(0x1A, key_value(k, v)) for k, v in attrs.items())
         return out
 
-    def _new_text_key(self, key: str) -> dict[str, bytes] | None:
-        """The cache of a key's text values (None for per-request keys, and past the limit)."""
-        full = len(self._text) >= _CACHE_LIMIT
-        by_value: dict[str, bytes] | None = None if key in _UNCACHED_KEYS or full else {}
-        if len(self._text) < _CACHE_LIMIT:
-            self._text[key] = by_value
-        return by_value
-
-    def _keep_text(self, key: str, by_value: dict[str, bytes], value: str, pair: bytes) -> None:
+    def _text_pair(self, key: str, value: str) -> bytes:
+        """An encoded text attribute pair missing from the cache (kept there unless per-span,
+        too long, or the cache is full; the recent-values keys in a small bounded share)."""
+        if key in _UNCACHED_KEYS:
+            return _uncached_text_pair(key, value)
+        pair = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
+        if len(pair) > _CACHED_MAX:
+            return pair
+        texts = self._texts
         if key in _RECENT_KEYS:
-            if len(by_value) >= _RECENT_LIMIT:
-                by_value.clear()
-            by_value[value] = pair
-        elif self._text_pairs < _CACHE_LIMIT:
-            self._text_pairs += 1
-            by_value[value] = pair
+            recent = self._recent_texts
+            if len(recent) >= _RECENT_LIMIT:
+                for entry in recent:
+                    texts.pop(entry, None)
+                recent.clear()
+            recent.append((key, value))
+        elif len(texts) - len(self._recent_texts) >= _CACHE_LIMIT:
+            return pair
+        texts[(key, value)] = pair
+        return pair
 
     def _pair(self, key: str, value: Any) -> bytes:
         """An encoded attribute pair whose value is not text."""
@@ -229,7 +254,7 @@ class Encoder:
 
     def cached_keys(self) -> set[str]:
         """Attribute keys with cached encoded pairs (tests: per-request keys never are)."""
-        keys = {key for key, by_value in self._text.items() if by_value}
+        keys = {key for key, _value in self._texts}
         return keys | {key for key, _value, _kind in (*self._kv, *self._recent)}
 
     def span(self, span: Finished) -> bytes:
@@ -239,67 +264,66 @@ class Encoder:
             ctx = span.get_span_context()
             assert ctx is not None
             trace_id, span_id, state = ctx.trace_id, ctx.span_id, ctx.trace_state
-        parts = [
-            b"\x0a\x10" + trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + span_id.to_bytes(8, "big"),
-        ]
+        ids = b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08" + span_id.to_bytes(8, "big")
+        parts = [ids]
         if state:
             parts.append(_str(0x1A, state.to_header()))
         parent = span.parent
-        flags = _HAS_IS_REMOTE
+        remote = False
         if parent is not None:
             parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-            if parent.is_remote:
-                flags |= _IS_REMOTE
-        name = self._names.get(span.name)
-        if name is None:
-            name = _str(0x2A, span.name)
-            if len(self._names) < _CACHE_LIMIT:
-                self._names[span.name] = name
-        parts.append(name)
-        parts.append(_KINDS[span.kind])
-        parts.append(b"\x39" + _pack_q(span.start_time or 0))
-        parts.append(b"\x41" + _pack_q(span.end_time or 0))
+            remote = parent.is_remote
+        name, kind = span.name, span.kind
+        head = self._heads.get(name)
+        if head is None or head[0] is not kind:  # name and kind: one cached block
+            head = (kind, _str(0x2A, name) + _KINDS[kind])
+            if len(self._heads) < _CACHE_LIMIT:
+                self._heads[name] = head
+        parts.append(head[1])
+        parts.append(_pack_times(0x39, span.start_time or 0, 0x41, span.end_time or 0))
         attributes = span.attributes
         if attributes:
-            text_cache = self._text
-            for key, value in attributes.items():
-                if type(value) is str:
-                    by_value = text_cache.get(key, _NEW)
-                    if by_value is _NEW:
-                        by_value = self._new_text_key(key)
-                    hit = by_value.get(value) if by_value is not None else None
-                    if hit is None:
-                        hit = _ld(0x4A, key_value(key, value))  # Span.attributes = field 9
-                        if by_value is not None and len(hit) <= _CACHED_MAX:
-                            self._keep_text(key, by_value, value, hit)
-                    parts.append(hit)
-                else:
-                    parts.append(self._pair(key, value))
+            texts = self._texts
+            for item in attributes.items():
+                try:
+                    hit = texts.get(item)  # type: ignore[arg-type]
+                except TypeError:  # an unhashable value (a list)
+                    hit = None
+                if hit is None:
+                    key, value = item
+                    hit = (
+                        self._text_pair(key, value)
+                        if type(value) is str
+                        else self._pair(key, value)
+                    )
+                parts.append(hit)
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
-        for event in span.events:
-            body = b"\x09" + _pack_q(event.timestamp) + _str(0x12, event.name)
-            body += self._attributes(0x1A, event.attributes)
-            parts.append(_ld(0x5A, body))
-        for link in span.links:
-            lctx = link.context
-            body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big")
-            body += b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
-            body += self._attributes(0x22, link.attributes)
-            lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
-            body += b"\x35" + _pack_i(lflags)
-            parts.append(_ld(0x6A, body))
+        if span.events:
+            for event in span.events:
+                body = b"\x09" + _pack_q(event.timestamp) + _str(0x12, event.name)
+                body += self._attributes(0x1A, event.attributes)
+                parts.append(_ld(0x5A, body))
+        if span.links:
+            for link in span.links:
+                lctx = link.context
+                body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big")
+                body += b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
+                body += self._attributes(0x22, link.attributes)
+                lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
+                body += b"\x35" + _pack_i(lflags)
+                parts.append(_ld(0x6A, body))
         status = span.status
-        if status.status_code is _STATUS_UNSET and not status.description:
-            parts.append(b"\x7a\x00")  # an empty Status, as the stock encoder writes
+        if status is UNSET or (status.status_code is _STATUS_UNSET and not status.description):
+            # an empty Status (as the stock encoder writes), then the flags (field 16, fixed32)
+            parts.append(_REMOTE_TAIL if remote else _LOCAL_TAIL)
         else:
             code = status.status_code.value
             body = _str(0x12, status.description) if status.description else b""
             if code:
                 body += b"\x18" + _SMALL_VARINTS[code]
             parts.append(_ld(0x7A, body))
-        parts.append(b"\x85\x01" + _pack_i(flags))  # field 16, fixed32
+            parts.append(_REMOTE_FLAGS if remote else _LOCAL_FLAGS)
         return b"".join(parts)
 
     def request(self, spans: Sequence[Finished]) -> bytes:
@@ -314,7 +338,9 @@ class Encoder:
                 by_scope = groups.setdefault(id(resource), (resource, {}))[1]
                 encoded = by_scope.setdefault(id(scope), (scope, []))[1]
                 last = (resource, scope)
-            encoded.append(_ld(0x12, self.span(span)))
+            body = self.span(span)
+            n = len(body)
+            encoded.append(b"\x12" + (_SMALL_VARINTS[n] if n < 16384 else _varint(n)) + body)
         out = []
         for resource, by_scope in groups.values():
             body = _ld(0x0A, self._block(resource, self._resource))

@@ -32,7 +32,7 @@ from obskit.runtime.config import Config
 if TYPE_CHECKING:
     from obskit.runtime.tracing.provider import Tracing
 
-_UNSET: Final = Status(StatusCode.UNSET)
+UNSET: Final = Status(StatusCode.UNSET)
 _SERVER: Final = SpanKind.SERVER
 _TRACE_ID_LIMIT: Final = (1 << 64) - 1
 _NOT_SAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
@@ -176,7 +176,7 @@ class ServerSpan(Span):
         self.end_time: int | None = None
         self.attributes: dict[str, Any] = {} if attributes is None else attributes
         self.events: list[Event] = []
-        self.status = _UNSET
+        self.status = UNSET
         self._ended = False
 
     def get_span_context(self) -> SpanContext:
