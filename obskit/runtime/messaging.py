@@ -108,7 +108,11 @@ def read_headers(headers: Any, extra: tuple[str, ...] = ()) -> dict[str, str]:
         if type(headers) is dict or isinstance(headers, Mapping):  # a dict skips the ABC check
             for name in names:
                 value = headers.get(name)
-                if value is not None:
+                if value is None:
+                    continue
+                if type(value) is str and len(value) <= _MAX_HEADER:  # what obskit writes
+                    found[name] = value
+                else:
                     text = _text(value)
                     if text is not None:
                         found[name] = text
@@ -533,9 +537,7 @@ class Consumption:
             span, self._span = self._span, None
             end = time.time_ns()
             try:
-                later.add(self._record, (rt, span, outcome, duration, error, end / 1e9))
-                if span is not None:  # next in the batch, even when the record failed
-                    later.add(span.end, (end,))
+                later.add(self._record, (rt, span, outcome, duration, error, end))
             finally:
                 self._close()
             return
@@ -554,54 +556,61 @@ class Consumption:
         outcome: str,
         duration: float,
         error: BaseException | None,
-        now: float | None,
+        end: int | None,
     ) -> None:
-        """Outcome on the span, the histogram, the `event: task` line; `now` (Unix time) when
-        run later (obskit.runtime.later): the line is stamped with it and joins the batch's
-        write."""
-        if span is not None and span.is_recording():
-            span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
-            if outcome in _FAILED and error is not None:
-                _mark_error(span, error)
-        if rt.metrics is not None:
-            rt.metrics.process_duration(self.system, self.destination, self.task, outcome, duration)
-        level = _OUTCOME_LEVELS.get(outcome, "info")
-        logs = rt.logs
-        if _LEVEL_NUMBERS[level] < logs.level:
-            return
-        if self._cid is not None:  # the task's own IDs (a deferred line has no context)
-            trace_hex = span_hex = None
-            if span is not None:
-                trace_id, span_id, _state, _sampled = _identity(span)
-                trace_hex = f"{trace_id:032x}" if trace_id else None
-                span_hex = f"{span_id:016x}"
-            record = logs.head(
-                level,
-                semconv.TASK_LOGGER,
-                semconv.EVENT_TASK,
-                self._cid,
-                trace_hex,
-                span_hex,
-                now,
-            )
-        else:
-            record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
-        record[semconv.LOG_TASK] = self.task
-        record[semconv.LOG_QUEUE] = self.destination
-        record[semconv.LOG_OUTCOME] = outcome
-        record[semconv.LOG_DURATION_MS] = round(duration * 1000.0, 3)
-        record[semconv.LOG_RETRIES] = self.retries
-        record[semconv.LOG_MESSAGING_SYSTEM] = self.system
-        if self.message_id is not None:
-            record[semconv.LOG_MESSAGE_ID] = self.message_id
-        if self.queue_wait is not None:
-            record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
-        if error is not None:
-            record["exception"] = exception_fields(error)
-        if now is None:
-            logs.write(record)
-        else:
-            logs.write_later(record)
+        """Outcome on the span, the histogram, the `event: task` line. `end` (ns since the
+        epoch) when run later (obskit.runtime.later): the line is stamped with it and joins
+        the batch's write, and the span ends there, after the rest (even when it failed)."""
+        try:
+            now = None if end is None else end / 1e9
+            if span is not None and span.is_recording():
+                span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
+                if outcome in _FAILED and error is not None:
+                    _mark_error(span, error)
+            if rt.metrics is not None:
+                rt.metrics.process_duration(
+                    self.system, self.destination, self.task, outcome, duration
+                )
+            level = _OUTCOME_LEVELS.get(outcome, "info")
+            logs = rt.logs
+            if _LEVEL_NUMBERS[level] < logs.level:
+                return
+            if self._cid is not None:  # the task's own IDs (a deferred line has no context)
+                trace_hex = span_hex = None
+                if span is not None:
+                    trace_id, span_id, _state, _sampled = _identity(span)
+                    trace_hex = f"{trace_id:032x}" if trace_id else None
+                    span_hex = f"{span_id:016x}"
+                record = logs.head(
+                    level,
+                    semconv.TASK_LOGGER,
+                    semconv.EVENT_TASK,
+                    self._cid,
+                    trace_hex,
+                    span_hex,
+                    now,
+                )
+            else:
+                record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
+            record[semconv.LOG_TASK] = self.task
+            record[semconv.LOG_QUEUE] = self.destination
+            record[semconv.LOG_OUTCOME] = outcome
+            record[semconv.LOG_DURATION_MS] = round(duration * 1000.0, 3)
+            record[semconv.LOG_RETRIES] = self.retries
+            record[semconv.LOG_MESSAGING_SYSTEM] = self.system
+            if self.message_id is not None:
+                record[semconv.LOG_MESSAGE_ID] = self.message_id
+            if self.queue_wait is not None:
+                record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
+            if error is not None:
+                record["exception"] = exception_fields(error)
+            if now is None:
+                logs.write(record)
+            else:
+                logs.write_later(record)
+        finally:
+            if end is not None and span is not None:
+                span.end(end)
 
     def _close(self) -> None:
         """End the span (unless `finish()` handed it to deferred work) and restore the

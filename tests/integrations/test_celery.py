@@ -25,6 +25,7 @@ from opentelemetry.trace import SpanKind
 import obskit
 from examples.lab.redis import Redis, find_binary
 from obskit.integrations import celery as adapter
+from obskit.runtime import state
 from obskit.testing import Capture, capture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -350,6 +351,25 @@ def test_a_workers_task_restores_the_context_and_its_records_keep_the_tasks_own_
     assert consumer.parent.span_id == spans["POST /orders"].context.span_id  # type: ignore[union-attr]
     assert before_end <= consumer.end_time <= after_end
     assert consumer.attributes["messaging.outcome"] == "success"
+
+
+def test_a_workers_task_whose_deferred_record_fails_still_exports_its_span(
+    app: Celery, cap: Capture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batched record (line, histogram) failing is counted, and the span still ends."""
+    rt = state.current()
+    assert rt is not None and rt.metrics is not None
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("metrics backend gone")
+
+    monkeypatch.setattr(rt.metrics, "process_duration", broken)
+    task = _worker_task(app, obskit.inject({"id": "task-2", "task": "shop.charge"}))
+    adapter._task_prerun(sender=task, task_id="task-2", task=task)
+    adapter._task_postrun(sender=task, task_id="task-2", task=task, retval=1, state="SUCCESS")
+    assert [s.name for s in cap.spans()] == ["process shop.charge"]
+    assert cap.sample("obskit_instrumentation_errors_total") == 1
+    assert cap.logs(event="task") == []  # the record stopped where it failed
 
 
 def test_a_workers_publish_counts_and_ends_its_span_with_the_publish_time(
