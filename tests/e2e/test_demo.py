@@ -86,6 +86,10 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen[str]:
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # these tests run as a background job (`nohup ... &` ignores SIGINT, and an ignored
+        # signal stays ignored across exec): handled here, it is the default in the demo again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return subprocess.Popen(
         [sys.executable, "-m", "examples.demo", "--out", str(out), *extra],
         cwd=REPO_ROOT,
