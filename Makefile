@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench bench-celery goldens packages clean
+.PHONY: demo test lint typecheck bench bench-celery bench-celery-count goldens packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 ## The Celery benchmark (issue 10): real Redis, solo pool, obskit against the peer stack.
 bench-celery: $(STAMP) packages
 	$(PY) -m benchmarks.celery_tasks
+
+## The same work counted under valgrind's cachegrind: noise-free before/after (needs valgrind).
+bench-celery-count: $(STAMP) packages
+	$(PY) -m benchmarks.celery_instructions
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -42,6 +42,9 @@ BASELINE = "obskit-baseline"
 """With --baseline DIR: obskit from another tree (e.g. a `git archive` of main), interleaved
 with the others, for before/after in one run."""
 _ROOT = Path(__file__).resolve().parent.parent
+STRETCH_TIMERS = "OBSKIT_BENCH_STRETCH_TIMERS"
+"""Set by benchmarks.celery_instructions (under valgrind, ~50x slower): obskit's idle interval
+is stretched to an hour, so its batches fill by size as in a real run."""
 
 
 # ------------------------------------------------------------------------- child ---
@@ -110,6 +113,14 @@ def child(args: argparse.Namespace) -> int:
     provider = None
     if args.variant == "obskit":
         import obskit
+
+        if os.environ.get(STRETCH_TIMERS):
+            try:
+                from obskit.runtime import later
+            except ImportError:  # an older tree: nothing to stretch
+                pass
+            else:
+                setattr(later, "INTERVAL", 3600.0)  # noqa: B010 - a Final, stretched on purpose
 
         obskit.init(None, service="bench", otlp_endpoint=args.otlp, log_format="json")
         obskit.init(app, service="bench")  # the worker's line: this process already has init()

@@ -74,3 +74,23 @@ def test_the_baseline_variant_runs_obskit_from_the_baseline_tree(
         receiver.stop()
     assert result["counted"] == 25
     assert received == 50
+
+
+def test_the_instruction_count_report_gives_each_variants_added_work_against_the_peers() -> None:
+    """benchmarks.celery_instructions: per-task counts in, added instructions and the ratio to
+    the peer's out (the cachegrind runs themselves need valgrind, not installed in CI)."""
+    from benchmarks.celery_instructions import estimated_cycles, report
+
+    def counts(ir: float, misses: float) -> dict[str, float]:
+        return {"Ir": ir, "I1": misses, "D1": misses, "LL": 0.0}
+
+    per_task = {
+        "bare": counts(1_000_000, 100),
+        "obskit": counts(1_100_000, 100),
+        "peer": counts(1_400_000, 300),
+    }
+    assert estimated_cycles(per_task["peer"]) == 1_400_000 + 10 * 600
+    text = report(per_task, 100, 500)
+    assert "| obskit | 1,100,000 | 100 | 100 | 0.0 | 1,102,000 | +100,000 | +100,000 |" in text
+    # peer: +400,000 instructions, +404,000 estimated cycles
+    assert "obskit adds 0.25x the peer's instructions and 0.25x its estimated cycles" in text
