@@ -42,6 +42,9 @@ _TOTALS = {
     "D1": r"D1\s+misses:\s+([\d,]+)",
     "LL": r"LL misses:\s+([\d,]+)",
 }
+_MIN_SPREAD = 256
+"""Tasks between the two runs: fewer could miss the span export (a batch per 512 spans, two
+per task) and the bookkeeping batches, and undercount obskit (20 vs 40 tasks: 0.17x)."""
 _STRETCHED = {
     "OBSKIT_SPAN_EXPORT_INTERVAL": "3600",
     "OTEL_BSP_SCHEDULE_DELAY": "3600000",
@@ -60,9 +63,9 @@ def _count(  # noqa: PLR0917
     out = workdir / f"cachegrind.{variant}.{tasks}"
     argv = [
         "valgrind", "--tool=cachegrind", "--cache-sim=yes", f"--cachegrind-out-file={out}",
-        sys.executable, str(Path(celery_tasks.__file__).resolve()), "--child", variant,
-        "--tasks", str(tasks), "--broker", broker, "--otlp", otlp,
-        "--queue", f"instr-{variant}-{tasks}", "--result", str(workdir / "result.json"),
+        *celery_tasks.child_command(
+            variant, tasks, broker, otlp, f"instr-{variant}-{tasks}", workdir / "result.json"
+        ),
     ]  # fmt: skip
     env = {**os.environ, **_STRETCHED, "PYTHONPATH": str(tree)}
     proc = subprocess.run(
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("valgrind not found: install the Debian package 'valgrind'", file=sys.stderr)
         return 2
-    if args.high <= args.low:
-        p.error("--high must be more than --low")
+    if args.high - args.low < _MIN_SPREAD:
+        p.error(f"--high must be at least {_MIN_SPREAD} tasks more than --low")
 
     from benchmarks.receiver import ReceiverProcess
     from examples.lab.redis import Redis

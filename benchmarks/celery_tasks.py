@@ -204,6 +204,15 @@ def _counted(variant: str) -> float | None:
 # ------------------------------------------------------------------------ parent ---
 
 
+def child_command(  # noqa: PLR0917
+    variant: str, tasks: int, broker: str, otlp: str, queue: str, result: Path, rss_every: int = 0
+) -> list[str]:
+    """The command line of one child (run it with obskit's tree as cwd and PYTHONPATH)."""
+    return [sys.executable, str(Path(__file__).resolve()), "--child", variant,
+            "--tasks", str(tasks), "--broker", broker, "--otlp", otlp, "--queue", queue,
+            "--result", str(result), "--rss-every", str(rss_every)]  # fmt: skip
+
+
 def _run_child(  # noqa: PLR0917
     variant: str,
     tasks: int,
@@ -219,9 +228,7 @@ def _run_child(  # noqa: PLR0917
     # obskit-baseline: this harness, obskit imported from the baseline tree
     child = "obskit" if variant == BASELINE else variant
     tree = baseline if variant == BASELINE and baseline is not None else _ROOT
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", child,
-            "--tasks", str(tasks), "--broker", broker, "--otlp", otlp, "--queue", queue,
-            "--result", str(result), "--rss-every", str(rss_every)]  # fmt: skip
+    argv = child_command(child, tasks, broker, otlp, queue, result, rss_every)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with log.open("wb") as out:
         proc = subprocess.run(

@@ -318,8 +318,7 @@ def end_send(pending: Any, end: int) -> None:
             pending.end(end)
         return
     tracing, system, destination, task, cid, parent, ids, start = pending
-    attributes = _span_attributes("send", system, destination, task)
-    attributes[semconv.SPAN_CORRELATION_ID] = cid
+    attributes = _send_attributes(system, destination, task, cid)
     tracing.finished_span(f"send {task}", _PRODUCER, parent, attributes, ids, start, end)
 
 
@@ -333,12 +332,18 @@ def _send_span(  # noqa: PLR0917
     *,
     attach: bool,
 ) -> tuple[Any, Any]:
-    attributes = _span_attributes("send", system, destination, task)
-    if cid is not None:
-        attributes[semconv.SPAN_CORRELATION_ID] = cid
+    attributes = _send_attributes(system, destination, task, cid)
     return tracing.begin_span(  # type: ignore[no-any-return]
         f"send {task}", _PRODUCER, parent, attributes, attach=attach
     )
+
+
+def _send_attributes(system: str, destination: str, task: str, cid: str | None) -> dict[str, Any]:
+    """A PRODUCER span's attributes: the fixed ones and the message's correlation ID."""
+    attributes = _span_attributes("send", system, destination, task)
+    if cid is not None:
+        attributes[semconv.SPAN_CORRELATION_ID] = cid
+    return attributes
 
 
 def _identity(span: Any) -> tuple[int, int, Any, bool]:
@@ -562,7 +567,6 @@ class Consumption:
         epoch) when run later (obskit.runtime.later): the line is stamped with it and joins
         the batch's write, and the span ends there, after the rest (even when it failed)."""
         try:
-            now = None if end is None else end / 1e9
             if span is not None and span.is_recording():
                 span.set_attribute(semconv.SPAN_MESSAGING_OUTCOME, outcome)
                 if outcome in _FAILED and error is not None:
@@ -571,46 +575,52 @@ class Consumption:
                 rt.metrics.process_duration(
                     self.system, self.destination, self.task, outcome, duration
                 )
-            level = _OUTCOME_LEVELS.get(outcome, "info")
-            logs = rt.logs
-            if _LEVEL_NUMBERS[level] < logs.level:
-                return
-            if self._cid is not None:  # the task's own IDs (a deferred line has no context)
-                trace_hex = span_hex = None
-                if span is not None:
-                    trace_id, span_id, _state, _sampled = _identity(span)
-                    trace_hex = f"{trace_id:032x}" if trace_id else None
-                    span_hex = f"{span_id:016x}"
-                record = logs.head(
-                    level,
-                    semconv.TASK_LOGGER,
-                    semconv.EVENT_TASK,
-                    self._cid,
-                    trace_hex,
-                    span_hex,
-                    now,
-                )
-            else:
-                record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
-            record[semconv.LOG_TASK] = self.task
-            record[semconv.LOG_QUEUE] = self.destination
-            record[semconv.LOG_OUTCOME] = outcome
-            record[semconv.LOG_DURATION_MS] = round(duration * 1000.0, 3)
-            record[semconv.LOG_RETRIES] = self.retries
-            record[semconv.LOG_MESSAGING_SYSTEM] = self.system
-            if self.message_id is not None:
-                record[semconv.LOG_MESSAGE_ID] = self.message_id
-            if self.queue_wait is not None:
-                record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
-            if error is not None:
-                record["exception"] = exception_fields(error)
-            if now is None:
-                logs.write(record)
-            else:
-                logs.write_later(record)
+            self._write_line(rt.logs, span, outcome, duration, error, end)
         finally:
             if end is not None and span is not None:
                 span.end(end)
+
+    def _write_line(  # noqa: PLR0917
+        self,
+        logs: Any,
+        span: Any,
+        outcome: str,
+        duration: float,
+        error: BaseException | None,
+        end: int | None,
+    ) -> None:
+        """The `event: task` line (stamped at `end` and batched when run later)."""
+        level = _OUTCOME_LEVELS.get(outcome, "info")
+        if _LEVEL_NUMBERS[level] < logs.level:
+            return
+        now = None if end is None else end / 1e9
+        if self._cid is not None:  # the task's own IDs (a deferred line has no context)
+            trace_hex = span_hex = None
+            if span is not None:
+                trace_id, span_id, _state, _sampled = _identity(span)
+                trace_hex = f"{trace_id:032x}" if trace_id else None
+                span_hex = f"{span_id:016x}"
+            record = logs.head(
+                level, semconv.TASK_LOGGER, semconv.EVENT_TASK, self._cid, trace_hex, span_hex, now
+            )
+        else:
+            record = logs.record(level, semconv.TASK_LOGGER, semconv.EVENT_TASK)
+        record[semconv.LOG_TASK] = self.task
+        record[semconv.LOG_QUEUE] = self.destination
+        record[semconv.LOG_OUTCOME] = outcome
+        record[semconv.LOG_DURATION_MS] = round(duration * 1000.0, 3)
+        record[semconv.LOG_RETRIES] = self.retries
+        record[semconv.LOG_MESSAGING_SYSTEM] = self.system
+        if self.message_id is not None:
+            record[semconv.LOG_MESSAGE_ID] = self.message_id
+        if self.queue_wait is not None:
+            record[semconv.LOG_QUEUE_WAIT_MS] = round(self.queue_wait * 1000.0, 3)
+        if error is not None:
+            record["exception"] = exception_fields(error)
+        if now is None:
+            logs.write(record)
+        else:
+            logs.write_later(record)
 
     def _close(self) -> None:
         """End the span (unless `finish()` handed it to deferred work) and restore the
