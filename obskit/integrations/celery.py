@@ -62,8 +62,6 @@ def _runtime() -> Obskit | None:
 
 
 def _destination(routing_key: Any, exchange: Any, default: str = "celery") -> str:
-    if type(routing_key) is str and routing_key:  # what Celery passes
-        return routing_key
     for value in (routing_key, exchange):
         if isinstance(value, str) and value:
             return value
@@ -87,7 +85,11 @@ def _before_publish(
     try:
         task = sender if isinstance(sender, str) and sender else str(headers.get("task") or "")
         task = task or semconv.UNKNOWN_TASK
-        destination = _destination(routing_key, exchange)
+        destination = (
+            routing_key  # what Celery passes
+            if type(routing_key) is str and routing_key
+            else _destination(routing_key, exchange)
+        )
         cid = headers.get(semconv.REQUEST_ID_HEADER)  # a retry's, or the caller's: kept
         pending, values = messaging.begin_send(
             rt, SYSTEM, destination, task, cid if isinstance(cid, str) else None
@@ -96,7 +98,10 @@ def _before_publish(
         publishing = _publishing
         if len(publishing) >= _MAX_PENDING:
             _forget_oldest(publishing)
-        publishing[(get_ident(), _message_id(headers, body))] = (pending, task, destination)
+        message_id = headers.get("id")  # what Celery passes
+        if type(message_id) is not str:
+            message_id = _message_id(headers, body)
+        publishing[(get_ident(), message_id)] = (pending, task, destination)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery before_task_publish", exc)
 
@@ -112,7 +117,10 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
     if not _publishing:
         return
     try:
-        entry = _publishing.pop((get_ident(), _message_id(headers, body)), None)
+        message_id = headers.get("id") if type(headers) is dict else None
+        if type(message_id) is not str:
+            message_id = _message_id(headers, body)
+        entry = _publishing.pop((get_ident(), message_id), None)
         if entry is None:
             return
         later.add(_sent, (_runtime(), entry, time_ns()))
@@ -168,15 +176,18 @@ def _task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_:
         if not isinstance(destination, str) or not destination:
             destination = _default_queue(task)
         headers = getattr(request, "headers", None) or {}
+        name = getattr(task, "name", None)
+        eta = getattr(request, "eta", None)
+        retries = getattr(request, "retries", 0)
         messaging.Consumption(
             rt,
             SYSTEM,
             destination,
-            str(getattr(task, "name", None) or semconv.UNKNOWN_TASK),
+            name if type(name) is str and name else str(name or semconv.UNKNOWN_TASK),
             None if eager else headers,
-            due=None if eager else _eta(getattr(request, "eta", None)),
-            retries=int(getattr(request, "retries", 0) or 0),
-            message_id=str(task_id) if task_id is not None else None,
+            due=None if eager or eta is None else _eta(eta),
+            retries=retries if type(retries) is int else int(retries or 0),
+            message_id=task_id if type(task_id) is str or task_id is None else str(task_id),
             inherit=eager,
             defer=not eager,  # a worker's: its line, metrics and span end in a batch
         )
@@ -225,7 +236,12 @@ def _task_postrun(
 
 def _find(task_id: Any) -> messaging.Consumption | None:
     wanted = str(task_id) if task_id is not None else None
-    for consumption in reversed(messaging.stack()):
+    stack = messaging.stack()
+    if stack:  # the task's own, on top (a task's eager subtasks have finished)
+        top = stack[-1]
+        if top.message_id == wanted and top.system == SYSTEM:
+            return top
+    for consumption in reversed(stack):
         if consumption.message_id == wanted and consumption.system == SYSTEM:
             return consumption
     return None

@@ -100,7 +100,7 @@ def read_headers(headers: Any, extra: tuple[str, ...] = ()) -> dict[str, str]:
     One pass: exact keys first, then one case-insensitive scan when some are missing. Values
     that are not text, undecodable or longer than 8 KiB are left out; never raises.
     """
-    names = _OWN + extra
+    names = _OWN + extra if extra else _OWN
     found: dict[str, str] = {}
     if not headers:
         return found

@@ -213,3 +213,38 @@ def test_the_first_configured_id_header_wins_whatever_the_order_in_the_request_a
         seen = {}
         cap.app(environ, lambda status, headers, exc_info=None: seen.update(headers)).close()
         assert seen["X-Request-ID"] == "first-choice"
+
+
+_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+_SPAN = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("traceparent", "expected"),
+    [
+        (f"00-{_TRACE}-{_SPAN}-01", (int(_TRACE, 16), int(_SPAN, 16), True)),
+        (f"00-{_TRACE}-{_SPAN}-00", (int(_TRACE, 16), int(_SPAN, 16), False)),
+        (f"00-{_TRACE.upper()}-{_SPAN}-01", (int(_TRACE, 16), int(_SPAN, 16), True)),
+        (f" 00-{_TRACE}-{_SPAN}-01 ", (int(_TRACE, 16), int(_SPAN, 16), True)),
+        (f"01-{_TRACE}-{_SPAN}-01-later", (int(_TRACE, 16), int(_SPAN, 16), True)),
+        (f"00-{'0' * 32}-{_SPAN}-01", None),
+        (f"00-{_TRACE}-{'0' * 16}-01", None),
+        (f"00-{_TRACE}-{_SPAN}-0g", None),
+        (f"00--{_TRACE[1:]}-{_SPAN}-01", None),  # int() would read a negative ID
+        (f"00-{_TRACE[:10]}_{_TRACE[11:]}-{_SPAN}-01", None),  # int() would skip the "_"
+        (f"00-0x{_TRACE[2:]}-{_SPAN}-01", None),  # int() would skip the "0x"
+        (f"00-{_TRACE}-+{_SPAN[1:]}-01", None),
+        (f"00-{_TRACE}-{_SPAN[:8]} {_SPAN[9:]}-01", None),
+        (f"00-{_TRACE}-{_SPAN}--1", None),
+        (f"ff-{_TRACE}-{_SPAN}-01", None),
+    ],
+)
+def test_traceparent_parsing_reads_exactly_the_w3c_form(traceparent, expected):
+    from obskit.runtime.tracing.provider import parse_traceparent
+
+    parsed = parse_traceparent(traceparent)
+    if expected is None:
+        assert parsed is None
+    else:
+        assert parsed is not None and parsed.is_remote
+        assert (parsed.trace_id, parsed.span_id, parsed.trace_flags.sampled) == expected

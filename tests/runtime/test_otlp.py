@@ -239,3 +239,21 @@ def test_a_lean_span_cannot_be_changed_once_it_has_ended():
     assert readable.status.status_code is StatusCode.UNSET
     assert readable.attributes["http.route"] == "/a"
     assert not readable.events
+
+
+def test_per_span_values_of_every_length_encode_as_the_stock_encoder():
+    # per-span text values (correlation ID, message ID, path...) take a precomputed prefix up
+    # to the longest pair with a one-byte length and the general path beyond: both exact
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "enc"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for n in range(131):
+        with tracer.start_as_current_span(f"s{n}") as span:
+            span.set_attribute("correlation_id", "c" * n)
+            span.set_attribute("messaging.message.id", "é" * (n // 2))
+            span.set_attribute("url.path", "/" * n)
+    spans = exporter.get_finished_spans()
+    encoder = Encoder()
+    assert ExportTraceServiceRequest.FromString(encoder.request(spans)) == encode_spans(spans)
+    assert encoder.cached_keys().isdisjoint({"correlation_id", "messaging.message.id", "url.path"})

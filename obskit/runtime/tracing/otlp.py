@@ -153,19 +153,27 @@ def key_value(key: str, value: Any) -> bytes:
     return _str(0x0A, key) + _ld(0x12, any_value(value))
 
 
-_UNCACHED_HEADS: Final = {key: _str(0x0A, key) + b"\x12" for key in _UNCACHED_KEYS}
-_VALUE_HEADS: Final = tuple(bytes((n + 2, 0x0A, n)) for n in range(126))
+def _prefixes(key: str) -> tuple[bytes, ...]:
+    """Everything of an attribute pair with text value before the value's bytes, by length
+    of the value (for the lengths whose pair fits a one-byte length)."""
+    head = _str(0x0A, key) + b"\x12"
+    return tuple(
+        b"\x4a" + bytes((n + len(head) + 3,)) + head + bytes((n + 2, 0x0A, n))
+        for n in range(0x80 - len(head) - 3)
+    )
+
+
+_UNCACHED_PREFIXES: Final = {key: _prefixes(key) for key in _UNCACHED_KEYS}
 
 
 def _uncached_text_pair(key: str, value: str) -> bytes:
-    """`_ld(0x4A, key_value(key, value))` for a per-span text attribute, short ones (the
-    correlation ID, a message ID) in one join of precomputed fields."""
+    """`_ld(0x4A, key_value(key, value))` for a per-span text attribute: short ones (the
+    correlation ID, a message ID) are a precomputed prefix and the value's bytes."""
     data = value.encode("utf-8", "replace")
-    n = len(data)
-    head = _UNCACHED_HEADS.get(key)
-    if head is None or n + len(head) + 3 >= 0x80:  # any length past one varint byte
+    prefixes = _UNCACHED_PREFIXES.get(key)
+    if prefixes is None or len(data) >= len(prefixes):
         return _ld(0x4A, key_value(key, value))
-    return b"".join((b"\x4a", _TAGS[n + len(head) + 3], head, _VALUE_HEADS[n], data))
+    return prefixes[len(data)] + data
 
 
 class Encoder:

@@ -175,7 +175,7 @@ class ServerSpan(Span):
         self.start_time = _time_ns()
         self.end_time: int | None = None
         self.attributes: dict[str, Any] = {} if attributes is None else attributes
-        self.events: list[Event] = []
+        self.events: list[Event] | tuple[()] = ()  # a list from the first event on
         self.status = UNSET
         self._ended = False
 
@@ -219,7 +219,12 @@ class ServerSpan(Span):
             limit = self._tracing.event_attribute_limit
             if limit is not None:
                 clean = {k: bounded(v, limit) for k, v in clean.items()}
-            self.events.append(Event(name, clean, timestamp or _time_ns()))
+            event = Event(name, clean, timestamp or _time_ns())
+            events = self.events
+            if isinstance(events, list):
+                events.append(event)
+            else:
+                self.events = [event]
 
     def update_name(self, name: str) -> None:
         if not self._ended:
