@@ -61,6 +61,7 @@ _RECORD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None)
 
 _MAX_DEPTH: Final = 8  # nesting redacted; deeper containers are replaced, never leaked
 _ts_cache: tuple[int, str, int, str] = (-1, "", -1, "")  # ms, stamp, second, prefix
+_MILLIS: Final = tuple(f".{milli:03d}Z" for milli in range(1000))  # a stamp's tail, per ms
 
 
 def timestamp(now: float | None = None) -> str:
@@ -73,7 +74,7 @@ def timestamp(now: float | None = None) -> str:
         return cached[1]
     sec, milli = divmod(ms, 1000)
     prefix = cached[3] if cached[2] == sec else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    stamp = f"{prefix}.{milli:03d}Z"
+    stamp = prefix + _MILLIS[milli]
     _ts_cache = (ms, stamp, sec, prefix)
     return stamp
 

@@ -295,7 +295,7 @@ def begin_send(
     pending: Any = None
     tracing = rt.tracing
     if tracing is not None:
-        api = _tracing()
+        api = _provider or _tracing()
         parent, baggage = api.context_for_send()
         if tracing.pipe is not None:
             ids = tracing.new_ids(parent)
@@ -458,7 +458,6 @@ class Consumption:
         self._cid_token: Any = None
         self._fast_detach = False
         self._later = defer
-        self.start = time.perf_counter()
         try:
             self._begin(headers, due, inherit)
         except Exception as exc:  # noqa: BLE001 - instrumentation never fails the handler
@@ -500,7 +499,7 @@ class Consumption:
             self._start_span(rt, found, cid)
 
     def _start_span(self, rt: Obskit, found: dict[str, str], cid: str) -> None:
-        api = _tracing()
+        api = _provider or _tracing()
         traceparent = found.get(_TRACEPARENT)
         parent = api.parse_traceparent(traceparent, found.get(_TRACESTATE)) if traceparent else None
         if parent is None:  # no producer: a child of the current span (eager mode), if any
@@ -597,7 +596,8 @@ class Consumption:
         if self._cid is not None:  # the task's own IDs (a deferred line has no context)
             trace_hex = span_hex = None
             if span is not None:
-                trace_id, span_id, _state, _sampled = _identity(span)
+                ids = getattr(span, "ids", None)  # obskit's lean span: no call
+                trace_id, span_id = ids[:2] if ids is not None else _identity(span)[:2]
                 trace_hex = f"{trace_id:032x}" if trace_id else None
                 span_hex = f"{span_id:016x}"
             record = logs.head(
@@ -632,7 +632,7 @@ class Consumption:
                 span.end()
         finally:
             if token is not None:
-                api = _tracing()
+                api = _provider or _tracing()
                 (api.detach_span if self._fast_detach else api.detach)(token)
         if self._cid_token is not None:
             token, self._cid_token = self._cid_token, None
@@ -642,10 +642,18 @@ class Consumption:
                 correlation.bind(None)
 
 
-@functools.lru_cache(maxsize=8)
+_extra: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (configured, extra), the last
+
+
 def _extra_id_headers(configured: tuple[str, ...]) -> tuple[str, ...]:
     """The configured correlation-ID headers besides X-Request-ID (read from messages too)."""
-    return tuple(name for name in configured if name != _CID)
+    global _extra  # noqa: PLW0603 - one pair, replaced whole
+    last = _extra
+    if last[0] is configured:  # one configuration per process: one identity check
+        return last[1]
+    extra = tuple(name for name in configured if name != _CID)
+    _extra = (configured, extra)
+    return extra
 
 
 def _timestamp(raw: str | None) -> float | None:

@@ -239,12 +239,23 @@ _SPAN = "00f067aa0ba902b7"
         (f"ff-{_TRACE}-{_SPAN}-01", None),
     ],
 )
-def test_traceparent_parsing_reads_exactly_the_w3c_form(traceparent, expected):
-    from obskit.runtime.tracing.provider import parse_traceparent
+@pytest.mark.parametrize("tuple_contexts", [True, False])
+def test_traceparent_parsing_reads_exactly_the_w3c_form(
+    traceparent, expected, tuple_contexts, monkeypatch
+):
+    from opentelemetry.trace import SpanContext
 
-    parsed = parse_traceparent(traceparent)
+    from obskit.runtime.tracing import provider
+
+    # the remote context built directly as a tuple (the API's layout, checked at import) and
+    # through the API's constructor are the same object
+    assert provider._TUPLE_CONTEXTS
+    monkeypatch.setattr(provider, "_TUPLE_CONTEXTS", tuple_contexts)
+    parsed = provider.parse_traceparent(traceparent, "vendor=v1")
     if expected is None:
         assert parsed is None
     else:
-        assert parsed is not None and parsed.is_remote
+        assert parsed is not None and parsed.is_remote and parsed.is_valid
         assert (parsed.trace_id, parsed.span_id, parsed.trace_flags.sampled) == expected
+        assert parsed.trace_state.to_header() == "vendor=v1"
+        assert parsed == SpanContext(*expected[:2], True, parsed.trace_flags, parsed.trace_state)

@@ -281,8 +281,16 @@ def test_uvicorn_loggers_are_routed_through_obskit_and_its_access_log_silenced()
 
 
 def test_timestamp_is_iso8601_utc_with_milliseconds():
+    from datetime import UTC, datetime
+
     stamp = logs.timestamp()
     assert len(stamp) == len("2026-01-01T00:00:00.000Z") and stamp.endswith("Z")
+    # the cached second and the per-millisecond tails, across a second's end and back
+    base = 1_798_761_599  # 2026-12-31T23:59:59Z
+    for ms in (0, 5, 42, 999, 1000, 1001, 1999, 0, 60_000 * 60 * 24 + 7):
+        now = base + ms / 1000
+        expected = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        assert logs.timestamp(now) == f"{expected}{int(now * 1000) % 1000:03d}Z"
 
 
 def test_a_logger_created_before_init_follows_the_settings_given_to_init():

@@ -272,9 +272,13 @@ class Tracing:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
             span = self.tracer.start_span(name, parent_ctx, kind, attributes)
             return span, (_attach(span, context) if make_current else None)
-        trace_id, span_id, state, sampled = self.new_ids(parent)
+        if parent is not None:  # new_ids, inline (one call per message)
+            trace_id, state = parent.trace_id, parent.trace_state
+        else:
+            trace_id, state = _getrandbits(128) or 1, None
+        span_id = _getrandbits(64) or 1
         lean: Span
-        if sampled:
+        if self._sample(parent, trace_id):
             lean = ServerSpan(self, name, trace_id, span_id, state, parent, kind, attributes)
         else:
             lean = UnsampledSpan(trace_id, span_id, state)
@@ -335,19 +339,46 @@ def parse_traceparent(value: str, tracestate: str | None = None) -> SpanContext 
         span_id = int(span_hex, 16)
     if trace_id == 0 or span_id == 0:
         return None
-    state = None
+    state = _NO_STATE
     if tracestate:
         try:
             state = TraceState.from_header([tracestate])
         except ValueError:
-            state = None
-    return SpanContext(
-        trace_id,
-        span_id,
-        is_remote=True,
-        trace_flags=_SAMPLED if int(flags_hex, 16) & 0x01 else _NOT_SAMPLED,
-        trace_state=state,
-    )
+            state = _NO_STATE
+    flags = _SAMPLED if int(flags_hex, 16) & 0x01 else _NOT_SAMPLED
+    if _TUPLE_CONTEXTS:  # IDs checked above: valid (the constructor's one computed field)
+        return _new_tuple(SpanContext, (trace_id, span_id, True, flags, state, True))
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags, trace_state=state)
+
+
+_NO_STATE: Final = SpanContext(1, 1, False).trace_state  # what SpanContext puts for None
+_new_tuple = tuple.__new__
+
+
+def _tuple_contexts() -> bool:
+    """True when a SpanContext is the plain tuple (trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid) the OTel API builds in `__new__`: then a remote context whose IDs
+    were just checked is built without that Python call (one per message consumed). Checked
+    against the API's own constructor; any difference (a future layout) keeps the constructor.
+    """
+    state = TraceState([("k", "v")])
+    for args in ((7, 9, True, _SAMPLED, state), (7, 9, True, _NOT_SAMPLED, _NO_STATE)):
+        made = SpanContext(*args)
+        fast = _new_tuple(SpanContext, (*args, True))
+        if not (
+            type(made) is type(fast) is SpanContext
+            and tuple(made) == tuple(fast)
+            and made == fast
+            and (fast.trace_id, fast.span_id, fast.is_remote) == (7, 9, True)
+            and fast.trace_flags is args[3]
+            and fast.trace_state is args[4]
+            and fast.is_valid is True
+        ):
+            return False
+    return True
+
+
+_TUPLE_CONTEXTS: Final = _tuple_contexts()
 
 
 def baggage_context(baggage: str) -> Context:
