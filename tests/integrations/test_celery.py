@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -78,7 +79,9 @@ def test_publishing_writes_ids_trace_context_and_enqueue_time_into_the_message(
 ) -> None:
     with obskit.observe("POST /orders"):
         cid = obskit.correlation_id()
+        before = time.time()
         app.tasks["shop.charge"].delay(7)
+        after = time.time()
     (message,) = _queued(redis, "orders")
     headers = message["headers"]
     spans = {s.name: s for s in cap.spans()}
@@ -91,7 +94,10 @@ def test_publishing_writes_ids_trace_context_and_enqueue_time_into_the_message(
     assert headers["traceparent"].startswith(
         f"00-{producer.context.trace_id:032x}-{producer.context.span_id:016x}-"
     )
-    assert float(headers["X-Enqueued-At"]) > 0
+    # Unix seconds with six decimals (what inject writes; the producer span's start time)
+    assert re.fullmatch(r"\d{10}\.\d{6}", headers["X-Enqueued-At"])
+    assert before - 0.001 <= float(headers["X-Enqueued-At"]) <= after + 0.001
+    assert float(headers["X-Enqueued-At"]) == pytest.approx(producer.start_time / 1e9, abs=2e-6)
     body = json.loads(base64.b64decode(message["body"]))
     assert body[0] == [7]  # the task's own arguments are untouched
     assert cap.sample(SENT, messaging_system="celery", messaging_destination_name="orders",
