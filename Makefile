@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint typecheck bench bench-celery bench-celery-count goldens packages clean
+.PHONY: demo test lint typecheck bench bench-celery bench-celery-count bench-celery-frames goldens packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench-celery: $(STAMP) packages
 ## The same work counted under valgrind's cachegrind: noise-free before/after (needs valgrind).
 bench-celery-count: $(STAMP) packages
 	$(PY) -m benchmarks.celery_instructions
+
+## obskit's own frames timed inside the real Celery benchmark (receivers, batches, encoder).
+bench-celery-frames: $(STAMP) packages
+	$(PY) -m benchmarks.celery_frames
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

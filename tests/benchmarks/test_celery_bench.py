@@ -94,3 +94,27 @@ def test_the_instruction_count_report_gives_each_variants_added_work_against_the
     assert "| obskit | 1,100,000 | 100 | 100 | 0.0 | 1,102,000 | +100,000 | +100,000 |" in text
     # peer: +400,000 instructions, +404,000 estimated cycles
     assert "obskit adds 0.25x the peer's instructions and 0.25x its estimated cycles" in text
+
+
+def test_the_frames_child_times_each_of_obskits_receivers_inside_a_real_worker(
+    broker: str, tmp_path: Path
+) -> None:
+    """benchmarks.celery_frames: the wrapped receivers are the ones Celery calls (each frame
+    gets time), the worker still counts and exports every task, and the report reads them."""
+    from benchmarks.celery_frames import FRAMES, _run, report
+
+    root = Path(__file__).resolve().parents[2]
+    receiver = ReceiverProcess()
+    try:
+        run = _run(root, 40, broker, receiver.endpoint + "/v1/traces", queue="t-frames",
+                   workdir=tmp_path)  # fmt: skip
+        received = receiver.settle()
+    finally:
+        receiver.stop()
+    assert received == 80  # two spans per task, as without the timers
+    assert set(run["frames"]) == set(FRAMES)
+    receivers = [run["frames"][frame] for frame in FRAMES[:4]]
+    assert all(spent > 0 for spent in receivers)
+    assert run["total"] > sum(receivers)
+    text = report({"this tree": [run]}, 40)
+    assert f"| **receivers, total** | **{sum(receivers):.1f}** |" in text
