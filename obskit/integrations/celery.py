@@ -62,6 +62,8 @@ def _runtime() -> Obskit | None:
 
 
 def _destination(routing_key: Any, exchange: Any, default: str = "celery") -> str:
+    if type(routing_key) is str and routing_key:  # what Celery passes
+        return routing_key
     for value in (routing_key, exchange):
         if isinstance(value, str) and value:
             return value
@@ -85,11 +87,7 @@ def _before_publish(
     try:
         task = sender if isinstance(sender, str) and sender else str(headers.get("task") or "")
         task = task or semconv.UNKNOWN_TASK
-        destination = (
-            routing_key  # what Celery passes
-            if type(routing_key) is str and routing_key
-            else _destination(routing_key, exchange)
-        )
+        destination = _destination(routing_key, exchange)
         cid = headers.get(semconv.REQUEST_ID_HEADER)  # a retry's, or the caller's: kept
         pending, values = messaging.begin_send(
             rt, SYSTEM, destination, task, cid if isinstance(cid, str) else None
@@ -98,10 +96,7 @@ def _before_publish(
         publishing = _publishing
         if len(publishing) >= _MAX_PENDING:
             _forget_oldest(publishing)
-        message_id = headers.get("id")  # what Celery passes
-        if type(message_id) is not str:
-            message_id = _message_id(headers, body)
-        publishing[(get_ident(), message_id)] = (pending, task, destination)
+        publishing[(get_ident(), _message_id(headers, body))] = (pending, task, destination)
     except Exception as exc:  # noqa: BLE001 - instrumentation never fails a publish
         errors.record("celery before_task_publish", exc)
 
@@ -117,10 +112,7 @@ def _after_publish(sender: Any = None, headers: Any = None, body: Any = None, **
     if not _publishing:
         return
     try:
-        message_id = headers.get("id") if type(headers) is dict else None
-        if type(message_id) is not str:
-            message_id = _message_id(headers, body)
-        entry = _publishing.pop((get_ident(), message_id), None)
+        entry = _publishing.pop((get_ident(), _message_id(headers, body)), None)
         if entry is None:
             return
         later.add(_sent, (_runtime(), entry, time_ns()))
@@ -236,12 +228,7 @@ def _task_postrun(
 
 def _find(task_id: Any) -> messaging.Consumption | None:
     wanted = str(task_id) if task_id is not None else None
-    stack = messaging.stack()
-    if stack:  # the task's own, on top (a task's eager subtasks have finished)
-        top = stack[-1]
-        if top.message_id == wanted and top.system == SYSTEM:
-            return top
-    for consumption in reversed(stack):
+    for consumption in reversed(messaging.stack()):
         if consumption.message_id == wanted and consumption.system == SYSTEM:
             return consumption
     return None

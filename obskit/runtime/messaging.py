@@ -108,11 +108,7 @@ def read_headers(headers: Any, extra: tuple[str, ...] = ()) -> dict[str, str]:
         if type(headers) is dict or isinstance(headers, Mapping):  # a dict skips the ABC check
             for name in names:
                 value = headers.get(name)
-                if value is None:
-                    continue
-                if type(value) is str and len(value) <= _MAX_HEADER:  # what obskit writes
-                    found[name] = value
-                else:
+                if value is not None:
                     text = _text(value)
                     if text is not None:
                         found[name] = text
@@ -296,7 +292,7 @@ def begin_send(
     tracing = rt.tracing
     now = time.time_ns()
     if tracing is not None:
-        api = _provider or _tracing()
+        api = _tracing()
         parent, baggage = api.context_for_send()
         if tracing.pipe is not None:
             ids = tracing.new_ids(parent)
@@ -500,7 +496,7 @@ class Consumption:
             self._start_span(rt, found, cid)
 
     def _start_span(self, rt: Obskit, found: dict[str, str], cid: str) -> None:
-        api = _provider or _tracing()
+        api = _tracing()
         traceparent = found.get(_TRACEPARENT)
         parent = api.parse_traceparent(traceparent, found.get(_TRACESTATE)) if traceparent else None
         if parent is None:  # no producer: a child of the current span (eager mode), if any
@@ -597,8 +593,7 @@ class Consumption:
         if self._cid is not None:  # the task's own IDs (a deferred line has no context)
             trace_hex = span_hex = None
             if span is not None:
-                ids = getattr(span, "ids", None)  # obskit's lean span: no call
-                trace_id, span_id = ids[:2] if ids is not None else _identity(span)[:2]
+                trace_id, span_id, _state, _sampled = _identity(span)
                 trace_hex = f"{trace_id:032x}" if trace_id else None
                 span_hex = f"{span_id:016x}"
             record = logs.head(
@@ -633,7 +628,7 @@ class Consumption:
                 span.end()
         finally:
             if token is not None:
-                api = _provider or _tracing()
+                api = _tracing()
                 (api.detach_span if self._fast_detach else api.detach)(token)
         if self._cid_token is not None:
             token, self._cid_token = self._cid_token, None
@@ -643,18 +638,10 @@ class Consumption:
                 correlation.bind(None)
 
 
-_extra: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # (configured, extra), the last
-
-
+@functools.lru_cache(maxsize=8)
 def _extra_id_headers(configured: tuple[str, ...]) -> tuple[str, ...]:
     """The configured correlation-ID headers besides X-Request-ID (read from messages too)."""
-    global _extra  # noqa: PLW0603 - one pair, replaced whole
-    last = _extra
-    if last[0] is configured:  # one configuration per process: one identity check
-        return last[1]
-    extra = tuple(name for name in configured if name != _CID)
-    _extra = (configured, extra)
-    return extra
+    return tuple(name for name in configured if name != _CID)
 
 
 def _timestamp(raw: str | None) -> float | None:

@@ -272,13 +272,9 @@ class Tracing:
             parent_ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None
             span = self.tracer.start_span(name, parent_ctx, kind, attributes)
             return span, (_attach(span, context) if make_current else None)
-        if parent is not None:  # new_ids, inline (one call per message)
-            trace_id, state = parent.trace_id, parent.trace_state
-        else:
-            trace_id, state = _getrandbits(128) or 1, None
-        span_id = _getrandbits(64) or 1
+        trace_id, span_id, state, sampled = self.new_ids(parent)
         lean: Span
-        if self._sample(parent, trace_id):
+        if sampled:
             lean = ServerSpan(self, name, trace_id, span_id, state, parent, kind, attributes)
         else:
             lean = UnsampledSpan(trace_id, span_id, state)
