@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         receiver = ReceiverProcess()
         try:
             for r in range(args.rounds):
-                for name, tree in trees.items():
+                order = list(trees.items())
+                for name, tree in order[r % len(order) :] + order[: r % len(order)]:  # rotated
                     queue = f"frames-{r}-{len(runs[name])}-{name.replace(' ', '-')}"
                     otlp = receiver.endpoint + "/v1/traces"
                     run = _run(tree, args.tasks, redis.url, otlp, queue=queue, workdir=Path(tmp))

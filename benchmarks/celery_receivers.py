@@ -16,7 +16,8 @@ task and request shaped like a worker's, and times each with `time.perf_counter`
 Spans go to a null exporter (the export thread stays asleep: its encoding is measured by the
 real benchmark), the task line to /dev/null. The bookkeeping a worker batches
 (obskit.runtime.later) runs inside whichever receiver fills a batch, so it is in the totals.
-One fresh process per tree and round, trees interleaved; the report gives medians over rounds.
+One fresh process per tree and round, trees interleaved (the order rotated each round); the
+report gives medians over rounds.
 """
 
 from __future__ import annotations
@@ -141,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline is not None:
         trees["baseline"] = args.baseline.resolve()
     results: dict[tuple[str, bool], list[list[float]]] = {}
-    for _ in range(args.rounds):
+    order = list(trees.items())
+    for r in range(args.rounds):
         for cold in (False, True):
-            for name, tree in trees.items():
+            for name, tree in order[r % len(order) :] + order[: r % len(order)]:  # rotated
                 results.setdefault((name, cold), []).append(_run(tree, cold, args.tasks))
     print("| tree | caches | " + " | ".join(RECEIVERS) + " | total (us/task) |")
     print("|---|---|" + "---|" * (len(RECEIVERS) + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,6 +95,40 @@ def test_the_instruction_count_report_gives_each_variants_added_work_against_the
     assert "| obskit | 1,100,000 | 100 | 100 | 0.0 | 1,102,000 | +100,000 | +100,000 |" in text
     # peer: +400,000 instructions, +404,000 estimated cycles
     assert "obskit adds 0.25x the peer's instructions and 0.25x its estimated cycles" in text
+
+
+def test_the_median_interval_is_the_sign_tests_and_says_its_coverage() -> None:
+    """The report's "how sure" lines: the interval between order statistics whose coverage
+    is at least 90%, and the coverage it has (nine rounds: the 2nd lowest to the 2nd
+    highest, 1 - 2 * 10/512)."""
+    from benchmarks.celery_tasks import median_interval
+
+    nine = [0.31, 0.22, 0.45, 0.27, 0.29, 0.18, 0.33, 0.26, 0.30]
+    low, high, coverage = median_interval(nine)
+    assert (low, high) == (0.22, 0.33)
+    assert coverage == pytest.approx(1 - 2 * 10 / 512)
+    low, high, coverage = median_interval(nine * 3)  # more rounds: a narrower interval
+    assert 0.22 < low <= statistics.median(nine) <= high < 0.33
+    assert coverage >= 0.9
+    assert median_interval([0.3, 0.2, 0.4]) == (0.2, 0.4, 0.75)  # too few: the range, 75%
+
+
+def test_the_round_by_round_interval_holds_the_ratio_and_zero_for_the_same_tree() -> None:
+    """obskit against the peer and against --baseline, round by round: a round's variants
+    run back to back, so its machine state is shared and cancels out."""
+    from benchmarks.celery_tasks import median_interval, round_ratios
+
+    bare = [1240.0, 1310.0, 1225.0, 1290.0, 1480.0, 1250.0, 1235.0, 1300.0, 1260.0]
+    shift = [-7.0, 4.0, 9.0, -5.0, 2.0, -3.0, 6.0, -8.0, 1.0]  # the same tree, run twice
+    obskit = [b + 80.0 for b in bare]
+    again = [o + d for o, d in zip(obskit, shift, strict=True)]
+    peer = [b + 320.0 for b in bare]
+    ratios = round_ratios(obskit, peer, bare)
+    assert ratios == [pytest.approx(0.25)] * 9
+    low, high, _ = median_interval([a - o for a, o in zip(again, obskit, strict=True)])
+    assert low < 0.0 < high
+    low, high, _ = median_interval([a + 25.0 - o for a, o in zip(again, obskit, strict=True)])
+    assert low > 0.0  # 25 us slower, beyond the rounds' spread
 
 
 def test_the_frames_child_times_each_of_obskits_receivers_inside_a_real_worker(
