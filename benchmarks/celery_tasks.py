@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver = ReceiverProcess()
         try:
             for r in range(rounds):
-                # rotated each round: no variant always runs right after another one
+                # rotated each round: no variant always follows the same one
                 for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
                     seen = receiver.spans()
                     res = _run_child(
@@ -374,13 +374,14 @@ def _report(  # noqa: PLR0917
     ]
     ratios = round_ratios(_totals(results, "obskit"), _totals(results, "peer"),
                           _totals(results, "bare"))  # fmt: skip
-    low, high, coverage = median_interval(ratios)
-    lines.append(
-        f"\nHow sure: the ratio taken round by round has median {statistics.median(ratios):.2f}x; "
-        f"with {100 * coverage:.0f}% confidence (sign test over the {len(ratios)} rounds) the "
-        f"median lies in **{low:.2f}x-{high:.2f}x**. The bar is met beyond the rounds' spread "
-        "only when the upper end is at most 0.25x."
-    )
+    if ratios:  # rounds where the peer added nothing have no ratio
+        low, high, coverage = median_interval(ratios)
+        lines.append(
+            f"\nHow sure: the ratio taken round by round has median "
+            f"{statistics.median(ratios):.2f}x; with {100 * coverage:.0f}% confidence (sign test "
+            f"over the {len(ratios)} rounds) the median lies in **{low:.2f}x-{high:.2f}x**. The "
+            "bar is met beyond the rounds' spread only when the upper end is at most 0.25x."
+        )
     if BASELINE in results and peer_added > 0 and cpu_peer > 0:
         base_added = total[BASELINE] - total["bare"]
         base_cpu = cpu[BASELINE] - cpu["bare"]

@@ -125,6 +125,7 @@ def test_the_round_by_round_interval_holds_the_ratio_and_zero_for_the_same_tree(
     peer = [b + 320.0 for b in bare]
     ratios = round_ratios(obskit, peer, bare)
     assert ratios == [pytest.approx(0.25)] * 9
+    assert round_ratios([1300.0, 1310.0], [1290.0, 1600.0], [1300.0, 1200.0]) == [0.275]
     low, high, _ = median_interval([a - o for a, o in zip(again, obskit, strict=True)])
     assert low < 0.0 < high
     low, high, _ = median_interval([a + 25.0 - o for a, o in zip(again, obskit, strict=True)])
