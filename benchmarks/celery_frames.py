@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args)
 
+    from benchmarks import rotated  # here: a child may import an older tree's package
     from benchmarks.receiver import ReceiverProcess
     from examples.lab.redis import Redis
 
@@ -154,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver = ReceiverProcess()
         try:
             for r in range(args.rounds):
-                order = list(trees.items())
-                for name, tree in order[r % len(order) :] + order[: r % len(order)]:  # rotated
+                for name, tree in rotated(trees.items(), r):
                     queue = f"frames-{r}-{len(runs[name])}-{name.replace(' ', '-')}"
                     otlp = receiver.endpoint + "/v1/traces"
                     run = _run(tree, args.tasks, redis.url, otlp, queue=queue, workdir=Path(tmp))

@@ -142,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline is not None:
         trees["baseline"] = args.baseline.resolve()
     results: dict[tuple[str, bool], list[list[float]]] = {}
-    order = list(trees.items())
+    from benchmarks import rotated  # here: a child may import an older tree's package
+
     for r in range(args.rounds):
         for cold in (False, True):
-            for name, tree in order[r % len(order) :] + order[: r % len(order)]:  # rotated
+            for name, tree in rotated(trees.items(), r):
                 results.setdefault((name, cold), []).append(_run(tree, cold, args.tasks))
     print("| tree | caches | " + " | ".join(RECEIVERS) + " | total (us/task) |")
     print("|---|---|" + "---|" * (len(RECEIVERS) + 1))

@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         args.variant = args.child
         return child(args)
 
+    from benchmarks import rotated  # here: a child may import an older tree's package
     from benchmarks.receiver import ReceiverProcess
     from benchmarks.report import machine
     from examples.lab.redis import Redis
@@ -288,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         receiver = ReceiverProcess()
         try:
             for r in range(rounds):
-                # rotated each round: no variant always follows the same one
-                for variant in variants[r % len(variants) :] + variants[: r % len(variants)]:
+                for variant in rotated(variants, r):
                     seen = receiver.spans()
                     res = _run_child(
                         variant, tasks, redis.url, receiver.endpoint + "/v1/traces",

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks import rotated
 from benchmarks.receiver import ReceiverProcess
 from benchmarks.variants import VARIANTS, Variant
 
@@ -157,10 +158,8 @@ def run_inprocess(
             w.call(cmd="run", n=warmup)
             if w.receiver is not None:
                 w.receiver.settle()
-        order = list(workers)
         for r in range(rounds):
-            shift = r % len(order)
-            for name in order[shift:] + order[:shift]:
+            for name in rotated(workers, r):
                 w = workers[name]
                 reply = w.call(cmd="run", n=requests)
                 results[name].samples_us.append(float(reply["us"]))
@@ -171,7 +170,7 @@ def run_inprocess(
                     w.receiver.settle()
             progress(
                 f"  round {r + 1}/{rounds}: "
-                + ", ".join(f"{n} {results[n].samples_us[-1]:.1f}us" for n in order)
+                + ", ".join(f"{n} {results[n].samples_us[-1]:.1f}us" for n in workers)
             )
         for name, w in workers.items():
             try:

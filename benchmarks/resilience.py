@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import rotated
+
 VARIANTS = ("plain", "obskit")
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,9 +134,7 @@ def child(args: argparse.Namespace) -> int:
 
         devnull = open(os.devnull, "wb")  # noqa: SIM115 - obskit writes to it until exit
         handle = obskit.init(None, service="bench", traces_enabled=False, log_stream=devnull)
-    order = list(functions)
-    shift = args.round % len(order)
-    order = order[shift:] + order[:shift]
+    order = rotated(functions, args.round)
     ns: dict[str, float] = {}
     cpu: dict[str, float] = {}
     for name in order:

@@ -168,18 +168,15 @@ def _task_prerun(sender: Any = None, task_id: Any = None, task: Any = None, **_:
         if not isinstance(destination, str) or not destination:
             destination = _default_queue(task)
         headers = getattr(request, "headers", None) or {}
-        name = getattr(task, "name", None)
-        eta = getattr(request, "eta", None)
-        retries = getattr(request, "retries", 0)
         messaging.Consumption(
             rt,
             SYSTEM,
             destination,
-            name if type(name) is str and name else str(name or semconv.UNKNOWN_TASK),
+            str(getattr(task, "name", None) or semconv.UNKNOWN_TASK),
             None if eager else headers,
-            due=None if eager or eta is None else _eta(eta),
-            retries=retries if type(retries) is int else int(retries or 0),
-            message_id=task_id if type(task_id) is str or task_id is None else str(task_id),
+            due=None if eager else _eta(getattr(request, "eta", None)),
+            retries=int(getattr(request, "retries", 0) or 0),
+            message_id=str(task_id) if task_id is not None else None,
             inherit=eager,
             defer=not eager,  # a worker's: its line, metrics and span end in a batch
         )

@@ -307,20 +307,18 @@ class Encoder:
                 parts.append(hit)
         if span.dropped_attributes:
             parts.append(b"\x50" + _varint(span.dropped_attributes))
-        if span.events:
-            for event in span.events:
-                body = b"\x09" + _pack_q(event.timestamp) + _str(0x12, event.name)
-                body += self._attributes(0x1A, event.attributes)
-                parts.append(_ld(0x5A, body))
-        if span.links:
-            for link in span.links:
-                lctx = link.context
-                body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big")
-                body += b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
-                body += self._attributes(0x22, link.attributes)
-                lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
-                body += b"\x35" + _pack_i(lflags)
-                parts.append(_ld(0x6A, body))
+        for event in span.events:
+            body = b"\x09" + _pack_q(event.timestamp) + _str(0x12, event.name)
+            body += self._attributes(0x1A, event.attributes)
+            parts.append(_ld(0x5A, body))
+        for link in span.links:
+            lctx = link.context
+            body = b"\x0a\x10" + lctx.trace_id.to_bytes(16, "big")
+            body += b"\x12\x08" + lctx.span_id.to_bytes(8, "big")
+            body += self._attributes(0x22, link.attributes)
+            lflags = _HAS_IS_REMOTE | (_IS_REMOTE if lctx.is_remote else 0)
+            body += b"\x35" + _pack_i(lflags)
+            parts.append(_ld(0x6A, body))
         status = span.status
         if status is UNSET or (status.status_code is _STATUS_UNSET and not status.description):
             # an empty Status (as the stock encoder writes), then the flags (field 16, fixed32)
@@ -346,9 +344,7 @@ class Encoder:
                 by_scope = groups.setdefault(id(resource), (resource, {}))[1]
                 encoded = by_scope.setdefault(id(scope), (scope, []))[1]
                 last = (resource, scope)
-            body = self.span(span)
-            n = len(body)
-            encoded.append(b"\x12" + (_SMALL_VARINTS[n] if n < 16384 else _varint(n)) + body)
+            encoded.append(_ld(0x12, self.span(span)))
         out = []
         for resource, by_scope in groups.values():
             body = _ld(0x0A, self._block(resource, self._resource))
