@@ -151,7 +151,7 @@ def _put(headers: Any, values: Mapping[str, str]) -> None:
     )
 
 
-def context_headers(now: float | None = None, span: Any = None) -> dict[str, str]:
+def context_headers(span: Any = None) -> dict[str, str]:
     """The headers that carry the current context across a queue (pure: no span, no count).
 
     The correlation ID is the current one, or a new one outside a request, so every log line
@@ -164,8 +164,14 @@ def context_headers(now: float | None = None, span: Any = None) -> dict[str, str
         values.update(
             _tracing().outbound_headers(None if span is None else span.get_span_context())
         )
-    values[_ENQUEUED] = f"{time.time() if now is None else now:.6f}"
+    values[_ENQUEUED] = _enqueued_at(time.time_ns())
     return values
+
+
+def _enqueued_at(ns: int) -> str:
+    """`X-Enqueued-At` for a moment in ns since the epoch: Unix seconds, six decimals (as
+    `%.6f`, from integers)."""
+    return f"{ns // 1_000_000_000}.{ns // 1000 % 1_000_000:06d}"
 
 
 def inject(headers: Headers) -> Headers:
@@ -304,7 +310,7 @@ def begin_send(
         api.write_trace_headers(values, trace_id, span_id, 1 if sampled else 0, state)
         if baggage:
             api.inject_baggage(values)
-    values[_ENQUEUED] = f"{now // 1_000_000_000}.{now // 1000 % 1_000_000:06d}"  # as %.6f
+    values[_ENQUEUED] = _enqueued_at(now)
     return pending, values
 
 
